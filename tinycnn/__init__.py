@@ -1,0 +1,19 @@
+"""tinycnn: a from-scratch CNN engine in NumPy with Cython hot paths.
+
+Layout is NCHW float32 throughout; Conv2D weights are (out_channels, in_channels, kh, kw).
+"""
+from .gradcheck import gradcheck
+from .kernels import backend
+from .layers import Conv2D, Dense, Dropout, Flatten, Layer, MaxPool2D, ReLU
+from .losses import log_softmax, softmax, softmax_cross_entropy
+from .model import Sequential
+from .optim import SGD
+from .serialization import load, load_weights, save
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Conv2D", "Dense", "Dropout", "Flatten", "Layer", "MaxPool2D", "ReLU", "Sequential",
+    "SGD", "backend", "gradcheck", "load", "load_weights", "log_softmax", "save", "softmax",
+    "softmax_cross_entropy",
+]

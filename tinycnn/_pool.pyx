@@ -1,0 +1,64 @@
+# Compiled 2-D max pooling. Reference: _pool_numpy.py (same signatures, same tie rule).
+# Directives (boundscheck, wraparound, cdivision, ...) are set for all kernels in setup.py.
+#
+# argmax[n, c, oh, ow] = k = i*kw + j, the offset of the first maximum of the window
+# in row-major order (strict >), so both kernels break ties identically.
+import numpy as np
+cimport numpy as cnp
+from cython cimport floating
+
+cnp.import_array()
+
+
+def maxpool_forward(const floating[:, :, :, ::1] x, Py_ssize_t kh, Py_ssize_t kw,
+                    Py_ssize_t sh, Py_ssize_t sw):
+    """x: (N, C, H, W) -> out: (N, C, OH, OW) same dtype, argmax: (N, C, OH, OW) int32."""
+    cdef Py_ssize_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
+    cdef Py_ssize_t OH = (H - kh) // sh + 1
+    cdef Py_ssize_t OW = (W - kw) // sw + 1
+    dtype = np.float32 if floating is float else np.float64
+    out_arr = np.empty((N, C, OH, OW), dtype=dtype)
+    arg_arr = np.empty((N, C, OH, OW), dtype=np.int32)
+    cdef floating[:, :, :, ::1] out = out_arr
+    cdef int[:, :, :, ::1] argmax = arg_arr
+    cdef Py_ssize_t n, c, oh, ow, i, j, h0, w0
+    cdef floating best, v
+    cdef int k
+    with nogil:
+        for n in range(N):
+            for c in range(C):
+                for oh in range(OH):
+                    h0 = oh * sh
+                    for ow in range(OW):
+                        w0 = ow * sw
+                        best = x[n, c, h0, w0]
+                        k = 0
+                        for i in range(kh):
+                            for j in range(kw):
+                                v = x[n, c, h0 + i, w0 + j]
+                                if v > best:
+                                    best = v
+                                    k = <int>(i * kw + j)
+                        out[n, c, oh, ow] = best
+                        argmax[n, c, oh, ow] = k
+    return out_arr, arg_arr
+
+
+def maxpool_backward(const floating[:, :, :, ::1] dout, const int[:, :, :, ::1] argmax,
+                     Py_ssize_t H, Py_ssize_t W, Py_ssize_t kh, Py_ssize_t kw,
+                     Py_ssize_t sh, Py_ssize_t sw):
+    """dout, argmax: (N, C, OH, OW) -> dx: (N, C, H, W); overlapping winners accumulate."""
+    cdef Py_ssize_t N = dout.shape[0], C = dout.shape[1], OH = dout.shape[2], OW = dout.shape[3]
+    dtype = np.float32 if floating is float else np.float64
+    dx_arr = np.zeros((N, C, H, W), dtype=dtype)
+    cdef floating[:, :, :, ::1] dx = dx_arr
+    cdef Py_ssize_t n, c, oh, ow
+    cdef int k
+    with nogil:
+        for n in range(N):
+            for c in range(C):
+                for oh in range(OH):
+                    for ow in range(OW):
+                        k = argmax[n, c, oh, ow]
+                        dx[n, c, oh * sh + k // kw, ow * sw + k % kw] += dout[n, c, oh, ow]
+    return dx_arr

@@ -1,0 +1,51 @@
+"""SGD with momentum and weight decay; its state lives here, keyed by parameter name."""
+import numpy as np
+
+
+class SGD:
+    """SGD(model, lr=0.01, momentum=0.9, weight_decay=0.0).
+
+    For each trainable parameter p (name like "3.W") with gradient g, per step:
+        g = g + weight_decay * p
+        v = momentum * v + g          (v starts at 0; the PyTorch convention)
+        p = p - lr * v                (in place, so slices and shared layers see it)
+    Frozen layers are skipped entirely: their params and velocities never change.
+    """
+
+    def __init__(self, model, lr=0.01, momentum=0.9, weight_decay=0.0):
+        for name, value, lo in (("lr", lr, 0.0), ("momentum", momentum, 0.0),
+                                ("weight_decay", weight_decay, 0.0)):
+            if not isinstance(value, (int, float)) or value < lo:
+                raise ValueError(f"{name} must be a number >= {lo}, got {value!r}")
+        self.model = model
+        self.lr = float(lr)
+        self.momentum = float(momentum)
+        self.weight_decay = float(weight_decay)
+        self.velocity = {}  # parameter name -> array like the parameter
+
+    def step(self):
+        """Apply one update from the grads left by the last backward."""
+        for name, layer, key in self.model.trainable_slots():
+            p, g = layer.params[key], layer.grads[key]
+            if self.weight_decay:
+                g = g + self.weight_decay * p
+            if self.momentum:
+                v = self.velocity.get(name)
+                if v is None:
+                    v = self.velocity[name] = g.copy()
+                else:
+                    v *= self.momentum
+                    v += g
+                g = v
+            p -= self.lr * g
+
+    def state_dict(self):
+        """Hyper-parameters and velocities, as arrays keyed by name (for checkpoints)."""
+        state = {f"velocity/{k}": v for k, v in self.velocity.items()}
+        state["hyper"] = np.array([self.lr, self.momentum, self.weight_decay])
+        return state
+
+    def load_state_dict(self, state):
+        self.lr, self.momentum, self.weight_decay = (float(v) for v in state["hyper"])
+        self.velocity = {k[len("velocity/"):]: np.array(v) for k, v in state.items()
+                         if k.startswith("velocity/")}

@@ -1,0 +1,130 @@
+"""Save and load Sequential models as one .npz that needs no pickle.
+
+File layout (``np.load(path, allow_pickle=False)`` reads it):
+    "<i>.<key>"   every parameter, e.g. "0.W" (out_channels, in_channels, kh, kw)
+    "__meta__"    a 0-d unicode array holding JSON:
+                  {"format": "tinycnn.Sequential", "version": 1,
+                   "layers": [{"type": "Conv2D", ...constructor args}, ...],
+                   "trainable": [true, ...]}
+Writes go to a temporary file in the target directory, then os.replace: a reader
+never sees a half-written model.
+"""
+import io
+import json
+import os
+import tempfile
+import zipfile
+
+import numpy as np
+
+from .layers import LAYER_TYPES
+from .model import Sequential
+
+FORMAT = "tinycnn.Sequential"
+VERSION = 1
+
+
+def _arrays(model):
+    meta = {"format": FORMAT, "version": VERSION, "layers": model.specs(),
+            "trainable": [layer.trainable for layer in model]}
+    arrays = dict(model.named_params())
+    arrays["__meta__"] = np.array(json.dumps(meta))
+    return arrays
+
+
+def to_bytes(model):
+    """The .npz file contents as bytes."""
+    buf = io.BytesIO()
+    np.savez(buf, **_arrays(model))
+    return buf.getvalue()
+
+
+def save(model, path):
+    """Write model to path (.npz) atomically: temp file + fsync + os.replace."""
+    path = os.fspath(path)
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".npz")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, **_arrays(model))
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+def _read(source, label):
+    """All arrays of an .npz (path or bytes) -> (meta dict, {name: array}); ValueError if unusable."""
+    if isinstance(source, (bytes, bytearray)):
+        source = io.BytesIO(source)
+    try:
+        with np.load(source, allow_pickle=False) as npz:
+            arrays = {name: npz[name] for name in npz.files}
+    except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError) as exc:
+        raise ValueError(f"{label}: not a readable tinycnn .npz (truncated or foreign file?): {exc}") from exc
+    if "__meta__" not in arrays:
+        raise ValueError(f"{label}: .npz without tinycnn metadata ('__meta__'); "
+                         f"it holds {sorted(arrays)[:5]}")
+    try:
+        meta = json.loads(str(arrays.pop("__meta__")))
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{label}: metadata is not valid JSON: {exc}") from exc
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise ValueError(f"{label}: expected format {FORMAT!r}, got {meta.get('format') if isinstance(meta, dict) else meta!r}")
+    if meta.get("version") != VERSION:
+        raise ValueError(f"{label}: expected format version {VERSION}, got {meta.get('version')!r}")
+    return meta, arrays
+
+
+def _build(meta, label):
+    layers = []
+    for i, spec in enumerate(meta["layers"]):
+        spec = dict(spec)
+        kind = spec.pop("type", None)
+        if kind not in LAYER_TYPES:
+            raise ValueError(f"{label}: layer {i} has unknown type {kind!r}; known: {sorted(LAYER_TYPES)}")
+        try:
+            layers.append(LAYER_TYPES[kind](**spec))
+        except TypeError as exc:
+            raise ValueError(f"{label}: layer {i} ({kind}) has bad arguments {spec}: {exc}") from exc
+    return Sequential(layers)
+
+
+def load(source):
+    """Rebuild a Sequential from a path or bytes written by ``save``/``to_bytes``."""
+    label = "<bytes>" if isinstance(source, (bytes, bytearray)) else os.fspath(source)
+    meta, arrays = _read(source, label)
+    model = _build(meta, label)
+    for i, layer in enumerate(model):  # match the file's dtype (float32 or float64)
+        dtypes = {arrays[f"{i}.{k}"].dtype for k in layer.params if f"{i}.{k}" in arrays}
+        if len(dtypes) == 1:
+            layer.astype(dtypes.pop())
+    try:
+        model.load_state_dict(arrays)
+    except ValueError as exc:
+        raise ValueError(f"{label}: {exc}") from exc
+    trainable = meta.get("trainable", [True] * len(model))
+    if len(trainable) != len(model):
+        raise ValueError(f"{label}: 'trainable' has {len(trainable)} flags for {len(model)} layers")
+    for layer, flag in zip(model, trainable):
+        layer.trainable = bool(flag)
+    return model
+
+
+def load_weights(model, source):
+    """Load params from a file into an existing model of the same architecture."""
+    label = "<bytes>" if isinstance(source, (bytes, bytearray)) else os.fspath(source)
+    meta, arrays = _read(source, label)
+    theirs, ours = meta["layers"], model.specs()
+    if len(theirs) != len(ours):
+        raise ValueError(f"{label}: saved from a {len(theirs)}-layer model, this model has {len(ours)}")
+    for i, (a, b) in enumerate(zip(ours, theirs)):
+        if a != b:
+            raise ValueError(f"{label}: layer {i} differs: this model has {a}, the file has {b}")
+    try:
+        model.load_state_dict(arrays)
+    except ValueError as exc:
+        raise ValueError(f"{label}: {exc}") from exc
+    return model
