@@ -31,14 +31,24 @@ cdef inline Py_ssize_t _end_inside(Py_ssize_t j, Py_ssize_t sw, Py_ssize_t pw,
     return min(last // sw + 1, OW)
 
 
+cdef inline void _add_run(floating* dst, const floating* src, Py_ssize_t n) noexcept nogil:
+    """dst[k] += src[k] for k < n."""
+    cdef Py_ssize_t k
+    for k in range(n):
+        dst[k] += src[k]
+
+
 def im2col(const floating[:, :, :, ::1] x, Py_ssize_t kh, Py_ssize_t kw,
-           Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t ph, Py_ssize_t pw):
-    """x: (N, C, H, W) float32/float64, C-contiguous -> col: (C*kh*kw, N*OH*OW)."""
+           Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t ph, Py_ssize_t pw, out=None):
+    """x: (N, C, H, W) float32/float64, C-contiguous -> col: (C*kh*kw, N*OH*OW).
+
+    out: optional C-contiguous array of that shape and x's dtype to write into.
+    """
     cdef Py_ssize_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
     cdef Py_ssize_t OH = (H + 2 * ph - kh) // sh + 1
     cdef Py_ssize_t OW = (W + 2 * pw - kw) // sw + 1
     dtype = np.float32 if floating is float else np.float64
-    col_arr = np.empty((C * kh * kw, N * OH * OW), dtype=dtype)
+    col_arr = np.empty((C * kh * kw, N * OH * OW), dtype=dtype) if out is None else out
     cdef floating[:, ::1] col = col_arr
     cdef Py_ssize_t c, i, j, n, oh, ow, h, row, base, ow_lo, ow_hi, w0
     with nogil:
@@ -46,10 +56,10 @@ def im2col(const floating[:, :, :, ::1] x, Py_ssize_t kh, Py_ssize_t kw,
             for i in range(kh):
                 for j in range(kw):
                     row = (c * kh + i) * kw + j
-                    ow_lo = _first_inside(j, sw, pw)
-                    ow_hi = _end_inside(j, sw, pw, W, OW)
-                    if ow_hi < ow_lo:
-                        ow_hi = ow_lo
+                    # 0 <= ow_lo <= ow_hi <= OW: a kernel overhanging the whole row can
+                    # give _first_inside > OW, which must not index past the row
+                    ow_lo = min(_first_inside(j, sw, pw), OW)
+                    ow_hi = max(_end_inside(j, sw, pw, W, OW), ow_lo)
                     w0 = j - pw
                     for n in range(N):
                         for oh in range(OH):
@@ -86,8 +96,8 @@ def col2im(const floating[:, ::1] col, Py_ssize_t N, Py_ssize_t C, Py_ssize_t H,
             for i in range(kh):
                 for j in range(kw):
                     row = (c * kh + i) * kw + j
-                    ow_lo = _first_inside(j, sw, pw)
-                    ow_hi = _end_inside(j, sw, pw, W, OW)
+                    ow_lo = min(_first_inside(j, sw, pw), OW)
+                    ow_hi = max(_end_inside(j, sw, pw, W, OW), ow_lo)
                     w0 = j - pw
                     for n in range(N):
                         for oh in range(OH):
@@ -95,6 +105,10 @@ def col2im(const floating[:, ::1] col, Py_ssize_t N, Py_ssize_t C, Py_ssize_t H,
                             if h < 0 or h >= H:
                                 continue
                             base = (n * OH + oh) * OW
-                            for ow in range(ow_lo, ow_hi):
-                                dx[n, c, h, ow * sw + w0] += col[row, base + ow]
+                            if sw == 1 and ow_hi > ow_lo:
+                                # unit stride: a plain contiguous add that the compiler vectorises
+                                _add_run(&dx[n, c, h, ow_lo + w0], &col[row, base + ow_lo], ow_hi - ow_lo)
+                            else:
+                                for ow in range(ow_lo, ow_hi):
+                                    dx[n, c, h, ow * sw + w0] += col[row, base + ow]
     return dx_arr

@@ -16,17 +16,22 @@ def out_size(size, k, stride, pad):
     return (size + 2 * pad - k) // stride + 1
 
 
-def im2col(x, kh, kw, sh, sw, ph, pw):
-    """x: (N, C, H, W) float -> col: (C*kh*kw, N*OH*OW), same dtype."""
+def im2col(x, kh, kw, sh, sw, ph, pw, out=None):
+    """x: (N, C, H, W) float -> col: (C*kh*kw, N*OH*OW), same dtype.
+
+    out: optional C-contiguous array of that shape and dtype to write into.
+    """
     N, C, H, W = x.shape
     OH, OW = out_size(H, kh, sh, ph), out_size(W, kw, sw, pw)
     x_pad = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
-    col = np.empty((C, kh, kw, N, OH, OW), dtype=x.dtype)
+    if out is None:
+        out = np.empty((C * kh * kw, N * OH * OW), dtype=x.dtype)
+    col = out.reshape(C, kh, kw, N, OH, OW)  # a view: writes land in out
     for i in range(kh):
         for j in range(kw):
             # (N, C, OH, OW) window of offset (i, j) -> (C, N, OH, OW)
             col[:, i, j] = x_pad[:, :, i:i + sh * OH:sh, j:j + sw * OW:sw].transpose(1, 0, 2, 3)
-    return col.reshape(C * kh * kw, N * OH * OW)
+    return out
 
 
 def col2im(col, N, C, H, W, kh, kw, sh, sw, ph, pw):

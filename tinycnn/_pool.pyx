@@ -21,26 +21,27 @@ def maxpool_forward(const floating[:, :, :, ::1] x, Py_ssize_t kh, Py_ssize_t kw
     arg_arr = np.empty((N, C, OH, OW), dtype=np.int32)
     cdef floating[:, :, :, ::1] out = out_arr
     cdef int[:, :, :, ::1] argmax = arg_arr
-    cdef Py_ssize_t n, c, oh, ow, i, j, h0, w0
+    cdef Py_ssize_t nc, n, c, oh, ow, i, j, h0, w0
     cdef floating best, v
     cdef int k
     with nogil:
-        for n in range(N):
-            for c in range(C):
-                for oh in range(OH):
-                    h0 = oh * sh
-                    for ow in range(OW):
-                        w0 = ow * sw
-                        best = x[n, c, h0, w0]
-                        k = 0
-                        for i in range(kh):
-                            for j in range(kw):
-                                v = x[n, c, h0 + i, w0 + j]
-                                if v > best:
-                                    best = v
-                                    k = <int>(i * kw + j)
-                        out[n, c, oh, ow] = best
-                        argmax[n, c, oh, ow] = k
+        for nc in range(N * C):  # one (n, c) plane per iteration
+            n = nc // C
+            c = nc % C
+            for oh in range(OH):
+                h0 = oh * sh
+                for ow in range(OW):
+                    w0 = ow * sw
+                    best = x[n, c, h0, w0]
+                    k = 0
+                    for i in range(kh):
+                        for j in range(kw):
+                            v = x[n, c, h0 + i, w0 + j]
+                            if v > best:
+                                best = v
+                                k = <int>(i * kw + j)
+                    out[n, c, oh, ow] = best
+                    argmax[n, c, oh, ow] = k
     return out_arr, arg_arr
 
 
@@ -52,13 +53,14 @@ def maxpool_backward(const floating[:, :, :, ::1] dout, const int[:, :, :, ::1] 
     dtype = np.float32 if floating is float else np.float64
     dx_arr = np.zeros((N, C, H, W), dtype=dtype)
     cdef floating[:, :, :, ::1] dx = dx_arr
-    cdef Py_ssize_t n, c, oh, ow
+    cdef Py_ssize_t nc, n, c, oh, ow
     cdef int k
     with nogil:
-        for n in range(N):
-            for c in range(C):
-                for oh in range(OH):
-                    for ow in range(OW):
-                        k = argmax[n, c, oh, ow]
-                        dx[n, c, oh * sh + k // kw, ow * sw + k % kw] += dout[n, c, oh, ow]
+        for nc in range(N * C):  # one (n, c) plane per iteration
+            n = nc // C
+            c = nc % C
+            for oh in range(OH):
+                for ow in range(OW):
+                    k = argmax[n, c, oh, ow]
+                    dx[n, c, oh * sh + k // kw, ow * sw + k % kw] += dout[n, c, oh, ow]
     return dx_arr

@@ -12,7 +12,7 @@ import warnings
 
 import numpy as np
 
-from . import _im2col_numpy, _pool_numpy
+from . import _im2col_numpy, _pool_numpy, _sgd_numpy
 
 _CHOICES = ("auto", "cython", "numpy")
 
@@ -21,9 +21,9 @@ def _select(choice):
     if choice not in _CHOICES:
         raise ValueError(f"TINYCNN_KERNELS must be one of {_CHOICES}, got {choice!r}")
     if choice == "numpy":
-        return "numpy", _im2col_numpy, _pool_numpy
+        return "numpy", _im2col_numpy, _pool_numpy, _sgd_numpy
     try:
-        from . import _im2col, _pool
+        from . import _im2col, _pool, _sgd
     except ImportError as exc:
         if choice == "cython":
             raise ImportError(
@@ -31,11 +31,11 @@ def _select(choice):
                 f"({exc}); build them with `pip install -e .`") from exc
         warnings.warn("tinycnn: compiled kernels not built, using the NumPy reference "
                       "(slower); build them with `pip install -e .`", RuntimeWarning, stacklevel=3)
-        return "numpy", _im2col_numpy, _pool_numpy
-    return "cython", _im2col, _pool
+        return "numpy", _im2col_numpy, _pool_numpy, _sgd_numpy
+    return "cython", _im2col, _pool, _sgd
 
 
-_BACKEND, _im2col_mod, _pool_mod = _select(os.environ.get("TINYCNN_KERNELS", "auto").lower())
+_BACKEND, _im2col_mod, _pool_mod, _sgd_mod = _select(os.environ.get("TINYCNN_KERNELS", "auto").lower())
 
 
 def backend():
@@ -43,9 +43,19 @@ def backend():
     return _BACKEND
 
 
-def im2col(x, kh, kw, sh, sw, ph, pw):
-    """x: (N, C, H, W) float -> col: (C*kh*kw, N*OH*OW)."""
-    return _im2col_mod.im2col(np.ascontiguousarray(x), kh, kw, sh, sw, ph, pw)
+def im2col(x, kh, kw, sh, sw, ph, pw, out=None):
+    """x: (N, C, H, W) float -> col: (C*kh*kw, N*OH*OW), written into out if given.
+
+    out must then be C-contiguous with exactly that shape and x's dtype.
+    """
+    x = np.ascontiguousarray(x)
+    if out is not None:
+        N, C, H, W = x.shape
+        shape = (C * kh * kw, N * ((H + 2 * ph - kh) // sh + 1) * ((W + 2 * pw - kw) // sw + 1))
+        if out.shape != shape or out.dtype != x.dtype or not out.flags.c_contiguous:
+            raise ValueError(f"im2col out must be a C-contiguous {x.dtype} array of shape {shape}, "
+                             f"got {out.dtype} {out.shape} (contiguous={out.flags.c_contiguous})")
+    return _im2col_mod.im2col(x, kh, kw, sh, sw, ph, pw, out)
 
 
 def col2im(col, N, C, H, W, kh, kw, sh, sw, ph, pw):
@@ -61,3 +71,12 @@ def maxpool_forward(x, kh, kw, sh, sw):
 def maxpool_backward(dout, argmax, H, W, kh, kw, sh, sw):
     """dout, argmax: (N, C, OH, OW) -> dx: (N, C, H, W)."""
     return _pool_mod.maxpool_backward(np.ascontiguousarray(dout), argmax, H, W, kh, kw, sh, sw)
+
+
+def sgd_momentum_update(p, g, v, lr, momentum, weight_decay):
+    """In place: v = momentum*v + (g + weight_decay*p); p -= lr*v. p, g, v: same shape and dtype."""
+    if not (p.flags.c_contiguous and v.flags.c_contiguous):
+        raise ValueError("sgd_momentum_update needs C-contiguous p and v (updated in place)")
+    g = np.ascontiguousarray(g, dtype=p.dtype)
+    _sgd_mod.sgd_momentum_update(p.reshape(-1), g.reshape(-1), v.reshape(-1),
+                                 lr, momentum, weight_decay)

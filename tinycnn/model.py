@@ -84,9 +84,11 @@ class Sequential:
             layer.clear_cache()
 
     def reseed(self, seed):
-        """Make stochastic layers (Dropout) repeat their draws: layer i gets seed + i."""
-        for i, layer in enumerate(self.layers):
-            layer.reseed(seed + i)
+        """Make stochastic layers (Dropout) repeat their draws. seed: an int or a list of
+        ints (e.g. [seed, epoch]); layer i gets the i-th child of SeedSequence(seed)."""
+        children = np.random.SeedSequence(seed).spawn(len(self.layers))
+        for layer, child in zip(self.layers, children):
+            layer.reseed(child)
 
     # --- parameters -----------------------------------------------------------------
     def named_params(self):

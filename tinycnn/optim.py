@@ -1,6 +1,8 @@
 """SGD with momentum and weight decay; its state lives here, keyed by parameter name."""
 import numpy as np
 
+from . import kernels
+
 
 class SGD:
     """SGD(model, lr=0.01, momentum=0.9, weight_decay=0.0).
@@ -27,17 +29,16 @@ class SGD:
         """Apply one update from the grads left by the last backward."""
         for name, layer, key in self.model.trainable_slots():
             p, g = layer.params[key], layer.grads[key]
-            if self.weight_decay:
-                g = g + self.weight_decay * p
             if self.momentum:
                 v = self.velocity.get(name)
-                if v is None:
-                    v = self.velocity[name] = g.copy()
-                else:
-                    v *= self.momentum
-                    v += g
-                g = v
-            p -= self.lr * g
+                if v is None or v.shape != p.shape:
+                    v = self.velocity[name] = np.zeros_like(p)
+                elif v.dtype != p.dtype or not v.flags.c_contiguous:  # e.g. after model.astype()
+                    v = self.velocity[name] = np.ascontiguousarray(v, dtype=p.dtype)
+                # one fused pass (see _sgd.pyx)
+                kernels.sgd_momentum_update(p, g, v, self.lr, self.momentum, self.weight_decay)
+            else:
+                p -= self.lr * (g + self.weight_decay * p) if self.weight_decay else self.lr * g
 
     def state_dict(self):
         """Hyper-parameters and velocities, as arrays keyed by name (for checkpoints)."""

@@ -12,11 +12,11 @@ never sees a half-written model.
 import io
 import json
 import os
-import tempfile
 import zipfile
 
 import numpy as np
 
+from .atomic import atomic_write
 from .layers import LAYER_TYPES
 from .model import Sequential
 
@@ -41,18 +41,8 @@ def to_bytes(model):
 
 def save(model, path):
     """Write model to path (.npz) atomically: temp file + fsync + os.replace."""
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".npz")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **_arrays(model))
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    with atomic_write(path) as f:
+        np.savez(f, **_arrays(model))
 
 
 def _read(source, label):
@@ -60,9 +50,14 @@ def _read(source, label):
     if isinstance(source, (bytes, bytearray)):
         source = io.BytesIO(source)
     try:
-        with np.load(source, allow_pickle=False) as npz:
+        loaded = np.load(source, allow_pickle=False)
+        if not isinstance(loaded, np.lib.npyio.NpzFile):  # a bare .npy array
+            raise ValueError(f"expected an .npz archive, got a single {type(loaded).__name__}")
+        with loaded as npz:
             arrays = {name: npz[name] for name in npz.files}
-    except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError) as exc:
+    # zipfile reports damaged archives through all of these, depending on the damaged byte
+    except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError,
+            NotImplementedError, RuntimeError) as exc:
         raise ValueError(f"{label}: not a readable tinycnn .npz (truncated or foreign file?): {exc}") from exc
     if "__meta__" not in arrays:
         raise ValueError(f"{label}: .npz without tinycnn metadata ('__meta__'); "
@@ -75,6 +70,9 @@ def _read(source, label):
         raise ValueError(f"{label}: expected format {FORMAT!r}, got {meta.get('format') if isinstance(meta, dict) else meta!r}")
     if meta.get("version") != VERSION:
         raise ValueError(f"{label}: expected format version {VERSION}, got {meta.get('version')!r}")
+    layers = meta.get("layers")
+    if not isinstance(layers, list) or not all(isinstance(spec, dict) for spec in layers):
+        raise ValueError(f"{label}: metadata needs 'layers', a list of layer specs, got {layers!r:.80}")
     return meta, arrays
 
 

@@ -66,6 +66,13 @@ class Layer:
             self.grads[key] = self.grads[key].astype(dtype)
         return self
 
+    def grad_buffer(self, key):
+        """grads[key] as a C-contiguous array shaped like params[key], to write into in place."""
+        p, g = self.params[key], self.grads.get(key)
+        if g is None or g.shape != p.shape or g.dtype != p.dtype or not g.flags.c_contiguous:
+            g = self.grads[key] = np.empty_like(p)
+        return g
+
     def _check_input(self, x, ndim, layout):
         """Raise TypeError/ValueError unless x is a float array of rank ndim (None: any rank >= 2)."""
         name = type(self).__name__

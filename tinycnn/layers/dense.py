@@ -42,8 +42,8 @@ class Dense(Layer):
         """dout: (N, out_features) -> dx: (N, in_features) (None if not need_dx)."""
         x = self._cached(self.x, "the input")
         if self.trainable:
-            self.grads["W"] = x.T @ dout
-            self.grads["b"] = dout.sum(axis=0)
+            np.matmul(x.T, dout, out=self.grad_buffer("W"))
+            np.sum(dout, axis=0, out=self.grad_buffer("b"))
         dx = dout @ self.params["W"].T if need_dx else None
         self.clear_cache()
         return dx

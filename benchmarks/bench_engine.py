@@ -1,0 +1,232 @@
+"""Engine speed: conv GFLOP/s vs same-run sgemm, training throughput, batch-1 latency.
+
+Run (the machine's OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE slow NumPy; unset them here only):
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/bench_engine.py
+
+If torch is importable, the same nets run in PyTorch with the same thread count and
+the tinycnn/PyTorch ratios are printed. Every figure is a median of repeated runs.
+"""
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+
+import numpy as np
+
+import tinycnn
+from tinycnn import Conv2D, SGD, softmax_cross_entropy
+from cloudedge.models import cloud_cnn, edge_cnn
+
+CONV_SHAPES = [(1, 32), (32, 32), (80, 80), (128, 128)]  # (in, out) channels, 3x3, pad 1
+BATCH, SIZE = 32, 28
+
+
+def median_seconds(fn, repeat, warmup=1):
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def paired_seconds(fn_a, fn_b, rounds, block=3):
+    """Time fn_a and fn_b in alternating blocks, so both see the same machine load.
+
+    Each round runs one untimed call then `block` timed calls of fn_a, then the same
+    for fn_b; the untimed call lets the other library's idle threads stop spinning
+    (OpenBLAS and PyTorch's OpenMP both spin after a call and slowed each other when
+    strictly alternated). Returns (median a, median b, median of per-round a/b ratios).
+    """
+    a, b = [], []
+    for _ in range(rounds):
+        for fn, times in ((fn_a, a), (fn_b, b)):
+            fn()
+            block_times = []
+            for _ in range(block):
+                start = time.perf_counter()
+                fn()
+                block_times.append(time.perf_counter() - start)
+            times.append(statistics.median(block_times))
+    return statistics.median(a), statistics.median(b), statistics.median(x / y for x, y in zip(a, b))
+
+
+def blas_info():
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        return [{"note": "threadpoolctl not installed (pip install threadpoolctl)"}]
+    return [{k: pool.get(k) for k in ("internal_api", "version", "architecture", "num_threads")}
+            for pool in threadpool_info() if pool.get("user_api") == "blas"]
+
+
+SGEMM_N = 2048
+
+
+def sgemm_step():
+    """A float32 2048^3 matrix product: the BLAS peak this run is compared against."""
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((SGEMM_N, SGEMM_N), dtype=np.float32)
+    b = rng.standard_normal((SGEMM_N, SGEMM_N), dtype=np.float32)
+    return lambda: a @ b
+
+
+def conv_step(cin, cout):
+    """Forward + backward (dW, db, dx) of one Conv2D; FLOPs = 3 GEMMs x 2 x MACs."""
+    rng = np.random.default_rng(0)
+    layer = Conv2D(cin, cout, 3, padding=1, rng=rng)
+    x = rng.standard_normal((BATCH, cin, SIZE, SIZE), dtype=np.float32)
+    dout = rng.standard_normal((BATCH, cout, SIZE, SIZE), dtype=np.float32)
+
+    def step():
+        layer.forward(x, training=True)
+        layer.backward(dout)
+
+    return step, 3 * 2 * BATCH * cout * SIZE * SIZE * cin * 9
+
+
+def tinycnn_train_step(model, shape):
+    rng = np.random.default_rng(0)
+    x = rng.random((BATCH, *shape), dtype=np.float32)
+    y = rng.integers(0, 10, BATCH)
+    opt = SGD(model, lr=0.01, momentum=0.9)
+
+    def step():
+        loss, dlogits = softmax_cross_entropy(model.forward(x, training=True), y)
+        model.backward(dlogits)
+        opt.step()
+
+    return step
+
+
+def tinycnn_infer_step(model, shape):
+    x = np.random.default_rng(0).random((1, *shape), dtype=np.float32)
+    return lambda: model.forward(x)
+
+
+def torch_net(model, torch):
+    """The same architecture (and weights) as a tinycnn Sequential, in torch.nn."""
+    nn = torch.nn
+    layers = []
+    for layer in model:
+        kind = type(layer).__name__
+        if kind == "Conv2D":
+            m = nn.Conv2d(layer.in_channels, layer.out_channels, layer.kernel_size,
+                          stride=layer.stride, padding=layer.padding)
+            m.weight.data = torch.from_numpy(layer.params["W"].copy())
+            m.bias.data = torch.from_numpy(layer.params["b"].copy())
+        elif kind == "Dense":
+            m = nn.Linear(layer.in_features, layer.out_features)
+            m.weight.data = torch.from_numpy(layer.params["W"].T.copy())
+            m.bias.data = torch.from_numpy(layer.params["b"].copy())
+        elif kind == "ReLU":
+            m = nn.ReLU()
+        elif kind == "MaxPool2D":
+            m = nn.MaxPool2d(layer.size, layer.stride)
+        elif kind == "Dropout":
+            m = nn.Dropout(layer.p)
+        elif kind == "Flatten":
+            m = nn.Flatten()
+        else:
+            raise ValueError(f"no torch equivalent for {kind}")
+        layers.append(m)
+    return nn.Sequential(*layers)
+
+
+def torch_steps(model, shape, torch):
+    """(train step, batch-1 inference step) of the same net in PyTorch."""
+    net = torch_net(model, torch)
+    x = torch.rand(BATCH, *shape)
+    y = torch.randint(0, 10, (BATCH,))
+    opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9)
+    loss_fn = torch.nn.CrossEntropyLoss()
+    eval_net = torch_net(model, torch).eval()
+    x1 = torch.rand(1, *shape)
+
+    def train():
+        opt.zero_grad()
+        loss_fn(net(x), y).backward()
+        opt.step()
+
+    def infer():
+        with torch.no_grad():
+            eval_net(x1)
+
+    return train, infer
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=5, help="timed runs per figure (median)")
+    parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
+    args = parser.parse_args()
+
+    threads = int(os.environ.get("OMP_NUM_THREADS", os.cpu_count() or 1))
+    result = {"python": platform.python_version(), "numpy": np.__version__,
+              "tinycnn_backend": tinycnn.backend(), "threads": threads, "blas": blas_info(),
+              "OPENBLAS_CORETYPE": os.environ.get("OPENBLAS_CORETYPE", "<unset>"),
+              "OPENBLAS_L2_SIZE": os.environ.get("OPENBLAS_L2_SIZE", "<unset>")}
+    print(f"tinycnn backend: {result['tinycnn_backend']}, numpy {np.__version__}, threads {threads}")
+    for pool in result["blas"]:
+        print(f"BLAS: {pool}")
+    print(f"OPENBLAS_CORETYPE={result['OPENBLAS_CORETYPE']} OPENBLAS_L2_SIZE={result['OPENBLAS_L2_SIZE']}")
+
+    sgemm = sgemm_step()
+    print(f"\nConv2D 3x3 pad 1, batch {BATCH}, {SIZE}x{SIZE}, forward+backward, timed in turn with "
+          f"a NumPy sgemm {SGEMM_N}^3 (median of {args.repeat} rounds of 3):")
+    print(f"{'channels':>10} {'GFLOP/s':>8} {'sgemm GFLOP/s':>14} {'% of sgemm':>10}")
+    result["conv"] = []
+    for cin, cout in CONV_SHAPES:
+        step, flops = conv_step(cin, cout)
+        t_conv, t_gemm, ratio = paired_seconds(step, sgemm, args.repeat)
+        g, peak = flops / t_conv / 1e9, 2 * SGEMM_N ** 3 / t_gemm / 1e9
+        frac = (flops / (2 * SGEMM_N ** 3)) / ratio  # median per-round conv/sgemm rate ratio
+        result["conv"].append({"in": cin, "out": cout, "gflops": g, "sgemm_gflops": peak,
+                               "fraction_of_sgemm": frac})
+        print(f"{cin:>4} -> {cout:<3} {g:8.1f} {peak:14.1f} {100 * frac:9.1f}%")
+
+    try:
+        import torch
+        torch.set_num_threads(threads)
+        result["torch"] = torch.__version__
+    except ImportError:
+        torch = None
+        print("\ntorch not importable: skipping the PyTorch comparison")
+
+    nets = {"EdgeCNN-3": edge_cnn(3, seed=0), "CloudCNN": cloud_cnn(seed=0)}
+    shape = (1, SIZE, SIZE)
+    result["nets"] = {}
+    header = f"\n{'net':<10} {'train img/s':>12} {'batch-1 ms':>11}"
+    if torch is not None:
+        header += f" {'torch img/s':>12} {'torch ms':>9} {'train ratio':>12} {'latency ratio':>14}"
+    print(header + "   (ratios: tinycnn/PyTorch, median of per-round ratios)")
+    for name, model in nets.items():
+        train, infer = tinycnn_train_step(model, shape), tinycnn_infer_step(model, shape)
+        if torch is None:
+            row = {"train_images_per_s": BATCH / median_seconds(train, args.repeat),
+                   "latency_ms": 1e3 * median_seconds(infer, args.repeat * 8, warmup=3)}
+            print(f"{name:<10} {row['train_images_per_s']:12.1f} {row['latency_ms']:11.2f}")
+        else:
+            torch_train, torch_infer = torch_steps(model, shape, torch)
+            t_ours, t_torch, r_time = paired_seconds(train, torch_train, args.repeat)
+            l_ours, l_torch, r_lat = paired_seconds(infer, torch_infer, args.repeat, block=20)
+            row = {"train_images_per_s": BATCH / t_ours, "latency_ms": 1e3 * l_ours,
+                   "torch_train_images_per_s": BATCH / t_torch, "torch_latency_ms": 1e3 * l_torch,
+                   "train_ratio": 1.0 / r_time, "latency_ratio": r_lat}
+            print(f"{name:<10} {row['train_images_per_s']:12.1f} {row['latency_ms']:11.2f}"
+                  f" {row['torch_train_images_per_s']:12.1f} {row['torch_latency_ms']:9.2f}"
+                  f" {row['train_ratio']:12.2f} {row['latency_ratio']:14.2f}")
+        result["nets"][name] = row
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(result, f, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

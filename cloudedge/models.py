@@ -1,0 +1,80 @@
+"""CloudCNN and EdgeCNN-k, as described in Ding et al. 2022, Section 4.3.1.
+
+CloudCNN: 15 conv layers, 3x3, same padding, ReLU after each, with the filter plan
+    3 x 32, 2 x 48, 5 x 80, 5 x 128
+then one 2x2 max-pool, dropout 0.25, fc 1024 + ReLU, fc 10 (softmax is in the loss).
+EdgeCNN-k (k in 3, 5, 10): the first k entries of that plan, then the same head.
+
+Layer indices: conv j (0-based) is layer 2j and its ReLU is 2j + 1, so sharing the
+m lower conv layers means sharing layers[:2m] (``shared_prefix(m)``).
+
+Pool stride: the paper writes 2x2 pooling with stride 1. That keeps a 27x27 map,
+so CloudCNN's fc layer has 128*27*27*1024 = 95.6M weights; stride 2 (the default
+here) gives 128*14*14*1024 = 25.7M. Both are supported.
+
+Presets:
+    paper   the filter plan above, fc 1024
+    laptop  same depths and plan shape with every width divided by 4
+            (8, 12, 20, 32 filters) and fc 256: ~16x fewer conv multiply-adds,
+            so CloudCNN trains on the embedded MNIST sample in minutes on 2 cores.
+"""
+import numpy as np
+
+from tinycnn import Conv2D, Dense, Dropout, Flatten, MaxPool2D, ReLU, Sequential
+
+PAPER_PLAN = (32, 32, 32, 48, 48, 80, 80, 80, 80, 80, 128, 128, 128, 128, 128)
+PRESETS = {
+    "paper": {"width_divisor": 1, "fc": 1024},
+    "laptop": {"width_divisor": 4, "fc": 256},
+}
+EDGE_DEPTHS = (3, 5, 10)
+
+
+def filter_plan(preset="paper"):
+    """The 15 conv widths of CloudCNN for a preset."""
+    divisor = _preset(preset)["width_divisor"]
+    return tuple(max(1, f // divisor) for f in PAPER_PLAN)
+
+
+def _preset(preset):
+    if preset not in PRESETS:
+        raise ValueError(f"preset must be one of {sorted(PRESETS)}, got {preset!r}")
+    return PRESETS[preset]
+
+
+def _build(depth, input_shape, preset, pool_stride, num_classes, dropout, seed):
+    if len(input_shape) != 3:
+        raise ValueError(f"input_shape must be (C, H, W), got {input_shape!r}")
+    if pool_stride not in (1, 2):
+        raise ValueError(f"pool_stride must be 1 (as the paper writes) or 2, got {pool_stride!r}")
+    C, H, W = input_shape
+    plan = filter_plan(preset)[:depth]
+    rng = np.random.default_rng(seed)
+    layers, in_ch = [], C
+    for out_ch in plan:
+        layers += [Conv2D(in_ch, out_ch, 3, padding=1, rng=rng), ReLU()]
+        in_ch = out_ch
+    OH, OW = (H - 2) // pool_stride + 1, (W - 2) // pool_stride + 1
+    fc = _preset(preset)["fc"]
+    layers += [MaxPool2D(2, pool_stride), Dropout(dropout), Flatten(),
+               Dense(in_ch * OH * OW, fc, rng=rng), ReLU(), Dense(fc, num_classes, rng=rng)]
+    return Sequential(layers)
+
+
+def cloud_cnn(input_shape=(1, 28, 28), preset="paper", pool_stride=2, num_classes=10,
+              dropout=0.25, seed=None):
+    """CloudCNN: 15 conv layers + pool + dropout + fc + fc. input_shape: (C, H, W)."""
+    return _build(len(PAPER_PLAN), input_shape, preset, pool_stride, num_classes, dropout, seed)
+
+
+def edge_cnn(depth, input_shape=(1, 28, 28), preset="paper", pool_stride=2, num_classes=10,
+             dropout=0.25, seed=None):
+    """EdgeCNN-k: CloudCNN's first k conv layers + the same head. depth: k in 1..15."""
+    if not isinstance(depth, int) or not 1 <= depth <= len(PAPER_PLAN):
+        raise ValueError(f"depth must be an int in 1..{len(PAPER_PLAN)}, got {depth!r}")
+    return _build(depth, input_shape, preset, pool_stride, num_classes, dropout, seed)
+
+
+def shared_prefix(m):
+    """Number of Sequential layers holding the m lower conv layers (each conv + its ReLU)."""
+    return 2 * m

@@ -1,0 +1,338 @@
+"""im2col / col2im / max-pool kernels: compiled (Cython) vs NumPy reference, adjointness,
+and im2col + GEMM against a direct loop definition of convolution."""
+import importlib
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import tinycnn
+from tinycnn import _im2col_numpy, _pool_numpy, kernels
+from conftest import conv_geometries, conv_naive, dtypes, out_size, pool_geometries, seeds
+
+
+def _compiled(name):
+    try:
+        return importlib.import_module(f"tinycnn.{name}")
+    except ImportError as exc:  # pragma: no cover - depends on the build
+        pytest.skip(f"compiled extension tinycnn.{name} is not importable ({exc}); "
+                    "build it with `pip install -e .` to compare it with the NumPy reference")
+
+
+@pytest.fixture(scope="module")
+def cy_im2col():
+    return _compiled("_im2col")
+
+
+@pytest.fixture(scope="module")
+def cy_pool():
+    return _compiled("_pool")
+
+
+# --- backend selection -----------------------------------------------------------------
+
+@pytest.mark.skipif(os.environ.get("TINYCNN_REQUIRE_COMPILED") != "1",
+                    reason="only enforced when TINYCNN_REQUIRE_COMPILED=1 (set by CI)")
+def test_compiled_backend_is_active_when_required():
+    assert tinycnn.backend() == "cython", (
+        f"TINYCNN_REQUIRE_COMPILED=1 but tinycnn.backend() is {tinycnn.backend()!r}")
+
+
+def test_backend_is_one_of_the_known_names():
+    assert tinycnn.backend() in ("cython", "numpy")
+    assert tinycnn.backend() == kernels._BACKEND
+
+
+def test_unknown_kernel_choice_is_rejected():
+    with pytest.raises(ValueError, match=r"TINYCNN_KERNELS must be one of .*got 'fortran'"):
+        kernels._select("fortran")
+
+
+def test_numpy_choice_selects_reference_modules():
+    choice = kernels._select("numpy")
+    assert choice[0] == "numpy"
+    assert choice[1] is _im2col_numpy and choice[2] is _pool_numpy
+
+
+def test_env_var_numpy_is_honoured_at_import():
+    env = dict(os.environ, TINYCNN_KERNELS="numpy")
+    out = subprocess.run([sys.executable, "-c", "import tinycnn; print(tinycnn.backend())"],
+                         env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "numpy"
+
+
+# --- compiled vs reference ---------------------------------------------------------------
+
+WIDE = conv_geometries(max_k=6, max_p=3)  # kernels up to 6, paddings up to 3: windows that
+                                          # start in the padding and outrun a tiny input
+
+
+@settings(max_examples=100, deadline=None)
+@given(geom=WIDE, dtype=dtypes, seed=seeds)
+def test_im2col_compiled_matches_reference_exactly(cy_im2col, geom, dtype, seed):
+    N, C, H, W, kh, kw, sh, sw, ph, pw = geom
+    x = np.random.default_rng(seed).standard_normal((N, C, H, W)).astype(dtype)
+    ref = _im2col_numpy.im2col(x, kh, kw, sh, sw, ph, pw)
+    got = cy_im2col.im2col(x, kh, kw, sh, sw, ph, pw)
+    OH, OW = out_size(H, kh, sh, ph), out_size(W, kw, sw, pw)
+    assert ref.shape == got.shape == (C * kh * kw, N * OH * OW)
+    assert ref.dtype == got.dtype == dtype
+    np.testing.assert_array_equal(got, ref)
+
+
+@settings(max_examples=100, deadline=None)
+@given(geom=WIDE, dtype=dtypes, seed=seeds)
+def test_col2im_compiled_matches_reference(cy_im2col, geom, dtype, seed):
+    N, C, H, W, kh, kw, sh, sw, ph, pw = geom
+    OH, OW = out_size(H, kh, sh, ph), out_size(W, kw, sw, pw)
+    col = np.random.default_rng(seed).standard_normal((C * kh * kw, N * OH * OW)).astype(dtype)
+    ref = _im2col_numpy.col2im(col, N, C, H, W, kh, kw, sh, sw, ph, pw)
+    got = cy_im2col.col2im(col, N, C, H, W, kh, kw, sh, sw, ph, pw)
+    assert ref.shape == got.shape == (N, C, H, W)
+    assert ref.dtype == got.dtype == dtype
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(got, ref, rtol=tol, atol=tol)
+
+
+@settings(max_examples=40, deadline=None)
+@given(geom=WIDE, seed=seeds)
+def test_col2im_compiled_matches_reference_exactly_on_integers(cy_im2col, geom, seed):
+    """Integer-valued columns sum exactly in any order, so the two must agree bit for bit."""
+    N, C, H, W, kh, kw, sh, sw, ph, pw = geom
+    OH, OW = out_size(H, kh, sh, ph), out_size(W, kw, sw, pw)
+    col = np.random.default_rng(seed).integers(-8, 9, (C * kh * kw, N * OH * OW)).astype(np.float64)
+    np.testing.assert_array_equal(cy_im2col.col2im(col, N, C, H, W, kh, kw, sh, sw, ph, pw),
+                                  _im2col_numpy.col2im(col, N, C, H, W, kh, kw, sh, sw, ph, pw))
+
+
+@settings(max_examples=100, deadline=None)
+@given(geom=pool_geometries(), dtype=dtypes, seed=seeds, ties=st.booleans())
+def test_maxpool_forward_compiled_matches_reference_exactly(cy_pool, geom, dtype, seed, ties):
+    """Values and argmax agree, including the tie rule (first max in row-major order)."""
+    N, C, H, W, kh, kw, sh, sw = geom
+    rng = np.random.default_rng(seed)
+    if ties:  # few distinct values: many ties inside windows
+        x = rng.integers(0, 3, (N, C, H, W)).astype(dtype)
+    else:
+        x = rng.standard_normal((N, C, H, W)).astype(dtype)
+    out_ref, arg_ref = _pool_numpy.maxpool_forward(x, kh, kw, sh, sw)
+    out_got, arg_got = cy_pool.maxpool_forward(x, kh, kw, sh, sw)
+    OH, OW = out_size(H, kh, sh), out_size(W, kw, sw)
+    assert out_got.shape == arg_got.shape == out_ref.shape == (N, C, OH, OW)
+    assert out_got.dtype == dtype and arg_got.dtype == arg_ref.dtype == np.int32
+    np.testing.assert_array_equal(out_got, out_ref)
+    np.testing.assert_array_equal(arg_got, arg_ref)
+    assert arg_got.min() >= 0 and arg_got.max() < kh * kw
+
+
+@settings(max_examples=100, deadline=None)
+@given(geom=pool_geometries(), dtype=dtypes, seed=seeds)
+def test_maxpool_backward_compiled_matches_reference(cy_pool, geom, dtype, seed):
+    N, C, H, W, kh, kw, sh, sw = geom
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((N, C, H, W)).astype(dtype)
+    _, argmax = _pool_numpy.maxpool_forward(x, kh, kw, sh, sw)
+    # integer-valued dout: overlapping windows sum exactly in any order -> bitwise equal
+    dout_int = rng.integers(-8, 9, argmax.shape).astype(dtype)
+    ref = _pool_numpy.maxpool_backward(dout_int, argmax, H, W, kh, kw, sh, sw)
+    got = cy_pool.maxpool_backward(dout_int, argmax, H, W, kh, kw, sh, sw)
+    assert got.shape == ref.shape == (N, C, H, W) and got.dtype == ref.dtype == dtype
+    np.testing.assert_array_equal(got, ref)
+    # general dout: equal up to the summation order of overlapping windows
+    dout = rng.standard_normal(argmax.shape).astype(dtype)
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(cy_pool.maxpool_backward(dout, argmax, H, W, kh, kw, sh, sw),
+                               _pool_numpy.maxpool_backward(dout, argmax, H, W, kh, kw, sh, sw),
+                               rtol=tol, atol=tol)
+
+
+@settings(max_examples=30, deadline=None)
+@given(geom=pool_geometries(max_s=1), seed=seeds)
+def test_overlapping_pool_compiled_matches_reference(cy_pool, geom, seed):
+    """Stride 1: every interior input belongs to several windows."""
+    N, C, H, W, kh, kw, _, _ = geom
+    x = np.random.default_rng(seed).standard_normal((N, C, H, W))
+    o1, a1 = cy_pool.maxpool_forward(x, kh, kw, 1, 1)
+    o2, a2 = _pool_numpy.maxpool_forward(x, kh, kw, 1, 1)
+    np.testing.assert_array_equal(o1, o2)
+    np.testing.assert_array_equal(a1, a2)
+    d = np.ones_like(o1)
+    np.testing.assert_array_equal(cy_pool.maxpool_backward(d, a1, H, W, kh, kw, 1, 1),
+                                  _pool_numpy.maxpool_backward(d, a2, H, W, kh, kw, 1, 1))
+
+
+@pytest.mark.parametrize("C,H,W,kh,kw,sh,sw,ph,pw", [
+    (1, 1, 1, 5, 5, 1, 1, 2, 2),    # 1x1 input, 5x5 kernel: every row but the centre is padding
+    (2, 1, 1, 9, 9, 1, 1, 4, 4),
+    (1, 1, 2, 3, 9, 1, 1, 1, 4),
+    (3, 2, 1, 7, 9, 2, 3, 3, 4),
+])
+def test_im2col_kernel_much_larger_than_input(cy_im2col, C, H, W, kh, kw, sh, sw, ph, pw):
+    """Windows whose first in-bounds column lies beyond the last output column."""
+    N = 2
+    x = np.random.default_rng(0).standard_normal((N, C, H, W))
+    ref = _im2col_numpy.im2col(x, kh, kw, sh, sw, ph, pw)
+    np.testing.assert_array_equal(cy_im2col.im2col(x, kh, kw, sh, sw, ph, pw), ref)
+    c = np.random.default_rng(1).standard_normal(ref.shape)
+    np.testing.assert_allclose(cy_im2col.col2im(c, N, C, H, W, kh, kw, sh, sw, ph, pw),
+                               _im2col_numpy.col2im(c, N, C, H, W, kh, kw, sh, sw, ph, pw), rtol=1e-12)
+
+
+@settings(max_examples=40, deadline=None)
+@given(n=st.integers(1, 300), dtype=dtypes, lr=st.floats(0, 1), mu=st.floats(0, 0.99),
+       wd=st.sampled_from([0.0, 1e-4, 0.1]), seed=seeds)
+def test_sgd_kernel_compiled_matches_reference(n, dtype, lr, mu, wd, seed):
+    cy_sgd = _compiled("_sgd")
+    ref_sgd = pytest.importorskip("tinycnn._sgd_numpy")
+    rng = np.random.default_rng(seed)
+    p, g, v = (rng.standard_normal(n).astype(dtype) for _ in range(3))
+    p1, v1, p2, v2 = p.copy(), v.copy(), p.copy(), v.copy()
+    cy_sgd.sgd_momentum_update(p1, g, v1, lr, mu, wd)
+    ref_sgd.sgd_momentum_update(p2, g, v2, lr, mu, wd)
+    tol = 1e-6 if dtype == np.float32 else 1e-14
+    np.testing.assert_allclose(v1, v2, rtol=tol, atol=tol)
+    np.testing.assert_allclose(p1, p2, rtol=tol, atol=tol)
+    # and both are the documented formula
+    v_exp = mu * v.astype(np.float64) + (g + wd * p.astype(np.float64))
+    np.testing.assert_allclose(v1, v_exp, rtol=10 * tol, atol=10 * tol)
+    np.testing.assert_allclose(p1, p - lr * v_exp, rtol=10 * tol, atol=10 * tol)
+
+
+# --- the dispatch layer (tinycnn.kernels) ------------------------------------------------------
+
+@settings(max_examples=30, deadline=None)
+@given(geom=conv_geometries(), dtype=dtypes, seed=seeds)
+def test_im2col_out_buffer_is_filled_in_place(geom, dtype, seed):
+    N, C, H, W, kh, kw, sh, sw, ph, pw = geom
+    x = np.random.default_rng(seed).standard_normal((N, C, H, W)).astype(dtype)
+    fresh = kernels.im2col(x, kh, kw, sh, sw, ph, pw)
+    buf = np.full(fresh.shape, np.nan, dtype=dtype)  # garbage in the buffer must be overwritten
+    got = kernels.im2col(x, kh, kw, sh, sw, ph, pw, out=buf)
+    assert got is buf
+    np.testing.assert_array_equal(buf, fresh)
+
+
+def test_im2col_rejects_a_wrong_out_buffer():
+    x = np.zeros((2, 1, 4, 4))
+    with pytest.raises(ValueError, match=r"im2col out must be a C-contiguous float64 array of shape "
+                                         r"\(9, 8\), got float64 \(9, 7\)"):
+        kernels.im2col(x, 3, 3, 1, 1, 0, 0, out=np.empty((9, 7)))
+    with pytest.raises(ValueError, match=r"got float32 \(9, 8\)"):
+        kernels.im2col(x, 3, 3, 1, 1, 0, 0, out=np.empty((9, 8), dtype=np.float32))
+    with pytest.raises(ValueError, match=r"contiguous=False"):
+        kernels.im2col(x, 3, 3, 1, 1, 0, 0, out=np.empty((8, 9)).T)
+
+
+# --- properties of each kernel set ----------------------------------------------------------
+
+def _kernel_sets():
+    sets = [pytest.param(_im2col_numpy, _pool_numpy, id="numpy")]
+    try:
+        from tinycnn import _im2col, _pool
+        sets.append(pytest.param(_im2col, _pool, id="cython"))
+    except ImportError:  # pragma: no cover
+        sets.append(pytest.param(None, None, id="cython",
+                                 marks=pytest.mark.skip(reason="compiled kernels not built")))
+    return sets
+
+
+@pytest.mark.parametrize("im2col_mod,pool_mod", _kernel_sets())
+@settings(max_examples=40, deadline=None)
+@given(geom=WIDE, seed=seeds)
+def test_col2im_is_adjoint_of_im2col(im2col_mod, pool_mod, geom, seed):
+    """<im2col(x), c> == <x, col2im(c)> for all x, c."""
+    N, C, H, W, kh, kw, sh, sw, ph, pw = geom
+    rng = np.random.default_rng(seed)
+    OH, OW = out_size(H, kh, sh, ph), out_size(W, kw, sw, pw)
+    x = rng.standard_normal((N, C, H, W))
+    c = rng.standard_normal((C * kh * kw, N * OH * OW))
+    lhs = np.vdot(im2col_mod.im2col(x, kh, kw, sh, sw, ph, pw), c)
+    rhs = np.vdot(x, im2col_mod.col2im(c, N, C, H, W, kh, kw, sh, sw, ph, pw))
+    np.testing.assert_allclose(lhs, rhs, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("im2col_mod,pool_mod", _kernel_sets())
+@settings(max_examples=40, deadline=None)
+@given(geom=WIDE, seed=seeds)
+def test_im2col_matches_its_layout_definition(im2col_mod, pool_mod, geom, seed):
+    """col[(c*kh + i)*kw + j, (n*OH + oh)*OW + ow] = x_pad[n, c, oh*sh + i, ow*sw + j]."""
+    N, C, H, W, kh, kw, sh, sw, ph, pw = geom
+    x = np.random.default_rng(seed).standard_normal((N, C, H, W))
+    col = im2col_mod.im2col(x, kh, kw, sh, sw, ph, pw)
+    OH, OW = out_size(H, kh, sh, ph), out_size(W, kw, sw, pw)
+    x_pad = np.zeros((N, C, H + 2 * ph, W + 2 * pw))
+    x_pad[:, :, ph:ph + H, pw:pw + W] = x
+    expected = np.empty_like(col)
+    for c in range(C):
+        for i in range(kh):
+            for j in range(kw):
+                for n in range(N):
+                    for oh in range(OH):
+                        for ow in range(OW):
+                            expected[(c * kh + i) * kw + j, (n * OH + oh) * OW + ow] = \
+                                x_pad[n, c, oh * sh + i, ow * sw + j]
+    np.testing.assert_array_equal(col, expected)
+
+
+@pytest.mark.parametrize("im2col_mod,pool_mod", _kernel_sets())
+@settings(max_examples=40, deadline=None)
+@given(geom=pool_geometries(), seed=seeds)
+def test_maxpool_matches_window_max_definition(im2col_mod, pool_mod, geom, seed):
+    """out = max of each window; argmax points at an input equal to it; backward of ones
+    counts how many windows each input wins."""
+    N, C, H, W, kh, kw, sh, sw = geom
+    x = np.random.default_rng(seed).standard_normal((N, C, H, W))
+    out, argmax = pool_mod.maxpool_forward(x, kh, kw, sh, sw)
+    OH, OW = out_size(H, kh, sh), out_size(W, kw, sw)
+    wins = np.zeros((N, C, H, W))
+    for oh in range(OH):
+        for ow in range(OW):
+            win = x[:, :, oh * sh:oh * sh + kh, ow * sw:ow * sw + kw]
+            np.testing.assert_array_equal(out[:, :, oh, ow], win.max(axis=(2, 3)))
+            k = argmax[:, :, oh, ow]
+            np.testing.assert_array_equal(k, win.reshape(N, C, -1).argmax(axis=2))
+            for n in range(N):
+                for c in range(C):
+                    wins[n, c, oh * sh + k[n, c] // kw, ow * sw + k[n, c] % kw] += 1
+    dx = pool_mod.maxpool_backward(np.ones_like(out), argmax, H, W, kh, kw, sh, sw)
+    np.testing.assert_array_equal(dx, wins)
+    assert dx.sum() == out.size
+
+
+# --- im2col + GEMM is convolution -------------------------------------------------------------
+
+@settings(max_examples=30, deadline=None)
+@given(geom=conv_geometries(max_n=2, max_c=2, max_hw=5, max_k=3), F=st.integers(1, 3), seed=seeds)
+def test_im2col_gemm_equals_direct_convolution(geom, F, seed):
+    N, C, H, W, kh, kw, sh, sw, ph, pw = geom
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((N, C, H, W))
+    Wt = rng.standard_normal((F, C, kh, kw))
+    b = rng.standard_normal(F)
+    OH, OW = out_size(H, kh, sh, ph), out_size(W, kw, sw, pw)
+    col = kernels.im2col(x, kh, kw, sh, sw, ph, pw)
+    out = (Wt.reshape(F, -1) @ col + b[:, None]).reshape(F, N, OH, OW).transpose(1, 0, 2, 3)
+    expected = conv_naive(x, Wt, b, (sh, sw), (ph, pw))
+    np.testing.assert_allclose(out, expected, rtol=1e-10, atol=1e-10)
+    # and the Conv2D layer computes the same thing
+    layer = tinycnn.Conv2D(C, F, (kh, kw), stride=(sh, sw), padding=(ph, pw), dtype=np.float64)
+    layer.params["W"][...] = Wt
+    layer.params["b"][...] = b
+    np.testing.assert_allclose(layer.forward(x), expected, rtol=1e-10, atol=1e-10)
+
+
+def test_dispatch_accepts_non_contiguous_input():
+    """kernels.* make their input contiguous before handing it to the compiled code."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 3, 6, 5)).transpose(0, 1, 3, 2)  # non-contiguous view
+    assert not x.flags.c_contiguous
+    np.testing.assert_array_equal(kernels.im2col(x, 2, 3, 1, 2, 1, 0),
+                                  _im2col_numpy.im2col(np.ascontiguousarray(x), 2, 3, 1, 2, 1, 0))
+    out, arg = kernels.maxpool_forward(x, 2, 2, 1, 1)
+    ref_out, ref_arg = _pool_numpy.maxpool_forward(np.ascontiguousarray(x), 2, 2, 1, 1)
+    np.testing.assert_array_equal(out, ref_out)
+    np.testing.assert_array_equal(arg, ref_arg)
