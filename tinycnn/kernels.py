@@ -9,6 +9,7 @@ Both sets share one signature per kernel; see ``_im2col_numpy`` / ``_pool_numpy`
 """
 import os
 import warnings
+from contextlib import contextmanager
 
 import numpy as np
 
@@ -80,3 +81,40 @@ def sgd_momentum_update(p, g, v, lr, momentum, weight_decay):
     g = np.ascontiguousarray(g, dtype=p.dtype)
     _sgd_mod.sgd_momentum_update(p.reshape(-1), g.reshape(-1), v.reshape(-1),
                                  lr, momentum, weight_decay)
+
+
+# --- GEMM ---------------------------------------------------------------------------
+# Every matrix product of the layers goes through matmul(), so a MacCounter can count
+# the multiply-accumulates the engine really performs (tinycnn.flops is checked
+# against it).
+
+class MacCounter:
+    """Total multiply-accumulates of the matmul() calls made while it is active."""
+
+    def __init__(self):
+        self.macs = 0
+        self.calls = 0
+
+
+_active_counters = []
+
+
+def matmul(a, b, out=None):
+    """a: (M, K) @ b: (K, N) -> (M, N), into out if given; one GEMM of M*K*N multiply-adds."""
+    if _active_counters:
+        macs = a.shape[0] * a.shape[1] * b.shape[1]
+        for counter in _active_counters:
+            counter.macs += macs
+            counter.calls += 1
+    return np.matmul(a, b, out=out)
+
+
+@contextmanager
+def count_macs():
+    """with count_macs() as c: ...; c.macs is then the multiply-adds of every matmul() inside."""
+    counter = MacCounter()
+    _active_counters.append(counter)
+    try:
+        yield counter
+    finally:
+        _active_counters.remove(counter)

@@ -71,7 +71,7 @@ class Conv2D(Layer):
         (kh, kw), (sh, sw), (ph, pw) = self.kernel_size, self.stride, self.padding
         out_buf = self._workspace((self.in_channels * kh * kw, N * OH * OW), x.dtype) if training else None
         col = kernels.im2col(x, kh, kw, sh, sw, ph, pw, out=out_buf)
-        out2 = self.params["W"].reshape(F, -1) @ col                    # (F, N*OH*OW)
+        out2 = kernels.matmul(self.params["W"].reshape(F, -1), col)      # (F, N*OH*OW)
         out = np.empty((N, F, OH, OW), dtype=x.dtype)
         # transpose to NCHW and add the bias in one pass
         np.add(out2.reshape(F, N, OH, OW).transpose(1, 0, 2, 3),
@@ -86,12 +86,12 @@ class Conv2D(Layer):
         F = self.out_channels
         dout2 = dout.transpose(1, 0, 2, 3).reshape(F, -1)              # (F, N*OH*OW)
         if self.trainable:
-            np.matmul(dout2, col.T, out=self.grad_buffer("W").reshape(F, -1))
+            kernels.matmul(dout2, col.T, out=self.grad_buffer("W").reshape(F, -1))
             np.sum(dout2, axis=1, out=self.grad_buffer("b"))
         dx = None
         if need_dx:
             # col is used up: dcol (same shape) overwrites it
-            dcol = np.matmul(self.params["W"].reshape(F, -1).T, dout2, out=col)  # (C*kh*kw, N*OH*OW)
+            dcol = kernels.matmul(self.params["W"].reshape(F, -1).T, dout2, out=col)  # (C*kh*kw, N*OH*OW)
             (kh, kw), (sh, sw), (ph, pw) = self.kernel_size, self.stride, self.padding
             dx = kernels.col2im(dcol, N, C, H, W, kh, kw, sh, sw, ph, pw)
         self.clear_cache()

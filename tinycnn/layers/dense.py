@@ -1,6 +1,7 @@
 """Fully connected layer: out = x @ W + b."""
 import numpy as np
 
+from .. import kernels
 from .base import Layer, check_positive
 
 
@@ -36,15 +37,15 @@ class Dense(Layer):
         self._check_input(x, 2, "(N, in_features)")
         self.output_shape(x.shape[1:])
         self.x = x
-        return x @ self.params["W"] + self.params["b"]
+        return kernels.matmul(x, self.params["W"]) + self.params["b"]
 
     def backward(self, dout, need_dx=True):
         """dout: (N, out_features) -> dx: (N, in_features) (None if not need_dx)."""
         x = self._cached(self.x, "the input")
         if self.trainable:
-            np.matmul(x.T, dout, out=self.grad_buffer("W"))
+            kernels.matmul(x.T, dout, out=self.grad_buffer("W"))
             np.sum(dout, axis=0, out=self.grad_buffer("b"))
-        dx = dout @ self.params["W"].T if need_dx else None
+        dx = kernels.matmul(dout, self.params["W"].T) if need_dx else None
         self.clear_cache()
         return dx
 

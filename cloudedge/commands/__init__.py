@@ -1,0 +1,1 @@
+"""Subcommands of the `cloudedge` CLI; see cloudedge/cli.py."""
