@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .atomic import atomic_write
+from .crops import ten_crop_predict_proba
 from .losses import softmax_cross_entropy
 from .optim import SGD
 
@@ -55,8 +56,17 @@ class History:
         return [row[key] for row in self.rows]
 
 
-def evaluate(model, x, y, batch_size=256):
-    """Mean loss and accuracy of model on (x, y), in eval mode. Returns (loss, acc)."""
+def evaluate(model, x, y, batch_size=256, ten_crop=False):
+    """Mean loss and accuracy of model on (x, y), in eval mode. Returns (loss, acc).
+
+    ten_crop: average the softmax over the 10 standard crops (tinycnn.crops; pass a
+    dict such as {"crop": (24, 24), "mode": "resize"} to choose), as the paper tests.
+    """
+    if ten_crop:
+        options = ten_crop if isinstance(ten_crop, dict) else {}
+        probs = ten_crop_predict_proba(model, x, batch_size=batch_size, **options)
+        loss = float(-np.log(np.maximum(probs[np.arange(len(y)), y], 1e-12)).mean()) if len(y) else 0.0
+        return loss, float((probs.argmax(axis=1) == y).mean()) if len(y) else 0.0
     total_loss, correct = 0.0, 0
     for i in range(0, len(x), batch_size):
         logits = model.forward(x[i:i + batch_size])
