@@ -4,6 +4,7 @@ The test modules import these with ``from conftest import ...`` (pytest's defaul
 "prepend" import mode puts tests/ on sys.path).
 """
 import numpy as np
+
 from hypothesis import strategies as st
 
 # Every @settings in the engine tests sets deadline=None itself (gradient checks vary a lot
@@ -91,17 +92,3 @@ def conv_naive(x, W, b, stride, padding):
                                     acc += float(x[n, c, h, w]) * float(W[f, c, i, j])
                     out[n, f, oh, ow] = acc
     return out
-
-
-def numeric_grad(f, array, eps=1e-6):
-    """Central-difference gradient of the scalar function f() wrt array (perturbed in place)."""
-    grad = np.zeros_like(array, dtype=np.float64)
-    for idx in np.ndindex(array.shape):
-        orig = array[idx]
-        array[idx] = orig + eps
-        plus = f()
-        array[idx] = orig - eps
-        minus = f()
-        array[idx] = orig
-        grad[idx] = (plus - minus) / (2 * eps)
-    return grad

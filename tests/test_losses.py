@@ -8,7 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tinycnn import log_softmax, softmax, softmax_cross_entropy
-from conftest import dtypes, numeric_grad, seeds
+from conftest import dtypes, seeds
+from tinycnn.gradcheck import numeric_grad
 
 
 @st.composite

@@ -19,6 +19,21 @@ def _max_relative_error(analytic, numeric):
     return float(np.abs(analytic - numeric).max() / scale)
 
 
+def numeric_grad(f, array, eps=1e-6):
+    """Central-difference gradient of the scalar function f() wrt array, perturbed in place
+    (and restored): grad[i] = (f(array[i] + eps) - f(array[i] - eps)) / (2 eps)."""
+    grad = np.zeros_like(array, dtype=np.float64)
+    for idx in np.ndindex(array.shape):
+        orig = array[idx]
+        array[idx] = orig + eps
+        plus = f()
+        array[idx] = orig - eps
+        minus = f()
+        array[idx] = orig
+        grad[idx] = (plus - minus) / (2 * eps)
+    return grad
+
+
 def gradcheck(net, x, eps=1e-6, seed=0, training=True):
     """Compare backward() with central differences for x and every trainable parameter.
 
@@ -47,15 +62,7 @@ def gradcheck(net, x, eps=1e-6, seed=0, training=True):
 
     errors = {}
     for name, array in targets.items():
-        numeric = np.zeros_like(array)
-        for idx in np.ndindex(array.shape):
-            orig = array[idx]
-            array[idx] = orig + eps
-            plus = loss()
-            array[idx] = orig - eps
-            minus = loss()
-            array[idx] = orig
-            numeric[idx] = (plus - minus) / (2 * eps)
+        numeric = numeric_grad(loss, array, eps)
         key = name if isinstance(net, Sequential) or name == "x" else name.split(".", 1)[1]
         errors[key] = _max_relative_error(analytic[name], numeric)
     model.clear_cache()
