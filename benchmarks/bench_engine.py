@@ -164,6 +164,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=5, help="timed runs per figure (median)")
     parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
+    parser.add_argument("--markdown", metavar="PATH", help="also write the results as markdown tables")
     args = parser.parse_args()
 
     threads = int(os.environ.get("OMP_NUM_THREADS", os.cpu_count() or 1))
@@ -225,7 +226,33 @@ def main():
     if args.json:
         with open(args.json, "w") as f:
             json.dump(result, f, indent=2)
+    if args.markdown:
+        with open(args.markdown, "w") as f:
+            f.write(markdown_report(result, " ".join(sys.argv)))
     return 0
+
+
+def markdown_report(result, command):
+    """The run's figures as markdown tables, for docs/performance.md."""
+    blas = ", ".join(f"{p.get('internal_api')} {p.get('version')} {p.get('architecture')} "
+                     f"({p.get('num_threads')} threads)" for p in result["blas"])
+    lines = [f"Command: `{command}` (with OPENBLAS_CORETYPE={result['OPENBLAS_CORETYPE']}, "
+             f"OPENBLAS_L2_SIZE={result['OPENBLAS_L2_SIZE']})", "",
+             f"tinycnn kernels: {result['tinycnn_backend']}; NumPy {result['numpy']}; BLAS: {blas}; "
+             f"PyTorch: {result.get('torch', 'not installed')}", "",
+             "| Conv2D 3x3 pad 1, batch 32, 28x28, fwd+bwd | GFLOP/s | same-run sgemm GFLOP/s | % of sgemm |",
+             "|---|---|---|---|"]
+    for row in result["conv"]:
+        lines.append(f"| {row['in']} -> {row['out']} | {row['gflops']:.1f} | {row['sgemm_gflops']:.1f} "
+                     f"| {100 * row['fraction_of_sgemm']:.1f}% |")
+    lines += ["", "| net | train img/s (batch 32) | batch-1 latency ms | PyTorch img/s | PyTorch ms "
+              "| train ratio | latency ratio |", "|---|---|---|---|---|---|---|"]
+    for name, row in result["nets"].items():
+        torch_cells = (f"{row['torch_train_images_per_s']:.1f} | {row['torch_latency_ms']:.2f} | "
+                       f"{row['train_ratio']:.2f} | {row['latency_ratio']:.2f}"
+                       if "train_ratio" in row else "- | - | - | -")
+        lines.append(f"| {name} | {row['train_images_per_s']:.1f} | {row['latency_ms']:.2f} | {torch_cells} |")
+    return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":
