@@ -37,7 +37,9 @@ class Dense(Layer):
         self._check_input(x, 2, "(N, in_features)")
         self.output_shape(x.shape[1:])
         self.x = x
-        return kernels.matmul(x, self.params["W"]) + self.params["b"]
+        out = kernels.matmul(x, self.params["W"])
+        out += self.params["b"]
+        return out
 
     def backward(self, dout, need_dx=True):
         """dout: (N, out_features) -> dx: (N, in_features) (None if not need_dx)."""
