@@ -1,4 +1,29 @@
-"""cloudedge: the cloud-edge collaboration framework of Ding et al. (2022) on tinycnn."""
-from .models import cloud_cnn, edge_cnn, filter_plan, shared_prefix
+"""cloudedge: the cloud-edge collaboration framework of Ding et al. (2022) on tinycnn.
 
-__all__ = ["cloud_cnn", "edge_cnn", "filter_plan", "shared_prefix"]
+    cloud = Cloud.train(x_cloud, y_cloud, preset="laptop")      # CloudCNN
+    edge = Edge("e1", EdgeConfig(depth=3, shared=True))         # EdgeCNN1-3
+    edge.receive_package(cloud.export_layers(3))                # Alg. 1, line 1 (verified, frozen)
+    edge.initialize(x_labeled, y_labeled)                       # Alg. 1
+    edge.submit(images, ids); edge.sync(cloud, load); edge.maybe_retrain()   # Alg. 2
+
+See docs/cloudedge.md.
+"""
+from .cloud import Cloud
+from .edge import Edge, EdgeConfig, edge_train_config
+from .experiment import RunConfig, get_cloud, run_edges, run_experiment
+from .feature_cache import cacheable_prefix, fit_cached
+from .labels import ConfidenceThreshold, SoftLabels, TrustAll, make_policy
+from .loads import Constant, Diurnal, RandomLoad, Trace, make_load
+from .models import cloud_cnn, edge_cnn, filter_plan, shared_prefix
+from .package import make_package, open_package
+from .retrain import EveryM, ExpectedGain, make_trigger
+from .segmentation import Segmenter
+from .simulator import SimConfig, Simulator
+
+__all__ = [
+    "Cloud", "ConfidenceThreshold", "Constant", "Diurnal", "Edge", "EdgeConfig", "EveryM", "ExpectedGain",
+    "RandomLoad", "RunConfig", "Segmenter", "SimConfig", "Simulator", "SoftLabels", "Trace", "TrustAll",
+    "cacheable_prefix", "cloud_cnn", "edge_cnn", "edge_train_config", "filter_plan", "fit_cached",
+    "get_cloud", "make_load", "make_package", "make_policy", "make_trigger", "open_package", "run_edges",
+    "run_experiment", "shared_prefix",
+]

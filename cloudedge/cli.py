@@ -9,7 +9,8 @@ import importlib
 import sys
 
 # subcommand modules, in the order `cloudedge --help` lists them
-COMMAND_MODULES = []
+COMMAND_MODULES = ["flops", "timing", "serve_cloud", "serve_edge", "client", "demo", "experiment",
+                   "train_cloud", "init_edge", "update", "simulate", "reproduce"]
 
 
 def build_parser():
@@ -28,7 +29,12 @@ def main(argv=None):
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
-    return int(args.func(args) or 0)
+    try:
+        return int(args.func(args) or 0)
+    except (ValueError, TypeError, FileNotFoundError, RuntimeError) as exc:
+        # bad input, missing data, a refused package: a message, not a traceback
+        print(f"cloudedge {args.command}: error: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -35,7 +35,10 @@ def test_loss_gradient_matches_central_differences(data, soft):
     _, dlogits = softmax_cross_entropy(logits, targets)
     numeric = numeric_grad(lambda: softmax_cross_entropy(logits, targets)[0], logits)
     scale = max(np.abs(dlogits).max(), np.abs(numeric).max())
-    assert np.abs(dlogits - numeric).max() / scale < 1e-6
+    # 1e-8: the resolution of a float64 central difference with eps=1e-6 on an O(1) loss
+    # (~1e-16 / 1e-6 per evaluation); soft targets near softmax(z) give true gradients
+    # smaller than that, where only the absolute bound is meaningful
+    assert np.abs(dlogits - numeric).max() <= 1e-6 * scale + 1e-8
 
 
 @settings(max_examples=40, deadline=None)

@@ -97,9 +97,9 @@ class Profile:
                          f"{r.activation_bytes / 1024:>9.1f} {r.backward_flops:>14,}")
         t = self.totals
         lines += ["-" * len(head),
-                  f"{'':>3} {'total':<10} {'':<14} {t['params']:>11,} {t['macs']:>14,} "
+                  (f"{'':>3} {'total':<10} {'':<14} {t['params']:>11,} {t['macs']:>14,} "
                   f"{t['flops']:>14,} {t['paper_formula']:>14,} {t['activation_bytes'] / 1024:>9.1f} "
-                  f"{t['backward_flops']:>14,}"]
+                  f"{t['backward_flops']:>14,}")]
         saved = t["backward_flops_unfrozen"] - t["backward_flops"]
         lines.append(f"batch {self.batch}, input {tuple(self.input_shape)}; * = frozen. "
                      f"backward with {self.frozen_prefix} frozen layer(s): "

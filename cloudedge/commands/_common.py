@@ -1,0 +1,39 @@
+"""Options and helpers shared by the framework's subcommands (demo, experiment, ...)."""
+import json
+
+from ..data import DATASETS
+from ..models import PRESETS
+from ..threads import blas_threads  # noqa: F401  (re-exported for the commands)
+
+
+def add_common(p, dataset=True):
+    """--json, --quiet, --threads (and --dataset, --preset, --seed when dataset=True)."""
+    if dataset:
+        p.add_argument("--dataset", choices=DATASETS, default="mnist",
+                       help="mnist = the embedded 8,000/2,000 sample (offline, default)")
+        p.add_argument("--preset", choices=sorted(PRESETS), default="laptop",
+                       help="model widths (default laptop; paper = the paper's, slow)")
+        p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=1,
+                   help="BLAS threads (default 1: the engine's thin GEMMs gain little from more, "
+                        "and lose ~10x when the cores are shared; 0 = leave the library's default)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def dump(obj):
+    """JSON for stdout: numpy scalars and arrays become plain numbers and lists."""
+    return json.dumps(obj, indent=2, default=_default, sort_keys=False)
+
+
+def _default(value):
+    import numpy as np
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    return str(value)
+
+
+def kb(n):
+    return f"{n / 1024:,.1f} KB"

@@ -1,0 +1,71 @@
+"""`cloudedge experiment`: one point of the paper's tables (Section 4.3), as JSON or a table."""
+import time
+from pathlib import Path
+
+from ._common import add_common, blas_threads, dump
+
+
+def register(subparsers):
+    p = subparsers.add_parser("experiment",
+                              help="one run: CloudCNN, then EdgeCNN0-K / EdgeCNN1-K with N labeled + M uploads",
+                              description="Train (or load) CloudCNN, initialise EdgeCNN0-K and EdgeCNN1-K on N labeled "
+                                          "images, stream M uploads through the update phase, report accuracies.")
+    add_common(p)
+    p.add_argument("--depth", type=int, default=3, help="K: conv layers of EdgeCNN-K = shared layers m (default 3)")
+    p.add_argument("--labeled", type=int, default=120, help="N labeled images at the edge (default 120)")
+    p.add_argument("--uploads", type=int, default=0, help="images streamed through the update phase (default 0)")
+    p.add_argument("--step", type=int, default=120, help="M: retrain every M new labels (default 120)")
+    p.add_argument("--chunk", type=int, default=60, help="images users upload per tick (default 60)")
+    p.add_argument("--edge-seed", type=int, default=None,
+                   help="seed of the edges' labeled images and training (default: --seed)")
+    p.add_argument("--pool-stride", type=int, choices=(1, 2), default=2)
+    p.add_argument("--models", choices=("both", "0", "1"), default="both", help="EdgeCNN0, EdgeCNN1 or both")
+    p.add_argument("--label-policy", default="trust-all", help="trust-all | confidence[:t] | soft[:T]")
+    p.add_argument("--trigger", default="", help="every[:M] | gain[:rate] (default every:STEP)")
+    p.add_argument("--no-segment", action="store_true", help="upload raw images instead of segmented objects")
+    p.add_argument("--no-feature-cache", action="store_true", help="train through the frozen layers every epoch")
+    p.add_argument("--cold-start", action="store_true", help="re-initialise the head before each retraining")
+    p.add_argument("--cloud-epochs", type=int, default=4)
+    p.add_argument("--cloud-fraction", type=float, default=0.75, help="share of the train split for the cloud")
+    p.add_argument("--edge-epochs", type=int, default=30, help="max epochs per edge training (default 30)")
+    p.add_argument("--workdir", default=None, help="CloudCNN cache folder (default ~/.cache/tinycnn/cloudedge)")
+    p.add_argument("--no-cache", action="store_true", help="train CloudCNN even if cached")
+    p.add_argument("--plot", default=None, help="write the accuracy curve to this PNG")
+    p.set_defaults(func=run)
+
+
+def config_from_args(args):
+    from tinycnn.train import TrainConfig
+
+    from ..edge import edge_train_config
+    from ..experiment import RunConfig
+    models = {"both": (0, 1), "0": (0,), "1": (1,)}[args.models]
+    for name in ("depth", "labeled", "step", "cloud_epochs", "edge_epochs"):
+        if getattr(args, name) < 1:
+            raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
+    if args.uploads < 0 or args.chunk < 1:
+        raise ValueError(f"need --uploads >= 0 and --chunk >= 1, got {args.uploads}, {args.chunk}")
+    return RunConfig(dataset=args.dataset, depth=args.depth, labeled=args.labeled, uploads=args.uploads,
+                     step=args.step, chunk=args.chunk, seed=args.seed, edge_seed=args.edge_seed, preset=args.preset,
+                     pool_stride=args.pool_stride, cloud_fraction=args.cloud_fraction,
+                     cloud_train=TrainConfig(max_epochs=args.cloud_epochs, progress=False),
+                     edge_train=edge_train_config(max_epochs=args.edge_epochs),
+                     label_policy=args.label_policy, trigger=args.trigger, segment=not args.no_segment,
+                     feature_cache=not args.no_feature_cache, warm_start=not args.cold_start, models=models)
+
+
+def run(args):
+    from ..experiment import public, run_experiment
+    from .demo import report
+    start = time.perf_counter()
+    cfg = config_from_args(args)
+    with blas_threads(args.threads):
+        result = run_experiment(cfg, workdir=args.workdir, use_cache=not args.no_cache, progress=not args.quiet)
+    out = public(result)
+    out["wall_seconds"] = time.perf_counter() - start
+    if args.plot:
+        from ..figures import plot_accuracy
+        Path(args.plot).parent.mkdir(parents=True, exist_ok=True)
+        out["plot"] = plot_accuracy(out, args.plot)
+    print(dump(out) if args.json else report(out))
+    return 0

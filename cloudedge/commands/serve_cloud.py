@@ -1,0 +1,71 @@
+"""`cloudedge serve-cloud`: CloudCNN behind HTTP (see cloudedge/server/cloud_server.py, docs/prototype.md)."""
+from tinycnn.train import TrainConfig
+
+from ..server import process
+
+
+def register(subparsers):
+    p = subparsers.add_parser(
+        "serve-cloud", help="run the cloud server: CloudCNN, layer packages, labeling, cloud-only inference",
+        description="Serves GET /layers?m=K, POST /label, POST /infer, GET /health, GET /metrics. "
+                    "Stops gracefully on SIGTERM or Ctrl-C. See docs/prototype.md.")
+    process.add_server_args(p, default_port=8100)
+    p.add_argument("--model", default=None,
+                   help="a CloudCNN saved by Cloud.save (e.g. from `cloudedge train-cloud`); "
+                        "default: train one on the cloud part of --dataset, or load it from the cache")
+    p.add_argument("--dataset", default="mnist", help="for training when no --model (default: embedded MNIST)")
+    p.add_argument("--preset", default="laptop", choices=["laptop", "paper"])
+    p.add_argument("--epochs", type=int, default=6, help="max epochs when training (default 6)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--untrained", action="store_true",
+                   help="serve a randomly initialised CloudCNN (seconds to start; labels are noise; for tests)")
+    p.add_argument("--wan", default="none",
+                   help="shape every connection as a wide-area link in front of the cloud: 'none', "
+                        "'paper' (cloudedge.network.wan_link(): 450 KiB/s, 40 ms rtt) or 'RATE_KIB_S,RTT_MS'")
+    p.set_defaults(func=run)
+
+
+def load_cloud(args):
+    """The Cloud to serve and a JSON-able note on where it came from."""
+    from ..cloud import Cloud
+    from ..data import load_dataset
+    from ..experiment import RunConfig, get_cloud
+    from ..models import cloud_cnn
+    if args.model:
+        return Cloud.load(args.model), {"source": args.model}
+    if args.untrained:
+        x_train = load_dataset(args.dataset)[0]
+        model = cloud_cnn(x_train.shape[1:], preset=args.preset, seed=args.seed)
+        return Cloud(model, x_train.shape[1:], info={"untrained": True}), {"source": "untrained"}
+    cfg = RunConfig(dataset=args.dataset, preset=args.preset, seed=args.seed,
+                    cloud_train=TrainConfig(max_epochs=args.epochs, progress=False))
+    cloud, meta = get_cloud(load_dataset(args.dataset), cfg)
+    return cloud, {"source": meta["path"], "cached": meta["cached"], "seconds": meta["seconds"]}
+
+
+def run(args):
+    from ..threads import blas_threads
+    with blas_threads(args.threads):
+        return serve(args)
+
+
+def serve(args):
+    from ..server.cloud_server import CloudServer
+    from ..server.http import Server, ServerThread
+    from ..server.shaping import Shape
+    process.setup_logging(args.log_level)
+    token = process.resolve_token(args)
+    wan = process.parse_wan(args.wan)
+    cloud, origin = load_cloud(args)
+    server = CloudServer(cloud, token=token, max_body=process.max_body(args))
+    http = Server(server.app, args.host, args.port, shape=Shape.server_side(wan) if wan else None,
+                  max_connections=args.max_connections)
+    thread = ServerThread(http).start()
+    process.write_ready(args.ready_file, thread.url)
+    process.announce(args, "listening", role="cloud", url=thread.url, model=origin,
+                     input_shape=list(cloud.input_shape), wan=wan.name if wan else "none",
+                     auth=token is not None)
+    signame = process.wait_for_signal()
+    thread.stop()
+    process.announce(args, "stopped", role="cloud", signal=signame, metrics=server.app.metrics.snapshot())
+    return 0

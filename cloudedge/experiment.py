@@ -1,0 +1,215 @@
+"""One run of the framework, end to end: the accuracy-vs-images tables of Section 4.3.
+
+    cloud = get_cloud(data, cfg)        # train CloudCNN on the cloud part (or load it from the cache)
+    result = run_edges(cloud, data, cfg)  # EdgeCNN0-k and EdgeCNN1-k: Alg. 1, then a stream through Alg. 2
+
+Both edges get the same N labeled images and the same upload stream from the edge pool
+(cloudedge.data). Users upload ``chunk`` images per tick; the core-network load trace
+decides whether the edge may sync that tick (default: busy on even ticks, idle on odd
+ones, so the buffer fills for a tick and then goes up); the trigger decides when to
+retrain. After each training the edge's model is scored on the test split (reporting
+only: nothing from the test split ever reaches training).
+"""
+import hashlib
+import json
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+
+from tinycnn.datasets import cache_root
+from tinycnn.train import TrainConfig, evaluate
+
+from .cloud import Cloud
+from .data import edge_data, load_dataset, split_cloud_edges
+from .edge import Edge, EdgeConfig, edge_train_config
+from .labels import make_policy, noise_report
+from .loads import Trace, make_load
+from .retrain import make_trigger
+
+CLOUD_RECIPE = 1  # bump when the way CloudCNN is trained changes, to invalidate cached clouds
+
+
+@dataclass
+class RunConfig:
+    """Everything one run depends on. Sizes are numbers of images."""
+    dataset: str = "mnist"
+    depth: int = 3
+    labeled: int = 120                 # N
+    uploads: int = 1080                # images streamed through the update phase
+    step: int = 120                    # M of the paper's every-M trigger
+    chunk: int = 60                    # images users upload per tick
+    seed: int = 0                      # the cloud/edge partition and CloudCNN
+    edge_seed: int = None              # the edges' labeled images, init and shuffles (None: seed)
+    preset: str = "laptop"
+    pool_stride: int = 2
+    cloud_fraction: float = 0.75       # of the train split, for the cloud; the rest is the edge pool
+    cloud_train: TrainConfig = field(default_factory=lambda: TrainConfig(max_epochs=6, progress=False))
+    edge_train: TrainConfig = field(default_factory=edge_train_config)
+    label_policy: str = "trust-all"
+    trigger: str = ""                  # "" = every:step
+    segment: bool = True
+    feature_cache: bool = True
+    warm_start: bool = True
+    load: object = None                # a load trace; None = busy on even ticks, idle on odd ones
+    load_threshold: float = 0.5
+    models: tuple = (0, 1)             # EdgeCNN0 and/or EdgeCNN1
+
+
+def default_load():
+    """Core-network load per tick: 0.8 (busy) on even ticks, 0.1 (idle) on odd ones."""
+    return Trace([0.8, 0.1])
+
+
+def cloud_key(cfg, cloud_ids):
+    """Hash of everything the trained CloudCNN depends on."""
+    train = {k: v for k, v in asdict(cfg.cloud_train).items() if k != "progress"}
+    blob = json.dumps({"recipe": CLOUD_RECIPE, "dataset": cfg.dataset, "preset": cfg.preset,
+                       "pool_stride": cfg.pool_stride, "seed": cfg.seed, "train": train,
+                       "ids": hashlib.sha256(np.asarray(cloud_ids, np.int64).tobytes()).hexdigest()},
+                      sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def default_workdir():
+    return cache_root() / "cloudedge"
+
+
+def get_cloud(data, cfg, workdir=None, use_cache=True, progress=False):
+    """Train CloudCNN on the cloud part of the train split, or load it from workdir.
+
+    data: (x_train, y_train, x_test, y_test). Returns (Cloud, {"cached", "seconds", "path"}).
+    """
+    x_train, y_train = data[0], data[1]
+    cloud_ids, _ = split_cloud_edges(y_train, cfg.cloud_fraction, cfg.seed)
+    path = Path(workdir or default_workdir()) / f"cloud-{cfg.dataset}-{cfg.preset}-{cloud_key(cfg, cloud_ids)}.npz"
+    start = time.perf_counter()
+    if use_cache and path.exists():
+        cloud = Cloud.load(path)
+        cached = True
+    else:
+        train_cfg = replace(cfg.cloud_train, seed=cfg.seed, progress=progress)
+        cloud = Cloud.train(x_train[cloud_ids], y_train[cloud_ids], preset=cfg.preset,
+                            pool_stride=cfg.pool_stride, config=train_cfg, seed=cfg.seed)
+        cloud.info.update(dataset=cfg.dataset, cloud_fraction=cfg.cloud_fraction,
+                          train_ids_sha256=ids_digest(cloud_ids))
+        if use_cache:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            cloud.save(path)
+        cached = False
+    return cloud, {"cached": cached, "seconds": time.perf_counter() - start, "path": str(path)}
+
+
+def make_edges(cloud, cfg, monitor=None):
+    """EdgeCNN0-k and/or EdgeCNN1-k as cfg.models says; EdgeCNN1 gets the cloud's package."""
+    edges = []
+    for shared in cfg.models:
+        econf = EdgeConfig(depth=cfg.depth, shared=bool(shared), input_shape=cloud.input_shape,
+                           preset=cfg.preset, pool_stride=cfg.pool_stride, num_classes=cloud.num_classes,
+                           train=cfg.edge_train, warm_start=cfg.warm_start, feature_cache=cfg.feature_cache,
+                           segment=cfg.segment, load_threshold=cfg.load_threshold, seed=edge_seed(cfg))
+        edge = Edge(f"EdgeCNN{int(bool(shared))}-{cfg.depth}", econf, make_policy(cfg.label_policy),
+                    make_trigger(cfg.trigger or f"every:{cfg.step}"), cloud.segmenter, monitor)
+        if shared:
+            edge.receive_package(cloud.export_layers(cfg.depth))
+        edges.append(edge)
+    return edges
+
+
+def edge_seed(cfg):
+    return cfg.seed if cfg.edge_seed is None else cfg.edge_seed
+
+
+def ids_digest(ids):
+    return hashlib.sha256(np.asarray(ids, np.int64).tobytes()).hexdigest()
+
+
+def edge_share(y_train, cfg):
+    """The edges' N labeled ids and upload stream (cloudedge.data); ValueError if the pool is too small."""
+    _, pool = split_cloud_edges(y_train, cfg.cloud_fraction, cfg.seed)
+    share = edge_data(y_train, pool, cfg.labeled, seed=edge_seed(cfg))
+    if cfg.uploads > len(share.stream):
+        raise ValueError(f"uploads={cfg.uploads} but the edge pool has only {len(share.stream)} images "
+                         f"after the {cfg.labeled} labeled ones")
+    return share
+
+
+def run_edges(cloud, data, cfg, progress=False):
+    """Algorithm 1 then the update-phase stream for each edge model. Returns a JSON-able dict."""
+    x_train, y_train, x_test, y_test = data
+    cloud_ids, _ = split_cloud_edges(y_train, cfg.cloud_fraction, cfg.seed)
+    trained_on = cloud.info.get("train_ids_sha256")
+    if trained_on is not None and trained_on != ids_digest(cloud_ids):
+        raise ValueError("this CloudCNN was trained on a different cloud part of the train split than "
+                         f"cloud_fraction={cfg.cloud_fraction}, seed={cfg.seed} give; the edges' pool "
+                         "would overlap its training images")
+    share = edge_share(y_train, cfg)
+    stream = share.stream[:cfg.uploads]
+    load = make_load(cfg.load) if cfg.load is not None else default_load()
+    edges = make_edges(cloud, cfg, monitor=lambda model: evaluate(model, x_test, y_test)[1])
+    start = time.perf_counter()
+    for edge in edges:
+        edge.initialize(x_train[share.labeled], y_train[share.labeled], ids=share.labeled)
+    ticks = range(0, len(stream), cfg.chunk) if cfg.chunk else []
+    if progress:
+        from tqdm.auto import tqdm
+        ticks = tqdm(ticks, desc="update phase", unit="tick")
+    for t, i in enumerate(ticks):
+        ids = stream[i:i + cfg.chunk]
+        level = load(float(t))
+        for edge in edges:
+            edge.submit(x_train[ids], ids)
+            edge.sync(cloud, level, t=t)
+            edge.maybe_retrain(t=t)
+    seconds = time.perf_counter() - start
+    return {"edges": [edge_report(e, y_train) for e in edges], "seconds": seconds,
+            "labeled_ids": share.labeled.tolist(), "stream_ids": stream.tolist(), "_edges": edges}
+
+
+def edge_report(edge, y_train):
+    """Curve, bytes and label noise of one edge; y_train gives the ground truth for reporting."""
+    trainings = [r for r in edge.history if r["event"] in ("init", "retrain")]
+    curve = [{"n_images": r["n_samples"], "accuracy": r.get("accuracy"), "epochs": r["epochs"],
+              "train_seconds": r["train_seconds"], "cache_probe_max_diff": r["cache_probe_max_diff"]}
+             for r in trainings]
+    noise = None
+    if edge.received:
+        ids = np.concatenate([r["ids"] for r in edge.received])
+        reply = type("Reply", (), {"labels": np.concatenate([r["labels"] for r in edge.received])})
+        keep = np.concatenate([r["keep"] for r in edge.received])
+        noise = noise_report(reply, keep, y_train[ids])
+    return {**edge.summary(), "curve": curve, "noise": noise}
+
+
+def run_experiment(cfg, workdir=None, use_cache=True, progress=False, data=None):
+    """get_cloud + run_edges; the JSON of `cloudedge experiment`."""
+    start = time.perf_counter()
+    data = data or load_dataset(cfg.dataset, progress=progress)
+    edge_share(data[1], cfg)  # fail before training anything
+    cloud, cloud_meta = get_cloud(data, cfg, workdir, use_cache, progress)
+    cloud_acc = cloud.evaluate(data[2], data[3])
+    result = run_edges(cloud, data, cfg, progress)
+    by_model = {e["model"].split("-")[0]: e for e in result["edges"]}
+    out = {"dataset": cfg.dataset, "depth": cfg.depth, "n_labeled": cfg.labeled, "uploads": cfg.uploads,
+           "seed": cfg.seed, "preset": cfg.preset, "cloud_acc": cloud_acc,
+           "edge0_acc": by_model.get("EdgeCNN0", {}).get("accuracy"),
+           "edge1_acc": by_model.get("EdgeCNN1", {}).get("accuracy"),
+           "cloud": {**cloud.stats, "cached": cloud_meta["cached"], "load_seconds": cloud_meta["seconds"],
+                     "path": cloud_meta["path"], "info": cloud.info},
+           "edges": result["edges"], "edge_seconds": result["seconds"],
+           "seconds": time.perf_counter() - start, "config": config_json(cfg)}
+    out["_edges"], out["_cloud"] = result["_edges"], cloud
+    return out
+
+
+def config_json(cfg):
+    d = asdict(cfg)
+    d["load"] = repr(cfg.load) if cfg.load is not None else "busy on even ticks, idle on odd ticks"
+    d["models"] = list(cfg.models)
+    return d
+
+
+def public(result):
+    """The JSON-able part of a result (drops the live objects kept under '_' keys)."""
+    return {k: v for k, v in result.items() if not k.startswith("_")}

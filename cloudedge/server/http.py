@@ -1,0 +1,386 @@
+"""The HTTP layer shared by the cloud and edge servers (standard library only).
+
+An ``App`` maps (method, path) to a handler ``fn(request) -> Response``. The layer does,
+for every request: bearer-token check (401), body size limit (413, checked on
+Content-Length before reading), JSON errors for every failure (400/401/404/405/411/413/
+500/503, a traceback goes to the server log, never to the client), per-route metrics,
+optional link shaping of the connection, and a cap on connections in flight (503).
+
+One request per connection (HTTP/1.0 semantics): no idle keep-alive sockets, so a
+graceful stop only waits for requests that are actually running.
+"""
+import hmac
+import json
+import logging
+import socket
+import sys
+import threading
+import time
+import urllib.parse
+from collections import deque
+from dataclasses import dataclass, field
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import numpy as np
+
+from .shaping import ShapedSocket
+
+log = logging.getLogger("cloudedge.server")
+
+DEFAULT_MAX_BODY = 64 * 1024 * 1024
+DEFAULT_TIMEOUT = 30.0          # seconds a socket read or write may stall
+LATENCY_WINDOW = 10_000         # latencies kept per route for percentiles
+
+
+class HttpError(Exception):
+    """An error the client caused (or must be told about): status + message, sent as JSON."""
+
+    def __init__(self, status, message):
+        super().__init__(message)
+        self.status = int(status)
+        self.message = message
+
+
+@dataclass
+class Request:
+    method: str
+    path: str
+    query: dict                 # name -> last value
+    headers: object             # email.message.Message (case-insensitive get)
+    body: bytes
+    client: str
+    received: float             # perf_counter when the body was fully read
+
+    def query_int(self, name, default=None, low=None, high=None):
+        """An integer query parameter in [low, high]; HttpError(400) otherwise."""
+        if name not in self.query:
+            if default is None:
+                raise HttpError(400, f"query parameter {name!r} is required, got none")
+            return default
+        text = self.query[name]
+        try:
+            value = int(text)
+        except ValueError:
+            raise HttpError(400, f"query parameter {name!r} must be an integer, got {text!r}") from None
+        if (low is not None and value < low) or (high is not None and value > high):
+            raise HttpError(400, f"query parameter {name!r} must be in [{low}, {high}], got {value}")
+        return value
+
+
+@dataclass
+class Response:
+    status: int = 200
+    body: bytes = b""
+    content_type: str = "application/json"
+    headers: dict = field(default_factory=dict)
+
+    @classmethod
+    def json(cls, obj, status=200, headers=None):
+        return cls(status, json.dumps(obj).encode(), "application/json", dict(headers or {}))
+
+    @classmethod
+    def binary(cls, data, content_type="application/octet-stream", headers=None):
+        return cls(200, bytes(data), content_type, dict(headers or {}))
+
+
+class Metrics:
+    """Thread-safe counters: requests per route and status, body bytes in/out, latencies.
+
+    A request's latency runs from its head being parsed to its answer being ready: the
+    body upload is in it, sending the answer is not.
+    """
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self.started = time.time()
+        self.requests = {}          # "METHOD /path" -> {status: count}
+        self.latency = {}           # "METHOD /path" -> deque of seconds
+        self.bytes_in = 0
+        self.bytes_out = 0
+        self.counters = {}          # app-defined counters
+
+    def record(self, route, status, seconds, bytes_in, bytes_out):
+        with self._lock:
+            by_status = self.requests.setdefault(route, {})
+            by_status[str(status)] = by_status.get(str(status), 0) + 1
+            self.latency.setdefault(route, deque(maxlen=LATENCY_WINDOW)).append(seconds)
+            self.bytes_in += bytes_in
+            self.bytes_out += bytes_out
+
+    def add(self, name, amount=1):
+        with self._lock:
+            self.counters[name] = self.counters.get(name, 0) + amount
+
+    def snapshot(self):
+        """JSON-able state; latency percentiles in milliseconds over the last LATENCY_WINDOW."""
+        with self._lock:
+            latency = {}
+            for route, values in self.latency.items():
+                ms = np.asarray(values, dtype=float) * 1e3
+                p50, p90, p99 = np.percentile(ms, [50, 90, 99])
+                latency[route] = {"count": len(ms), "p50_ms": float(p50), "p90_ms": float(p90),
+                                  "p99_ms": float(p99), "max_ms": float(ms.max())}
+            return {"uptime_s": time.time() - self.started,
+                    "requests": {r: dict(s) for r, s in self.requests.items()},
+                    "bytes_in": self.bytes_in, "bytes_out": self.bytes_out,
+                    "latency": latency,
+                    "counters": dict(self.counters)}
+
+
+class App:
+    """Routes plus the policies of one server.
+
+    token: the shared secret expected as ``Authorization: Bearer <token>`` on every route
+    except those registered with ``public=True``; None disables the check.
+    """
+
+    def __init__(self, name, token=None, max_body=DEFAULT_MAX_BODY):
+        if token is not None and (not isinstance(token, str) or len(token) < 8):
+            raise ValueError(f"token must be a string of >= 8 characters, got "
+                             f"{'a shorter one' if isinstance(token, str) else type(token).__name__}")
+        if not isinstance(max_body, int) or max_body < 1:
+            raise ValueError(f"max_body must be an int >= 1 byte, got {max_body!r}")
+        self.name = name
+        self.token = token
+        self.max_body = max_body
+        self.metrics = Metrics()
+        self._routes = {}           # (method, path) -> (fn, public, max_body)
+
+    def route(self, method, path, fn, public=False, max_body=None):
+        self._routes[(method, path)] = (fn, public, self.max_body if max_body is None else max_body)
+
+    def lookup(self, method, path):
+        """(fn, public, max_body) for a request; HttpError 404 / 405 if there is none."""
+        if (method, path) in self._routes:
+            return self._routes[(method, path)]
+        allowed = sorted(m for m, p in self._routes if p == path)
+        if allowed:
+            raise HttpError(405, f"{path} accepts {', '.join(allowed)}, got {method}")
+        known = sorted({p for _, p in self._routes})
+        raise HttpError(404, f"no such path {path!r}; this {self.name} server has {', '.join(known)}")
+
+    def authorize(self, headers):
+        if self.token is None:
+            return
+        given = headers.get("Authorization", "")
+        if not given.startswith("Bearer "):
+            raise HttpError(401, "missing token: expected header 'Authorization: Bearer <token>'")
+        if not hmac.compare_digest(given[len("Bearer "):].encode(), self.token.encode()):
+            raise HttpError(401, "wrong token")
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server_version = "cloudedge"
+    sys_version = ""
+    default_request_version = "HTTP/1.0"   # so even a garbled request line gets a status line
+    timeout = DEFAULT_TIMEOUT
+
+    def setup(self):
+        self.timeout = self.server.request_timeout
+        shape = self.server.shape
+        if shape is not None:
+            self.request = ShapedSocket(self.request, shape)
+        super().setup()
+
+    def parse_request(self):
+        self._first_byte = time.perf_counter()   # the request line has just been read
+        return super().parse_request()
+
+    def log_message(self, fmt, *args):
+        log.debug("%s %s", self.address_string(), fmt % args)
+
+    def send_error(self, code, message=None, explain=None):
+        # http.server's own errors (bad request line, unknown method, ...) as JSON too
+        self._send(Response.json({"error": message or HTTPStatus(code).phrase, "status": code}, code))
+        self.close_connection = True
+
+    def _send(self, response):
+        self.send_response(response.status)
+        self.send_header("Content-Type", response.content_type)
+        self.send_header("Content-Length", str(len(response.body)))
+        self.send_header("Connection", "close")
+        for key, value in response.headers.items():
+            self.send_header(key, str(value))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(response.body)
+
+    def _dispatch(self):
+        app, start = self.server.app, time.perf_counter()
+        url = urllib.parse.urlsplit(self.path)
+        route, body = f"{self.command} {url.path}", b""
+        try:
+            fn, public, max_body = app.lookup(self.command, url.path)
+            if not public:
+                app.authorize(self.headers)
+            body = self._read_body(max_body)
+            query = dict(urllib.parse.parse_qsl(url.query, keep_blank_values=True))
+            request = Request(self.command, url.path, query, self.headers, body,
+                              self.client_address[0], time.perf_counter())
+            response = fn(request)
+            # recv: request line to last body byte; server: last body byte to answer ready
+            response.headers.setdefault("X-Recv-Seconds", f"{request.received - self._first_byte:.6f}")
+            response.headers.setdefault("X-Server-Seconds", f"{time.perf_counter() - request.received:.6f}")
+        except HttpError as exc:
+            response = Response.json({"error": exc.message, "status": exc.status}, exc.status)
+            if exc.status in (404, 405):
+                route = f"{self.command} <unknown>"  # bounded metric keys
+        except Exception:  # a bug or an unexpected state: log it, tell the client only "500"
+            log.exception("%s: %s %s failed", app.name, self.command, url.path)
+            response = Response.json({"error": "internal server error (see the server log)",
+                                      "status": 500}, 500)
+        if response.status >= 400:
+            self.close_connection = True
+        # recorded before sending, so a client that has its answer also sees it counted
+        app.metrics.record(route, response.status, time.perf_counter() - start, len(body),
+                           0 if self.command == "HEAD" else len(response.body))
+        self._send(response)
+        if response.status >= 400 and not body and self.headers.get("Content-Length", "0") != "0":
+            self._drain()
+
+    def _read_body(self, max_body):
+        if self.headers.get("Transfer-Encoding"):
+            raise HttpError(411, "chunked bodies are not accepted: send Content-Length")
+        text = self.headers.get("Content-Length")
+        if text is None:
+            if self.command in ("POST", "PUT"):
+                raise HttpError(411, "Content-Length header is required")
+            return b""
+        try:
+            length = int(text)
+        except ValueError:
+            raise HttpError(400, f"Content-Length must be an integer, got {text!r}") from None
+        if length < 0:
+            raise HttpError(400, f"Content-Length must be >= 0, got {length}")
+        if length > max_body:
+            raise HttpError(413, f"body of {length} bytes is larger than this route's limit of "
+                                 f"{max_body} bytes")
+        try:
+            body = self.rfile.read(length)
+        except TimeoutError:
+            raise HttpError(408, f"the body stalled: expected {length} bytes, none came for "
+                                 f"{self.timeout:g} s") from None
+        except ConnectionError as exc:
+            raise HttpError(400, f"the connection broke while reading the body: {exc}") from None
+        if len(body) != length:
+            raise HttpError(400, f"body ended after {len(body)} of {length} bytes")
+        return body
+
+    def _drain(self, limit=4 * 1024 * 1024, seconds=2.0):
+        """After refusing a body unread: stop sending, then read and drop what the client is
+        still sending (bounded), so it gets to read our answer instead of a reset."""
+        self.wfile.flush()
+        deadline = time.monotonic() + seconds
+        try:
+            self.connection.shutdown(socket.SHUT_WR)
+            self.connection.settimeout(0.2)
+            while limit > 0 and time.monotonic() < deadline:
+                chunk = self.rfile.read1(min(limit, 65536))
+                if not chunk:
+                    break
+                limit -= len(chunk)
+        except OSError as exc:   # timeouts and resets: the client is done either way
+            log.debug("drain after an error response stopped: %s", exc)
+
+    def do_GET(self):
+        self._dispatch()
+
+    def do_POST(self):
+        self._dispatch()
+
+    def do_PUT(self):
+        self._dispatch()
+
+    def do_DELETE(self):
+        self._dispatch()
+
+
+class Server(ThreadingHTTPServer):
+    """A threaded HTTP server for an App: one thread per connection, at most
+    ``max_connections`` at once (more get 503), request threads joined on close.
+    request_timeout: seconds a socket read or write may stall before the request is dropped
+    (a stalled body gets 408)."""
+
+    daemon_threads = False
+    block_on_close = True
+    allow_reuse_address = True
+    request_queue_size = 64
+
+    def __init__(self, app, host="127.0.0.1", port=0, shape=None, max_connections=64,
+                 request_timeout=DEFAULT_TIMEOUT):
+        self.app = app
+        self.shape = shape
+        self.request_timeout = request_timeout
+        self._slots = threading.BoundedSemaphore(max_connections)
+        super().__init__((host, port), _Handler)
+
+    @property
+    def url(self):
+        host, port = self.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def process_request(self, request, client_address):
+        if not self._slots.acquire(blocking=False):
+            self.app.metrics.add("rejected_busy")
+            _reject_busy(request)
+            self.shutdown_request(request)
+            return
+        super().process_request(request, client_address)
+
+    def process_request_thread(self, request, client_address):
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
+
+    def handle_error(self, request, client_address):
+        exc = sys.exc_info()[1]
+        if isinstance(exc, ConnectionError):   # the client went away: not our bug
+            log.info("%s: connection from %s dropped: %s", self.app.name, client_address, exc)
+            return
+        log.exception("%s: connection from %s failed", self.app.name, client_address)
+
+
+def _reject_busy(sock):
+    body = json.dumps({"error": "server busy: too many connections in flight", "status": 503}).encode()
+    head = (f"HTTP/1.0 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n").encode()
+    try:
+        sock.settimeout(1.0)
+        sock.sendall(head + body)
+    except OSError as exc:
+        log.debug("could not tell a client we are busy: %s", exc)
+
+
+class ServerThread:
+    """Run a Server in a background thread; ``stop()`` is the graceful shutdown:
+    stop accepting, let requests in flight finish, close the socket."""
+
+    def __init__(self, server):
+        self.server = server
+        self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1},
+                                        name=f"{server.app.name}-http", daemon=True)
+        self._stopped = False
+
+    @property
+    def url(self):
+        return self.server.url
+
+    def start(self):
+        self._thread.start()
+        return self
+
+    def stop(self):
+        if self._stopped:
+            return
+        self._stopped = True
+        self.server.shutdown()
+        self.server.server_close()   # joins request threads
+        self._thread.join()
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()

@@ -1,0 +1,132 @@
+"""What the serve-cloud and serve-edge commands share: token, shaping and address options,
+logging, the ready file, and running until SIGTERM / SIGINT with a graceful stop."""
+import json
+import logging
+import math
+import os
+import signal
+import sys
+import threading
+
+from tinycnn.atomic import atomic_write
+
+from .. import network
+from .shaping import Shape
+
+TOKEN_ENV = "CLOUDEDGE_TOKEN"
+
+
+def add_server_args(parser, default_port):
+    parser.add_argument("--host", default="127.0.0.1",
+                        help="address to bind (default 127.0.0.1; use 0.0.0.0 only on a trusted network)")
+    parser.add_argument("--port", type=int, default=default_port,
+                        help=f"TCP port (default {default_port}; 0 = any free port)")
+    parser.add_argument("--token", default=None,
+                        help=f"shared secret for 'Authorization: Bearer' (default: ${TOKEN_ENV})")
+    parser.add_argument("--no-auth", action="store_true", help="accept requests without a token")
+    parser.add_argument("--max-body-mb", type=float, default=16.0,
+                        help="largest request body accepted, MiB (default 16; larger gets 413)")
+    parser.add_argument("--max-connections", type=int, default=64,
+                        help="connections served at once; more get 503 (default 64)")
+    parser.add_argument("--ready-file", default=None,
+                        help="write the server's URL to this file once it listens (for scripts)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="BLAS threads (default 1: on shared cores more threads spin against each "
+                             "other; 0 = the library's default); see cloudedge.threads")
+    parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    parser.add_argument("--json", action="store_true",
+                        help="print JSON lines (listening, stopped + final metrics) instead of text")
+
+
+def resolve_token(args):
+    """The token from --token or the environment; None with --no-auth; ValueError if neither."""
+    token = args.token or os.environ.get(TOKEN_ENV)
+    if args.no_auth:
+        if args.token:
+            raise ValueError("--no-auth and --token contradict each other; pass one")
+        return None
+    if not token:
+        raise ValueError(f"no token: pass --token, set ${TOKEN_ENV}, or run with --no-auth")
+    if len(token) < 8:
+        raise ValueError(f"the token must have >= 8 characters, got {len(token)}")
+    return token
+
+
+def max_body(args):
+    if not args.max_body_mb > 0:
+        raise ValueError(f"--max-body-mb must be > 0, got {args.max_body_mb}")
+    return int(args.max_body_mb * 1024 * 1024)
+
+
+def parse_wan(text):
+    """'none' -> None; 'paper' -> cloudedge.network.wan_link(); 'RATE,RTT' (KiB/s, ms) -> a Link."""
+    if text in (None, "none"):
+        return None
+    if text == "paper":
+        return network.wan_link()
+    try:
+        rate, rtt = (float(v) for v in text.split(","))
+    except ValueError:
+        raise ValueError(f"--wan must be 'none', 'paper' or 'RATE_KIB_S,RTT_MS', got {text!r}") from None
+    return network.wan_link(rate * network.KiB, rtt / 1000)
+
+
+def parse_access(text, custom=None):
+    """'none' -> None; 'lte' / 'wifi' / '5g' -> that Link; 'custom' needs 'UP,DOWN,RTT' (KiB/s, KiB/s, ms)."""
+    if text in (None, "none"):
+        return None
+    if text == "custom":
+        try:
+            up, down, rtt = (float(v) for v in (custom or "").split(","))
+        except ValueError:
+            raise ValueError(f"--link custom needs --custom-link UP,DOWN,RTT (KiB/s, KiB/s, ms), "
+                             f"got {custom!r}") from None
+        return network.Link("custom", up * network.KiB, down * network.KiB, rtt / 1000)
+    return network.access_link(text)
+
+
+def upload_shape(rate_kib):
+    """The edge's uplink to the cloud capped at rate_kib KiB/s (None = no cap)."""
+    if rate_kib is None:
+        return None
+    if not rate_kib > 0 or math.isinf(rate_kib):
+        raise ValueError(f"--upload-rate must be a finite rate > 0 KiB/s, got {rate_kib}")
+    return Shape(send_rate=rate_kib * network.KiB, name=f"upload<={rate_kib:g}KiB/s")
+
+
+def setup_logging(level):
+    logging.basicConfig(level=getattr(logging, level.upper()), stream=sys.stderr,
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+
+
+def announce(args, event, **fields):
+    if args.json:
+        print(json.dumps({"event": event, **fields}), flush=True)
+    else:
+        details = ", ".join(f"{k}={v}" for k, v in fields.items() if not isinstance(v, (dict, list)))
+        print(f"{event}: {details}", flush=True)
+
+
+def write_ready(path, url):
+    if path:
+        with atomic_write(path) as f:
+            f.write(url.encode())
+
+
+def wait_for_signal():
+    """Block until SIGTERM or SIGINT; returns the signal's name."""
+    got = {}
+    done = threading.Event()
+
+    def handler(signum, frame):
+        got["name"] = signal.Signals(signum).name
+        done.set()
+
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        while not done.wait(0.5):
+            pass
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+    return got["name"]

@@ -1,0 +1,81 @@
+"""Frozen-feature cache: training on cached prefix outputs is bit-identical to training through them."""
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from cloudedge.feature_cache import (batch_invariance, cacheable_prefix, fit_cached, is_stochastic,
+                                     prefix_features)
+from cloudedge.models import cloud_cnn, edge_cnn
+from tinycnn import Dropout, ReLU
+from tinycnn.train import TrainConfig, fit
+from test_cloudedge_support import mnist, params_equal
+from test_cloudedge_support import one_blas_thread  # noqa: F401  (autouse fixture)
+
+
+def frozen_edge(seed, depth=3, preset="tiny"):
+    """EdgeCNN1-depth: a CloudCNN's lower layers copied in and frozen; Dropout in the head."""
+    model = edge_cnn(depth, preset=preset, seed=seed)
+    model[:2 * depth].load_state_dict(cloud_cnn(preset=preset, seed=seed + 1)[:2 * depth].state_dict())
+    return model.freeze(2 * depth)
+
+
+@pytest.mark.parametrize("soft", [False, True])
+def test_cached_training_is_bit_identical_to_uncached(soft):
+    x, y = mnist(300)
+    xv, yv = mnist(60, "test")
+    targets = np.eye(10, dtype=np.float32)[y] * 0.9 + 0.01 if soft else y
+    cfg = TrainConfig(max_epochs=3, lr_patience=1, progress=False, seed=4)
+    a, b = frozen_edge(0), frozen_edge(0)
+    ha = fit(a, x, targets, cfg, xv, yv)
+    hb, info = fit_cached(b, x, targets, cfg, xv, yv)
+    assert info["cached_layers"] == 6 and info["max_abs_diff"] == 0.0
+    assert params_equal(a, b)
+    assert not params_equal(a, frozen_edge(0))            # training did move the head
+    assert params_equal(a[:6], frozen_edge(0)[:6])        # and not the frozen layers
+    strip = lambda h: [{k: v for k, v in r.items() if k != "seconds"} for r in h.rows]   # noqa: E731
+    assert strip(ha) == strip(hb) and ha.stopped == hb.stopped
+
+
+def test_cached_training_with_internal_holdout_matches_too():
+    x, y = mnist(200)
+    cfg = TrainConfig(max_epochs=2, progress=False, seed=1)
+    a, b = frozen_edge(5), frozen_edge(5)
+    fit(a, x, y, cfg)
+    fit_cached(b, x, y, cfg)
+    assert params_equal(a, b)
+
+
+@settings(deadline=None, max_examples=8)
+@given(seed=st.integers(0, 1000), batch=st.integers(1, 64))
+def test_prefix_output_does_not_depend_on_the_batch(seed, batch):
+    x, _ = mnist(96)
+    prefix = frozen_edge(seed, preset="laptop")[:6]
+    whole = prefix_features(prefix, x, batch_size=96)
+    order = np.random.default_rng(seed).permutation(96)
+    parts = np.empty_like(whole)
+    for i in range(0, 96, batch):
+        idx = order[i:i + batch]
+        parts[idx] = prefix.forward(x[idx], training=True)
+    assert np.array_equal(parts, whole)
+    assert batch_invariance(prefix, x, whole, TrainConfig(batch_size=batch, seed=seed), 96) == 0.0
+
+
+def test_only_frozen_deterministic_layers_are_cached():
+    model = edge_cnn(3, preset="tiny", seed=0)
+    assert cacheable_prefix(model) == 0
+    model.freeze(4)
+    assert cacheable_prefix(model) == 4
+    model.freeze(len(model))
+    stop = next(i for i, layer in enumerate(model) if isinstance(layer, Dropout))
+    assert cacheable_prefix(model) == stop           # never past a stochastic layer
+    assert is_stochastic(Dropout(0.5)) and not is_stochastic(ReLU())
+
+
+def test_no_cacheable_prefix_falls_back_to_fit():
+    x, y = mnist(100)
+    cfg = TrainConfig(max_epochs=1, progress=False)
+    a, b = edge_cnn(3, preset="tiny", seed=2), edge_cnn(3, preset="tiny", seed=2)
+    fit(a, x, y, cfg)
+    _, info = fit_cached(b, x, y, cfg)
+    assert info == {"cached_layers": 0, "max_abs_diff": None} and params_equal(a, b)

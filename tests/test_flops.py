@@ -1,0 +1,194 @@
+"""tinycnn.flops: a hand-counted net, and the counter against the MACs the engine's
+GEMMs really perform (kernels.count_macs) in forward and backward passes."""
+import json
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from cloudedge.models import PAPER_PLAN, cloud_cnn, edge_cnn, shared_prefix
+from tinycnn import (
+    Conv2D,
+    Dense,
+    Dropout,
+    Flatten,
+    Layer,
+    MaxPool2D,
+    ReLU,
+    Sequential,
+    kernels,
+)
+from tinycnn.flops import profile
+from tinycnn.kernels import count_macs
+
+
+def tiny_net():
+    """(2, 5, 5) -> conv 3x3 pad 1 -> 3x5x5 -> ReLU -> pool 2 -> 3x2x2 -> fc 12 -> 4."""
+    return Sequential([Conv2D(2, 3, 3, padding=1, rng=0), ReLU(), MaxPool2D(2), Flatten(),
+                       Dense(12, 4, rng=0)])
+
+
+def test_hand_counted_forward():
+    p = profile(tiny_net(), (2, 5, 5))
+    conv, relu, pool, flat, dense, soft = p.rows
+    assert (conv.macs, conv.flops, conv.paper_formula, conv.params) == (3 * 2 * 9 * 25, 2 * 1350 + 75, 1350, 57)
+    assert (relu.macs, relu.flops) == (0, 75)                   # one comparison per element
+    assert pool.output_shape == (3, 2, 2) and pool.flops == 12 * 3  # 3 comparisons per 2x2 window
+    assert flat.flops == 0
+    assert (dense.macs, dense.flops, dense.params, dense.paper_formula) == (48, 2 * 48 + 4, 52, 0)
+    assert soft.kind == "softmax" and soft.flops == 6 * 4 - 1
+    t = p.totals
+    assert (t["macs"], t["flops"], t["paper_formula"], t["params"]) == (1398, 3009, 1350, 109)
+    assert t["activation_bytes"] == 4 * (75 + 75 + 12 + 12 + 4 + 4)
+    assert conv.workspace_bytes == 4 * (2 * 9) * 25               # im2col matrix (C*kh*kw, OH*OW)
+
+
+def test_hand_counted_backward():
+    p = profile(tiny_net(), (2, 5, 5))
+    conv, relu, pool, flat, dense, _ = p.rows
+    assert (dense.backward_macs, dense.backward_flops) == (96, 2 * 96 + 4)  # dW, dx, db
+    assert (pool.backward_flops, relu.backward_flops, flat.backward_flops) == (12, 75, 0)
+    assert (conv.backward_macs, conv.backward_flops) == (1350, 2 * 1350 + 75)  # dW + db, no dx
+    q = profile(tiny_net(), (2, 5, 5), need_dx=True)
+    # + dcol GEMM and col2im: per channel 13 in-bounds (offset, output) pairs per axis
+    assert q.rows[0].backward_flops == 2 * 2700 + 75 + 2 * 13 * 13
+
+
+def test_batch_scales_everything_but_params():
+    one, four = profile(tiny_net(), (2, 5, 5)), profile(tiny_net(), (2, 5, 5), batch=4)
+    for key in ("macs", "flops", "paper_formula", "activation_bytes", "backward_flops"):
+        assert four.totals[key] == 4 * one.totals[key]
+    assert four.totals["params"] == one.totals["params"]
+
+
+def test_paper_formula_for_cloudcnn_by_hand():
+    # Section 1.3: sum_j c_j * f_w * f_h * c_{j+1} * w_{j+1} * h_{j+1}; same padding keeps 28x28
+    channels = (1,) + PAPER_PLAN
+    by_hand = sum(channels[j] * 3 * 3 * channels[j + 1] * 28 * 28 for j in range(len(PAPER_PLAN)))
+    t = profile(cloud_cnn((1, 28, 28)), (1, 28, 28)).totals
+    assert t["paper_formula"] == by_hand
+    fc = 128 * 14 * 14 * 1024 + 1024 * 10
+    assert t["macs"] == by_hand + fc               # the formula leaves out the fc layers
+    assert t["flops"] > 2 * t["macs"]              # FLOPs are not MACs
+
+
+@st.composite
+def random_nets(draw):
+    """(model, (C, H, W), batch): convs of random geometry, optional pool/dropout, 1-2 dense."""
+    C, H, W = draw(st.integers(1, 3)), draw(st.integers(4, 9)), draw(st.integers(4, 9))
+    layers, shape = [], (C, H, W)
+    for _ in range(draw(st.integers(1, 3))):
+        k = draw(st.integers(1, min(3, shape[1], shape[2])))
+        conv = Conv2D(shape[0], draw(st.integers(1, 4)), (k, draw(st.integers(1, min(3, shape[2])))),
+                      stride=(draw(st.integers(1, 2)), draw(st.integers(1, 2))),
+                      padding=draw(st.integers(0, 1)), rng=0)
+        layers += [conv, ReLU()]
+        shape = conv.output_shape(shape)
+    if draw(st.booleans()) and min(shape[1:]) >= 2:
+        pool = MaxPool2D(2, draw(st.integers(1, 2)))
+        layers.append(pool)
+        shape = pool.output_shape(shape)
+    layers += [Dropout(0.25), Flatten()]
+    width = int(np.prod(shape))
+    for _ in range(draw(st.integers(1, 2))):
+        out = draw(st.integers(1, 6))
+        layers += [Dense(width, out, rng=0), ReLU()]
+        width = out
+    return Sequential(layers[:-1]), (C, H, W), draw(st.integers(1, 3))
+
+
+@settings(max_examples=25, deadline=None)
+@given(random_nets())
+def test_forward_macs_equal_the_engines_gemm_work(net):
+    model, shape, batch = net
+    x = np.random.default_rng(0).random((batch, *shape), dtype=np.float32)
+    with count_macs() as c:
+        model.forward(x)
+    assert c.macs == profile(model, shape, batch=batch).totals["macs"]
+
+
+@settings(max_examples=25, deadline=None)
+@given(random_nets(), st.integers(0, 20), st.booleans())
+def test_backward_macs_equal_the_engines_gemm_work(net, frozen, need_dx):
+    model, shape, batch = net
+    model.freeze(min(frozen, len(model)))
+    x = np.random.default_rng(1).random((batch, *shape), dtype=np.float32)
+    out = model.forward(x, training=True)
+    with count_macs() as c:
+        model.backward(np.ones_like(out), need_dx=need_dx)
+    assert c.macs == profile(model, shape, batch=batch, need_dx=need_dx).totals["backward_macs"]
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(1, 3), st.integers(1, 7), st.integers(1, 7), st.integers(1, 3), st.integers(1, 3),
+       st.integers(1, 2), st.integers(1, 2), st.integers(0, 2))
+def test_col2im_adds_are_the_in_bounds_taps(C, H, W, kh, kw, sh, sw, pad):
+    conv = Conv2D(C, 2, (kh, kw), stride=(sh, sw), padding=pad, rng=0)
+    if H + 2 * pad < kh or W + 2 * pad < kw:
+        return
+    _, OH, OW = conv.output_shape((C, H, W))
+    # col2im of all-ones makes one add per in-bounds tap, so the sum counts them
+    adds = kernels.col2im(np.ones((C * kh * kw, OH * OW), np.float32), 1, C, H, W,
+                          kh, kw, sh, sw, pad, pad).sum()
+    model = Sequential([conv])
+    with_dx = profile(model, (C, H, W), softmax=False, need_dx=True).totals["backward_flops"]
+    without = profile(model, (C, H, W), softmax=False).totals["backward_flops"]
+    assert with_dx - without == 2 * conv.out_channels * C * kh * kw * OH * OW + adds
+
+
+def test_freezing_the_shared_prefix_saves_what_the_engine_skips():
+    model = edge_cnn(3, (1, 12, 12), preset="laptop", seed=0)
+    x = np.random.default_rng(0).random((2, 1, 12, 12), dtype=np.float32)
+
+    def engine_backward_macs():
+        out = model.forward(x, training=True)
+        with count_macs() as c:
+            model.backward(np.ones_like(out))
+        return c.macs
+
+    full = engine_backward_macs()
+    model.freeze(shared_prefix(2))
+    frozen = engine_backward_macs()
+    p = profile(model, (1, 12, 12), batch=2)
+    assert p.frozen_prefix == shared_prefix(2)
+    assert (p.totals["backward_macs"], p.totals["backward_macs_unfrozen"]) == (frozen, full)
+    assert frozen < full
+    # the frozen= argument gives the same numbers without touching the model
+    model.unfreeze()
+    q = profile(model, (1, 12, 12), batch=2, frozen=shared_prefix(2))
+    assert q.totals == p.totals and all(layer.trainable for layer in model)
+
+
+def test_frozen_everything_means_no_backward_work():
+    p = profile(tiny_net(), (2, 5, 5), frozen=5)
+    assert p.totals["backward_flops"] == 0 and p.totals["trainable_params"] == 0
+
+
+def test_json_and_table():
+    p = profile(tiny_net(), (2, 5, 5))
+    d = json.loads(json.dumps(p.to_dict()))
+    assert len(d["layers"]) == 6 and d["totals"]["paper_formula"] == 1350
+    assert "total" in p.table() and "1,398" in p.table()
+
+
+class Custom(Layer):
+    def output_shape(self, input_shape):
+        return input_shape
+
+
+def test_errors_say_what_was_expected():
+    with pytest.raises(TypeError, match="no cost rule for layer 1 .Custom."):
+        profile(Sequential([Flatten(), Custom()]), (4,), softmax=False)
+    with pytest.raises(ValueError, match="expected 2 input channels, got 3"):
+        profile(tiny_net(), (3, 5, 5))
+    with pytest.raises(ValueError, match="positive ints"):
+        profile(tiny_net(), (2, 0, 5))
+    with pytest.raises(ValueError, match="batch must be"):
+        profile(tiny_net(), (2, 5, 5), batch=0)
+    with pytest.raises(ValueError, match="frozen must be"):
+        profile(tiny_net(), (2, 5, 5), frozen=9)
+    with pytest.raises(ValueError, match="softmax needs a .K,. model output"):
+        profile(Sequential([Conv2D(1, 1, 1)]), (1, 2, 2))
+    with pytest.raises(TypeError, match="Sequential"):
+        profile([Conv2D(1, 1, 1)], (1, 2, 2))
