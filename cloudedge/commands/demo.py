@@ -6,10 +6,7 @@ the other 2,000 and stream 1,080 uploads through the update phase (users send 60
 tick, the core network is idle every other tick, retrain every M = 120 new labels);
 prints accuracy on the 2,000 test digits vs number of training images.
 """
-import time
-from pathlib import Path
-
-from ._common import add_common, blas_threads, dump, kb
+from ._common import add_common, kb
 
 
 def register(subparsers):
@@ -34,20 +31,8 @@ def demo_config(args):
 
 
 def run(args):
-    from ..experiment import public, run_experiment
-    start = time.perf_counter()
-    cfg = demo_config(args)
-    with blas_threads(args.threads):
-        result = run_experiment(cfg, workdir=args.workdir, use_cache=not args.no_cache,
-                                progress=not args.quiet)
-    out = public(result)
-    out["wall_seconds"] = time.perf_counter() - start
-    if args.plot:
-        from ..figures import plot_accuracy
-        Path(args.plot).parent.mkdir(parents=True, exist_ok=True)
-        out["plot"] = plot_accuracy(out, args.plot)
-    print(dump(out) if args.json else report(out))
-    return 0
+    from .experiment import run_and_print
+    return run_and_print(demo_config(args), args)
 
 
 def accuracy_table(out):

@@ -55,10 +55,14 @@ def config_from_args(args):
 
 
 def run(args):
+    return run_and_print(config_from_args(args), args)
+
+
+def run_and_print(cfg, args):
+    """Run one experiment (RunConfig cfg); print its JSON or its report (cloudedge.commands.demo)."""
     from ..experiment import public, run_experiment
     from .demo import report
     start = time.perf_counter()
-    cfg = config_from_args(args)
     with blas_threads(args.threads):
         result = run_experiment(cfg, workdir=args.workdir, use_cache=not args.no_cache, progress=not args.quiet)
     out = public(result)
