@@ -75,9 +75,8 @@ class Cloud:
     # --- update phase: label uploads ----------------------------------------------------
     def probabilities(self, x, temperature=1.0):
         """x: (N, C, H, W) -> softmax(logits / temperature): (N, K) float32."""
-        out = [np.exp(log_softmax(self.model.forward(x[i:i + 256]) / np.float32(temperature)))
+        out = [np.exp(log_softmax(self.model.infer(x[i:i + 256]) / np.float32(temperature)))
                for i in range(0, len(x), 256)]
-        self.model.clear_cache()
         return np.concatenate(out).astype(np.float32)
 
     def handle(self, message, probs=False, temperature=1.0):

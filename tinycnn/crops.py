@@ -68,6 +68,5 @@ def ten_crop_predict_proba(model, x, crop=None, mode="pad", batch_size=256):
     chunks = []
     for i in range(0, len(x), batch_size):
         views = ten_crops(x[i:i + batch_size], crop, mode)
-        chunks.append(sum(softmax(model.forward(view)) for view in views) / 10)
-    model.clear_cache()
+        chunks.append(sum(softmax(model.infer(view)) for view in views) / 10)
     return np.concatenate(chunks)

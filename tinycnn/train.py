@@ -69,11 +69,10 @@ def evaluate(model, x, y, batch_size=256, ten_crop=False):
         return loss, float((probs.argmax(axis=1) == y).mean()) if len(y) else 0.0
     total_loss, correct = 0.0, 0
     for i in range(0, len(x), batch_size):
-        logits = model.forward(x[i:i + batch_size])
+        logits = model.infer(x[i:i + batch_size])
         loss, _ = softmax_cross_entropy(logits, y[i:i + batch_size])
         total_loss += loss * len(logits)
         correct += int((logits.argmax(axis=1) == y[i:i + batch_size]).sum())
-    model.clear_cache()
     return total_loss / max(len(x), 1), correct / max(len(x), 1)
 
 
