@@ -120,7 +120,8 @@ def verdicts(res):
             pe, pc = paper.FASHION_FULL["EdgeCNN1-3"], paper.FASHION_FULL["CloudCNN"]
             out.append((label, "met" if gap <= FULL_GAP_POINTS else "missed",
                         f"EdgeCNN1-3 {e1:.2f}% on {n_all} images vs CloudCNN {s['cloud_acc_mean']:.2f}% "
-                        f"(trained on {s['cloud_train_size']}): gap {gap:+.2f} points"
+                        f"(trained on {s['cloud_train_size']:,}): CloudCNN minus EdgeCNN1-3 = {gap:+.2f} points"
+                        + (" (EdgeCNN1-3 is the more accurate)" if gap < 0 else "")
                         + ("" if gap <= FULL_GAP_POINTS else f", {gap - FULL_GAP_POINTS:.2f} beyond the target")
                         + f"; paper {pe:.2f}% vs {pc:.2f}% (gap {pc - pe:+.2f})"))
     s = res.get("fig10")
@@ -232,6 +233,16 @@ def why_lines(res):
                      f"preset {s['preset']} the shared layers of EdgeCNN1-3 have {list(plan[:3])} filters (the paper: "
                      f"{list(filter_plan('paper')[:3])}), trained for at most {s['runs'][0]['cloud_max_epochs']} "
                      f"CloudCNN epoch(s).")
+    s = res.get("fig9")
+    if s and "rows" in s:
+        e1 = _mean_at(s, "EdgeCNN1-3", s["n_train"])
+        if e1 is not None:
+            pe, pc = paper.FASHION_FULL["EdgeCNN1-3"], paper.FASHION_FULL["CloudCNN"]
+            lines.append(f"- fig9: on all {s['n_train']:,} images EdgeCNN1-3 reaches {e1:.2f}% (paper {pe:.2f}%) and our "
+                         f"CloudCNN {s['cloud_acc_mean']:.2f}% (paper {pc:.2f}%); "
+                         + (f"the 'within {FULL_GAP_POINTS} point' target holds because our CloudCNN is itself far below the paper's, "
+                            "not because EdgeCNN1-3 reaches the paper's accuracy."
+                            if s["cloud_acc_mean"] < pc and e1 < pe else "both measured on the same test split."))
     return lines
 
 

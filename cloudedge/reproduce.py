@@ -547,7 +547,7 @@ def run_fig10(plan, data_cache, run_missing=True):
         f = plan.out / f"{target}.json"
         if f.exists():
             s = json.loads(f.read_text())
-            if s.get("preset") == plan.preset and s.get("quick") == plan.quick:
+            if s.get("preset") == plan.preset and s.get("quick") == plan.quick and "runs" in s:
                 sources.append(s)
     if not sources and run_missing:
         sources.append(run_table("table2", plan, data_cache))
