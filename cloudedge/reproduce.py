@@ -326,16 +326,22 @@ def write_csv(path, rows, columns):
                         for k, v in r.items()})
 
 
-def write_table_outputs(target, summary, plan):
+def write_outputs(plan, target, summary, rows, columns, plot, markdown):
+    """<target>.csv (rows), .png (plot(summary, path)), .md (markdown(summary)) and .json (summary)."""
     plan.out.mkdir(parents=True, exist_ok=True)
-    write_csv(plan.out / f"{target}.csv", summary["rows"],
-              ["target", "dataset", "model", "n_images", "paper", "ours_mean", "ours_std", "n_seeds",
-               "ours_per_seed"])
-    plot_table(summary, plan.out / f"{target}.png")
-    summary["markdown"] = table_markdown(summary)
+    write_csv(plan.out / f"{target}.csv", rows, columns)
+    plot(summary, plan.out / f"{target}.png")
+    summary["markdown"] = markdown(summary)
     (plan.out / f"{target}.md").write_text(summary["markdown"] + "\n")
     summary["files"] = {k: str(plan.out / f"{target}.{k}") for k in ("csv", "png", "md", "json")}
     (plan.out / f"{target}.json").write_text(json.dumps(summary, indent=1, default=_jsonable))
+    return summary
+
+
+def write_table_outputs(target, summary, plan):
+    write_outputs(plan, target, summary, summary["rows"],
+                  ["target", "dataset", "model", "n_images", "paper", "ours_mean", "ours_std", "n_seeds",
+                   "ours_per_seed"], plot_table, table_markdown)
 
 
 def _plt():
@@ -481,14 +487,9 @@ def run_large(target, plan, data_cache):
                "deviation": deviation, "compute_seconds": sum(p["seconds"] for p in points),
                "invocation_seconds": time.perf_counter() - start,
                "edge_max_epochs": points[0]["edge_max_epochs"] if points else None}
-    plan.out.mkdir(parents=True, exist_ok=True)
-    write_csv(plan.out / f"{target}.csv", rows, ["target", "dataset", "model", "n_images", "paper", "ours_mean",
-                                                   "ours_std", "n_seeds", "train_seconds_mean", "ours_per_seed"])
-    plot_large(summary, plan.out / f"{target}.png")
-    summary["markdown"] = large_markdown(summary)
-    (plan.out / f"{target}.md").write_text(summary["markdown"] + "\n")
-    (plan.out / f"{target}.json").write_text(json.dumps(summary, indent=1, default=_jsonable))
-    return summary
+    return write_outputs(plan, target, summary, rows,
+                         ["target", "dataset", "model", "n_images", "paper", "ours_mean", "ours_std", "n_seeds",
+                          "train_seconds_mean", "ours_per_seed"], plot_large, large_markdown)
 
 
 def large_markdown(s):
@@ -596,16 +597,10 @@ def run_fig10(plan, data_cache, run_missing=True):
                "sources": [s["target"] for s in sources],
                "seeds": sorted({x for s in sources for x in s["seeds"]}),
                "compute_seconds": 0.0}
-    plan.out.mkdir(parents=True, exist_ok=True)
     cols = ["dataset", "depth", "n_seeds", "edge0_init_s", "edge1_init_s", "init_ratio", "init_reduction_pct",
             "edge0_total_s", "edge1_total_s", "total_ratio", "total_reduction_pct", "edge0_per_epoch_s",
             "edge1_per_epoch_s", "per_epoch_ratio", "per_epoch_reduction_pct", "paper_reduction_pct"]
-    write_csv(plan.out / "fig10.csv", rows, cols)
-    plot_fig10(summary, plan.out / "fig10.png")
-    summary["markdown"] = fig10_markdown(summary)
-    (plan.out / "fig10.md").write_text(summary["markdown"] + "\n")
-    (plan.out / "fig10.json").write_text(json.dumps(summary, indent=1, default=_jsonable))
-    return summary
+    return write_outputs(plan, "fig10", summary, rows, cols, plot_fig10, fig10_markdown)
 
 
 def fig10_markdown(s):
@@ -690,13 +685,7 @@ def run_variants(plan, data_cache, dataset="mnist", depth=3, names=None):
                          "saving_pct": 100 * (1 - base[m]["train_seconds"] / nocache[m]["train_seconds"]),
                          "acc_final_with": base[m]["acc_final"], "acc_final_without": nocache[m]["acc_final"]}
                         for m in base if m in nocache]
-    plan.out.mkdir(parents=True, exist_ok=True)
-    write_csv(plan.out / "variants.csv", rows, list(rows[0].keys()))
-    plot_variants(summary, plan.out / "variants.png")
-    summary["markdown"] = variants_markdown(summary)
-    (plan.out / "variants.md").write_text(summary["markdown"] + "\n")
-    (plan.out / "variants.json").write_text(json.dumps(summary, indent=1, default=_jsonable))
-    return summary
+    return write_outputs(plan, "variants", summary, rows, list(rows[0].keys()), plot_variants, variants_markdown)
 
 
 def _pct(x):
