@@ -250,3 +250,13 @@ def _bytes(nbytes):
     if not _real(nbytes) or not nbytes >= 0:
         raise ValueError(f"a size must be a number of bytes >= 0, got {nbytes!r}")
     return float(nbytes)
+
+
+def parse_custom_link(text):
+    """'UP,DOWN,RTT' (KiB/s, KiB/s, ms) -> a custom Link; ValueError naming the expected form."""
+    try:
+        up, down, rtt = (float(v) for v in (text or "").split(","))
+    except ValueError:
+        raise ValueError(f"--link custom needs --custom-link UP,DOWN,RTT (KiB/s, KiB/s, ms), "
+                         f"got {text!r}") from None
+    return Link("custom", up * KiB, down * KiB, rtt / 1000)

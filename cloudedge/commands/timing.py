@@ -93,7 +93,7 @@ def _config(args):
         raise ValueError(f"--sizes must be positive ints (K = 1024 bytes), got {args.sizes!r}")
     links = {}
     for name in args.link.split(","):
-        links[name] = _custom_link(args.custom_link) if name == "custom" else network.access_link(name)
+        links[name] = network.parse_custom_link(args.custom_link) if name == "custom" else network.access_link(name)
     return {"preset": args.preset, "pool_stride": args.pool_stride,
             "input": parse_shape(args.input), "sizes_k": sizes,
             "links": links, "wan": network.wan_link(args.wan_rate * network.KiB, args.wan_rtt / 1000),
@@ -115,15 +115,6 @@ def _blas_text(info):
     if isinstance(info, list):
         return ", ".join(f"{i['library']} {i['threads']} thread(s)" for i in info)
     return str(info)
-
-
-def _custom_link(text):
-    try:
-        up, down, rtt = (float(v) for v in (text or "").split(","))
-    except ValueError:
-        raise ValueError(f"--link custom needs --custom-link UP,DOWN,RTT (KiB/s, KiB/s, ms), "
-                         f"got {text!r}") from None
-    return network.Link("custom", up * network.KiB, down * network.KiB, rtt / 1000)
 
 
 # --- output -------------------------------------------------------------------------------

@@ -76,12 +76,7 @@ def parse_access(text, custom=None):
     if text in (None, "none"):
         return None
     if text == "custom":
-        try:
-            up, down, rtt = (float(v) for v in (custom or "").split(","))
-        except ValueError:
-            raise ValueError(f"--link custom needs --custom-link UP,DOWN,RTT (KiB/s, KiB/s, ms), "
-                             f"got {custom!r}") from None
-        return network.Link("custom", up * network.KiB, down * network.KiB, rtt / 1000)
+        return network.parse_custom_link(custom)
     return network.access_link(text)
 
 
