@@ -521,3 +521,20 @@ def test_bad_constructor_args_raise_value_error(make, match):
 def test_bad_constructor_arg_types_raise_type_error(make, match):
     with pytest.raises(TypeError, match=match):
         make()
+
+
+# --- initialisation ------------------------------------------------------------------------------
+
+def test_he_normal_and_glorot_uniform_init_statistics():
+    conv = Conv2D(64, 128, 3, rng=0)                               # fan_in 576, fan_out 1152
+    assert conv.params["W"].std() == pytest.approx(np.sqrt(2 / 576), rel=0.02)
+    conv = Conv2D(64, 128, 3, rng=0, init="glorot-uniform")
+    limit = np.sqrt(6 / (576 + 1152))
+    W = conv.params["W"]
+    assert np.abs(W).max() <= limit and np.abs(W).max() > 0.99 * limit
+    assert W.std() == pytest.approx(limit / np.sqrt(3), rel=0.02)  # U(-a, a) has sd a / sqrt(3)
+    dense = Dense(300, 200, rng=0, init="glorot-uniform")
+    assert np.abs(dense.params["W"]).max() <= np.sqrt(6 / 500)
+    assert not dense.params["b"].any() and not conv.params["b"].any()
+    with pytest.raises(ValueError, match="init must be one of"):
+        Dense(3, 2, init="xavier")

@@ -238,3 +238,40 @@ def test_model_state_never_carries_optimizer_state():
 def test_bad_hyper_parameters(kwargs, match):
     with pytest.raises(ValueError, match=match):
         SGD(small_cnn(), **kwargs)
+
+
+# --- gradient-norm clipping ----------------------------------------------------------------------
+
+def test_clip_grad_norm_by_hand():
+    a, b = Dense(2, 1, dtype=np.float64), Dense(1, 1, dtype=np.float64)
+    model = Sequential([a, b])
+    a.grads["W"][...] = [[3.0], [0.0]]
+    a.grads["b"][...] = [0.0]
+    b.grads["W"][...] = [[4.0]]
+    b.grads["b"][...] = [0.0]
+    opt = SGD(model)
+    assert opt.clip_grad_norm(10.0) == pytest.approx(5.0)        # below: untouched
+    assert a.grads["W"][0, 0] == 3.0
+    assert opt.clip_grad_norm(1.0) == pytest.approx(5.0)         # ||(3, 4)|| = 5 -> scale 1/5
+    np.testing.assert_allclose(a.grads["W"][:, 0], [0.6, 0.0])
+    np.testing.assert_allclose(b.grads["W"], [[0.8]])
+    with pytest.raises(ValueError, match="max_norm"):
+        opt.clip_grad_norm(0.0)
+
+
+@settings(max_examples=20, deadline=None)
+@given(seed=seeds, max_norm=st.floats(0.01, 100.0))
+def test_clipped_norm_is_min_of_norm_and_max_norm_and_frozen_grads_are_untouched(seed, max_norm):
+    rng = np.random.default_rng(seed)
+    model = small_cnn(seed)
+    model.freeze(2)
+    x, y = batch(rng)
+    loss, d = softmax_cross_entropy(model.forward(x, training=True), y)
+    model.backward(d)
+    frozen = {k: v.copy() for k, v in model[0].grads.items()}
+    opt = SGD(model)
+    before = opt.clip_grad_norm(max_norm)
+    after = np.sqrt(sum(float(np.vdot(l.grads[k], l.grads[k])) for _, l, k in model.trainable_slots()))
+    assert after == pytest.approx(min(before, max_norm), rel=1e-5)
+    for k, v in frozen.items():
+        assert np.array_equal(model[0].grads[k], v)

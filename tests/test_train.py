@@ -246,3 +246,41 @@ def test_edgecnn3_learns_mnist_from_1000_digits():
     _, acc = evaluate(model, x_test[:1000], y_test[:1000])
     seconds = time.perf_counter() - start
     assert acc >= 0.90, f"accuracy {acc:.3f} after {seconds:.1f} s"
+
+
+def test_warmup_ramps_lr_linearly_then_holds_it(digits, monkeypatch):
+    x, y = digits                                    # 180 training digits: 6 batches of 32 per epoch
+    seen = []
+    real_step = tinycnn.SGD.step
+
+    def record(opt):
+        seen.append(opt.lr)
+        real_step(opt)
+    monkeypatch.setattr(tinycnn.SGD, "step", record)
+    fit(small_net(), x, y, TrainConfig(max_epochs=2, lr=0.01, warmup_steps=8, progress=False))
+    assert len(seen) == 12
+    np.testing.assert_allclose(seen[:8], [0.01 * (s + 1) / 8 for s in range(8)])
+    np.testing.assert_allclose(seen[8:], 0.01)
+
+
+def test_warmup_and_clipping_are_deterministic_and_resumable(digits, tmp_path):
+    x, y = digits
+    cfg = dict(CFG, warmup_steps=10, clip_norm=1.0)
+    full = small_net()
+    h_full = fit(full, x, y, TrainConfig(**cfg))
+    ckpt = tmp_path / "run.npz"
+    fit(small_net(), x, y, TrainConfig(**{**cfg, "max_epochs": 1}), checkpoint=ckpt)
+    resumed = small_net(seed=99)
+    h_res = fit(resumed, x, y, TrainConfig(**cfg), checkpoint=ckpt, resume=True)
+    assert rows_without_time(h_res) == rows_without_time(h_full)
+    assert_same_params(resumed, full)
+    plain = small_net()
+    fit(plain, x, y, TrainConfig(**CFG))
+    assert not np.array_equal(plain[0].params["W"], full[0].params["W"])
+
+
+def test_warmup_and_clip_reject_negative_values():
+    with pytest.raises(ValueError, match="warmup_steps"):
+        TrainConfig(warmup_steps=-1)
+    with pytest.raises(ValueError, match="clip_norm"):
+        TrainConfig(clip_norm=-0.5)

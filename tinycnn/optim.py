@@ -40,6 +40,19 @@ class SGD:
             else:
                 p -= self.lr * (g + self.weight_decay * p) if self.weight_decay else self.lr * g
 
+    def clip_grad_norm(self, max_norm):
+        """Scale every trainable gradient by min(1, max_norm / ||g||), ||g|| the global L2 norm
+        over all of them (as torch.nn.utils.clip_grad_norm_). Returns ||g|| before clipping."""
+        if not max_norm > 0:
+            raise ValueError(f"max_norm must be > 0, got {max_norm!r}")
+        grads = [layer.grads[key] for _, layer, key in self.model.trainable_slots()]
+        norm = float(np.sqrt(sum(float(np.vdot(g, g)) for g in grads)))
+        if norm > max_norm:
+            scale = max_norm / norm
+            for g in grads:
+                g *= g.dtype.type(scale)
+        return norm
+
     def state_dict(self):
         """Hyper-parameters and velocities, as arrays keyed by name (for checkpoints)."""
         state = {f"velocity/{k}": v for k, v in self.velocity.items()}

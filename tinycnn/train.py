@@ -36,12 +36,16 @@ class TrainConfig:
     max_lr_drop: float = 1000.0     # stop once lr0 / lr > max_lr_drop
     max_epochs: int = 50            # a cap for laptops; the paper has none
     restore_best: bool = True       # end with the weights of the best validation epoch
+    warmup_steps: int = 0           # lr ramps linearly from lr/warmup_steps to lr over these steps
+    clip_norm: float = 0.0          # > 0: clip the global gradient L2 norm to this before each step
     seed: int = 0
     progress: bool = True           # a tqdm bar per epoch
 
     def __post_init__(self):
         if self.batch_size < 1 or self.max_epochs < 0 or self.lr <= 0:
             raise ValueError(f"need batch_size >= 1, max_epochs >= 0, lr > 0; got {self}")
+        if self.warmup_steps < 0 or self.clip_norm < 0:
+            raise ValueError(f"need warmup_steps >= 0 and clip_norm >= 0 (0 = off); got {self}")
         if not 0.0 < self.val_fraction < 1.0:
             raise ValueError(f"val_fraction must be in (0, 1), got {self.val_fraction}")
 
@@ -197,17 +201,24 @@ def _train_epoch(model, opt, x, y, cfg, epoch, hard):
     if cfg.progress:
         from tqdm.auto import tqdm
         batches = tqdm(batches, desc=f"epoch {epoch + 1}", leave=False, unit="batch")
+    scheduled_lr = opt.lr
     for i in batches:
+        step = epoch * len(batches) + i // cfg.batch_size      # global step, so resume is exact
+        if step < cfg.warmup_steps:                              # linear warm-up
+            opt.lr = min(scheduled_lr, cfg.lr * (step + 1) / cfg.warmup_steps)
         idx = order[i:i + cfg.batch_size]
         logits = model.forward(x[idx], training=True)
         loss, dlogits = softmax_cross_entropy(logits, y[idx])
         model.backward(dlogits)
+        if cfg.clip_norm:
+            opt.clip_grad_norm(cfg.clip_norm)
         opt.step()
         total_loss += loss * len(idx)
         labels = y[idx] if hard else y[idx].argmax(axis=1)
         correct += int((logits.argmax(axis=1) == labels).sum())
         if cfg.progress:
             batches.set_postfix(loss=f"{loss:.4f}", refresh=False)
+    opt.lr = scheduled_lr
     return {"epoch": epoch + 1, "loss": total_loss / len(x), "train_acc": correct / len(x),
             "seconds": time.perf_counter() - start}
 

@@ -99,3 +99,19 @@ class Layer:
         args = ", ".join(f"{k}={v!r}" for k, v in self.config().items())
         frozen = "" if self.trainable else " [frozen]"
         return f"{type(self).__name__}({args}){frozen}"
+
+
+INITS = ("he-normal", "glorot-uniform")
+
+
+def init_weights(rng, shape, fan_in, fan_out, init="he-normal"):
+    """Random weights of ``shape`` (float64), drawn with rng:
+        he-normal       N(0, 2 / fan_in)                                   (He et al. 2015)
+        glorot-uniform  U(-a, a), a = sqrt(6 / (fan_in + fan_out))       (Keras' default)
+    For a conv layer fan_in = C*kh*kw and fan_out = F*kh*kw, as Keras counts them."""
+    if init == "he-normal":
+        return rng.standard_normal(shape) * np.sqrt(2.0 / fan_in)
+    if init == "glorot-uniform":
+        limit = np.sqrt(6.0 / (fan_in + fan_out))
+        return rng.uniform(-limit, limit, shape)
+    raise ValueError(f"init must be one of {INITS}, got {init!r}")

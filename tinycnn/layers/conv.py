@@ -11,7 +11,7 @@ Backward, with dout2 = dout as (F, P):
 import numpy as np
 
 from .. import kernels
-from .base import Layer, check_positive, pair
+from .base import Layer, check_positive, init_weights, pair
 
 
 class Conv2D(Layer):
@@ -19,11 +19,12 @@ class Conv2D(Layer):
 
     x: (N, C, H, W) -> out: (N, F, OH, OW), OH = (H + 2*ph - kh) // sh + 1.
     params["W"]: (out_channels, in_channels, kh, kw), params["b"]: (out_channels,).
-    kernel_size, stride, padding: an int or an (h, w) pair. He-normal init.
+    kernel_size, stride, padding: an int or an (h, w) pair. init: "he-normal" (default) or
+    "glorot-uniform" (layers.base.init_weights); bias 0.
     """
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0,
-                 rng=None, dtype=np.float32):
+                 rng=None, dtype=np.float32, init="he-normal"):
         super().__init__()
         self.in_channels = check_positive(in_channels, "in_channels")
         self.out_channels = check_positive(out_channels, "out_channels")
@@ -37,7 +38,7 @@ class Conv2D(Layer):
         kh, kw = self.kernel_size
         fan_in = in_channels * kh * kw
         rng = np.random.default_rng(rng)
-        W = rng.standard_normal((out_channels, in_channels, kh, kw)) * np.sqrt(2.0 / fan_in)
+        W = init_weights(rng, (out_channels, in_channels, kh, kw), fan_in, out_channels * kh * kw, init)
         self.params = {"W": W.astype(dtype), "b": np.zeros(out_channels, dtype=dtype)}
         self.grads = {k: np.zeros_like(v) for k, v in self.params.items()}
         self.x_shape = None  # (N, C, H, W) of the last forward

@@ -2,23 +2,24 @@
 import numpy as np
 
 from .. import kernels
-from .base import Layer, check_positive
+from .base import Layer, check_positive, init_weights
 
 
 class Dense(Layer):
     """Dense(in_features, out_features).
 
     x: (N, in_features) -> out: (N, out_features).
-    params["W"]: (in_features, out_features), params["b"]: (out_features,). He-normal init.
+    params["W"]: (in_features, out_features), params["b"]: (out_features,). init: "he-normal"
+    (default) or "glorot-uniform" (layers.base.init_weights); bias 0.
     Backward: dW = x.T @ dout, db = dout.sum(0), dx = dout @ W.T.
     """
 
-    def __init__(self, in_features, out_features, rng=None, dtype=np.float32):
+    def __init__(self, in_features, out_features, rng=None, dtype=np.float32, init="he-normal"):
         super().__init__()
         self.in_features = check_positive(in_features, "in_features")
         self.out_features = check_positive(out_features, "out_features")
         rng = np.random.default_rng(rng)
-        W = rng.standard_normal((in_features, out_features)) * np.sqrt(2.0 / in_features)
+        W = init_weights(rng, (in_features, out_features), in_features, out_features, init)
         self.params = {"W": W.astype(dtype), "b": np.zeros(out_features, dtype=dtype)}
         self.grads = {k: np.zeros_like(v) for k, v in self.params.items()}
         self.x = None  # (N, in_features) input of the last forward
