@@ -21,14 +21,15 @@ import numpy as np
 from tinycnn.datasets import cache_root
 from tinycnn.train import TrainConfig, evaluate
 
-from .cloud import Cloud
+from . import pretrained
+from .cloud import Cloud, cloud_train_config
 from .data import edge_data, load_dataset, split_cloud_edges
 from .edge import Edge, EdgeConfig, edge_train_config
 from .labels import make_policy, noise_report
 from .loads import Trace, make_load
 from .retrain import make_trigger
 
-CLOUD_RECIPE = 1  # bump when the way CloudCNN is trained changes, to invalidate cached clouds
+CLOUD_RECIPE = 2  # bump when the way CloudCNN is trained changes, to invalidate cached clouds
 
 
 @dataclass
@@ -41,11 +42,15 @@ class RunConfig:
     step: int = 120                    # M of the paper's every-M trigger
     chunk: int = 60                    # images users upload per tick
     seed: int = 0                      # the cloud/edge partition and CloudCNN
-    edge_seed: int = None              # the edges' labeled images, init and shuffles (None: seed)
+    edge_seed: int | None = None       # the edges' labeled images, init and shuffles (None: seed)
     preset: str = "laptop"
     pool_stride: int = 2
     cloud_fraction: float = 0.75       # of the train split, for the cloud; the rest is the edge pool
-    cloud_train: TrainConfig = field(default_factory=lambda: TrainConfig(max_epochs=6, progress=False))
+    cloud_images: int = 0              # > 0: the cloud trains on a seeded subset of its part this big
+    cloud_sees_edges: bool = False     # True: the cloud trains on the whole train split, edge pool too
+                                       # (as the paper's cloud did); the edges still draw from the pool
+    init: str = "he-normal"            # of every CloudCNN and EdgeCNN layer ("glorot-uniform": Keras')
+    cloud_train: TrainConfig = field(default_factory=cloud_train_config)
     edge_train: TrainConfig = field(default_factory=edge_train_config)
     label_policy: str = "trust-all"
     trigger: str = ""                  # "" = every:step
@@ -63,42 +68,74 @@ def default_load():
 
 
 def cloud_key(cfg, cloud_ids):
-    """Hash of everything the trained CloudCNN depends on."""
+    """Hash of everything the trained CloudCNN depends on (its training ids stand for
+    cloud_fraction, cloud_images and cloud_sees_edges). init enters only when not the default,
+    so keys of He-normal clouds (and the shipped ones) stay as they were."""
     train = {k: v for k, v in asdict(cfg.cloud_train).items() if k != "progress"}
-    blob = json.dumps({"recipe": CLOUD_RECIPE, "dataset": cfg.dataset, "preset": cfg.preset,
-                       "pool_stride": cfg.pool_stride, "seed": cfg.seed, "train": train,
-                       "ids": hashlib.sha256(np.asarray(cloud_ids, np.int64).tobytes()).hexdigest()},
-                      sort_keys=True)
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+    fields = {"recipe": CLOUD_RECIPE, "dataset": cfg.dataset, "preset": cfg.preset,
+              "pool_stride": cfg.pool_stride, "seed": cfg.seed, "train": train,
+              "ids": hashlib.sha256(np.asarray(cloud_ids, np.int64).tobytes()).hexdigest()}
+    if cfg.init != "he-normal":
+        fields["init"] = cfg.init
+    return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def cloud_part(y_train, cfg):
+    """(ids the CloudCNN trains on, the edges' pool): a stratified seeded split of the train split
+    (cloudedge.data); cloud_images takes a seeded subset of the cloud part, cloud_sees_edges
+    gives the cloud every train id (the pool is then part of what it saw)."""
+    cloud_ids, pool = split_cloud_edges(y_train, cfg.cloud_fraction, cfg.seed)
+    if cfg.cloud_images:
+        if cfg.cloud_images > len(cloud_ids):
+            raise ValueError(f"cloud_images={cfg.cloud_images} but the cloud part has {len(cloud_ids)} images")
+        cloud_ids = np.sort(np.random.default_rng([cfg.seed, 5]).permutation(cloud_ids)[:cfg.cloud_images])
+    if cfg.cloud_sees_edges:
+        cloud_ids = np.sort(np.concatenate([cloud_ids, pool]))
+    return cloud_ids, pool
 
 
 def default_workdir():
     return cache_root() / "cloudedge"
 
 
-def get_cloud(data, cfg, workdir=None, use_cache=True, progress=False):
-    """Train CloudCNN on the cloud part of the train split, or load it from workdir.
+def train_cloud(data, cfg, progress=False):
+    """Train CloudCNN on the cloud part of the train split (the one recipe every entry point uses).
 
-    data: (x_train, y_train, x_test, y_test). Returns (Cloud, {"cached", "seconds", "path"}).
-    """
+    data: (x_train, y_train, ...). info records the cache key, the data set and the ids' digest."""
     x_train, y_train = data[0], data[1]
-    cloud_ids, _ = split_cloud_edges(y_train, cfg.cloud_fraction, cfg.seed)
-    path = Path(workdir or default_workdir()) / f"cloud-{cfg.dataset}-{cfg.preset}-{cloud_key(cfg, cloud_ids)}.npz"
+    cloud_ids, _ = cloud_part(y_train, cfg)
+    train_cfg = replace(cfg.cloud_train, seed=cfg.seed, progress=progress)
+    cloud = Cloud.train(x_train[cloud_ids], y_train[cloud_ids], preset=cfg.preset,
+                        pool_stride=cfg.pool_stride, config=train_cfg, seed=cfg.seed, init=cfg.init)
+    cloud.info.update(dataset=cfg.dataset, cloud_fraction=cfg.cloud_fraction,
+                      train_ids_sha256=ids_digest(cloud_ids), cloud_key=cloud_key(cfg, cloud_ids))
+    return cloud
+
+
+def get_cloud(data, cfg, workdir=None, use_cache=True, progress=False):
+    """CloudCNN for cfg: from the cache in workdir, else the one shipped in the package with the
+    same key (cloudedge.pretrained), else trained now (and cached). use_cache=False: train now.
+
+    data: (x_train, y_train, x_test, y_test). Returns (Cloud, {"cached", "seconds", "path", "source"}).
+    Raises UntrainedCloudError if the CloudCNN did not train (Cloud.check_trained).
+    """
+    cloud_ids, _ = cloud_part(data[1], cfg)
+    key = cloud_key(cfg, cloud_ids)
+    path = Path(workdir or default_workdir()) / f"cloud-{cfg.dataset}-{cfg.preset}-{key}.npz"
     start = time.perf_counter()
+    shipped = pretrained.lookup(key) if use_cache else None
     if use_cache and path.exists():
-        cloud = Cloud.load(path)
-        cached = True
+        cloud, source = Cloud.load(path), "cache"
+    elif shipped is not None:
+        cloud, source, path = Cloud.load(shipped), "shipped", shipped
     else:
-        train_cfg = replace(cfg.cloud_train, seed=cfg.seed, progress=progress)
-        cloud = Cloud.train(x_train[cloud_ids], y_train[cloud_ids], preset=cfg.preset,
-                            pool_stride=cfg.pool_stride, config=train_cfg, seed=cfg.seed)
-        cloud.info.update(dataset=cfg.dataset, cloud_fraction=cfg.cloud_fraction,
-                          train_ids_sha256=ids_digest(cloud_ids))
+        cloud, source = train_cloud(data, cfg, progress), "trained"
         if use_cache:
             path.parent.mkdir(parents=True, exist_ok=True)
             cloud.save(path)
-        cached = False
-    return cloud, {"cached": cached, "seconds": time.perf_counter() - start, "path": str(path)}
+    cloud.check_trained()
+    return cloud, {"cached": source != "trained", "source": source, "seconds": time.perf_counter() - start,
+                   "path": str(path)}
 
 
 def make_edges(cloud, cfg, monitor=None):
@@ -108,7 +145,8 @@ def make_edges(cloud, cfg, monitor=None):
         econf = EdgeConfig(depth=cfg.depth, shared=bool(shared), input_shape=cloud.input_shape,
                            preset=cfg.preset, pool_stride=cfg.pool_stride, num_classes=cloud.num_classes,
                            train=cfg.edge_train, warm_start=cfg.warm_start, feature_cache=cfg.feature_cache,
-                           segment=cfg.segment, load_threshold=cfg.load_threshold, seed=edge_seed(cfg))
+                           segment=cfg.segment, load_threshold=cfg.load_threshold, seed=edge_seed(cfg),
+                           init=cfg.init)
         edge = Edge(f"EdgeCNN{int(bool(shared))}-{cfg.depth}", econf, make_policy(cfg.label_policy),
                     make_trigger(cfg.trigger or f"every:{cfg.step}"), cloud.segmenter, monitor)
         if shared:
@@ -127,7 +165,7 @@ def ids_digest(ids):
 
 def edge_share(y_train, cfg):
     """The edges' N labeled ids and upload stream (cloudedge.data); ValueError if the pool is too small."""
-    _, pool = split_cloud_edges(y_train, cfg.cloud_fraction, cfg.seed)
+    _, pool = cloud_part(y_train, cfg)
     share = edge_data(y_train, pool, cfg.labeled, seed=edge_seed(cfg))
     if cfg.uploads > len(share.stream):
         raise ValueError(f"uploads={cfg.uploads} but the edge pool has only {len(share.stream)} images "
@@ -138,12 +176,13 @@ def edge_share(y_train, cfg):
 def run_edges(cloud, data, cfg, progress=False):
     """Algorithm 1 then the update-phase stream for each edge model. Returns a JSON-able dict."""
     x_train, y_train, x_test, y_test = data
-    cloud_ids, _ = split_cloud_edges(y_train, cfg.cloud_fraction, cfg.seed)
+    cloud_ids, _ = cloud_part(y_train, cfg)
     trained_on = cloud.info.get("train_ids_sha256")
     if trained_on is not None and trained_on != ids_digest(cloud_ids):
-        raise ValueError("this CloudCNN was trained on a different cloud part of the train split than "
-                         f"cloud_fraction={cfg.cloud_fraction}, seed={cfg.seed} give; the edges' pool "
-                         "would overlap its training images")
+        raise ValueError("this CloudCNN was trained on a different part of the train split than "
+                         f"cloud_fraction={cfg.cloud_fraction}, cloud_images={cfg.cloud_images}, "
+                         f"cloud_sees_edges={cfg.cloud_sees_edges}, seed={cfg.seed} give; the edges' pool "
+                         "could overlap its training images")
     share = edge_share(y_train, cfg)
     stream = share.stream[:cfg.uploads]
     load = make_load(cfg.load) if cfg.load is not None else default_load()
@@ -195,7 +234,8 @@ def run_experiment(cfg, workdir=None, use_cache=True, progress=False, data=None)
            "seed": cfg.seed, "preset": cfg.preset, "cloud_acc": cloud_acc,
            "edge0_acc": by_model.get("EdgeCNN0", {}).get("accuracy"),
            "edge1_acc": by_model.get("EdgeCNN1", {}).get("accuracy"),
-           "cloud": {**cloud.stats, "cached": cloud_meta["cached"], "load_seconds": cloud_meta["seconds"],
+           "cloud": {**cloud.stats, "cached": cloud_meta["cached"], "source": cloud_meta["source"],
+                     "load_seconds": cloud_meta["seconds"],
                      "path": cloud_meta["path"], "info": cloud.info},
            "edges": result["edges"], "edge_seconds": result["seconds"],
            "seconds": time.perf_counter() - start, "config": config_json(cfg)}

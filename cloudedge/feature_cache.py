@@ -10,9 +10,11 @@ layers trained on it. ``fit_cached`` does that and is bit-identical to
   model, so every Dropout layer gets the same stream as in an uncached run;
 * backward never went below the lowest trainable layer anyway;
 * the prefix output of a sample does not depend on which other samples share its
-  batch. That is a property of the GEMM library, not of the maths: it holds for the
-  OpenBLAS build measured here (docs/cloudedge.md), and ``batch_invariance`` checks
-  it on the real first training batch so a different BLAS cannot silently differ.
+  batch. That is a property of the GEMM library, not of the maths: with OpenBLAS's
+  Haswell kernels full batches of 32 match bit for bit, but a batch of 1 or 7 differed
+  by up to 6e-7 (float32 rounding), so a last partial batch can make the cached run
+  differ from the uncached one in the last bits. ``batch_invariance`` measures it on
+  the real first training batch and the edge records it (cache_probe_max_diff).
 
 Memory: N x prod(feature shape) x 4 bytes (e.g. 8 x 28 x 28 floats = 25 KB per image).
 """

@@ -25,15 +25,13 @@ from pathlib import Path
 import numpy as np
 
 from . import paper
+from .cloud import CLOUD_EPOCHS
 
 TABLE_TARGETS = {"table2": "mnist", "table3": "fashion-mnist", "fig7": "cifar10"}
 LARGE_TARGETS = {"fig8": "mnist-full", "fig9": "fashion-mnist"}
-TARGETS = ("table2", "table3", "fig7", "fig8", "fig9", "fig10", "variants")
+TARGETS = ("table2", "table3", "fig7", "fig8", "fig9", "fig10", "variants", "stability", "factors")
 DEPTHS = (3, 5, 10)
 CIFAR_SIZES = (100, 500, 1000, 2000, 3000, 4000, 5000)   # the paper: 100 ... 5,000
-# CloudCNN epochs per data set for the laptop budget (the paper trains to convergence): the
-# embedded MNIST cloud part is 6,000 images; Fashion-MNIST's is 45,000, so fewer passes.
-CLOUD_EPOCHS = {"mnist": 4, "mnist-full": 2, "fashion-mnist": 2, "cifar10": 4}
 PAPER_KEY = {"mnist": "mnist", "mnist-full": "mnist", "fashion-mnist": "fashion_mnist", "cifar10": "cifar10"}
 DEFAULT_OUT = Path("docs/reproduction")
 
@@ -60,7 +58,9 @@ class Plan:
     large_depths: tuple = (3,)
     large_models: tuple = (0, 1)
     edge_epochs: int = 30
-    cloud_epochs: int = 0           # 0 = CLOUD_EPOCHS[dataset]
+    cloud_epochs: int = 0           # 0 = cloud.CLOUD_EPOCHS[dataset]
+    study_datasets: tuple = ("mnist",)   # factors: which data sets' cells to run
+    study_factors: tuple = ()            # factors: only these factors (() = all)
     log: object = print
     timings: dict = field(default_factory=dict)
 
@@ -82,8 +82,7 @@ def quick_data(data, n_train=1500, n_test=300):
 
 def run_config(plan, dataset, depth, seed, **overrides):
     """The RunConfig of one table run (N=120, uploads to 1,200, every 120) for this plan."""
-    from tinycnn.train import TrainConfig
-
+    from .cloud import cloud_train_config
     from .edge import edge_train_config
     from .experiment import RunConfig
     sizes = CIFAR_SIZES if dataset == "cifar10" else paper.LABELED_SIZES
@@ -95,7 +94,7 @@ def run_config(plan, dataset, depth, seed, **overrides):
                                                            plan.cloud_epochs or CLOUD_EPOCHS[dataset])
     cfg = RunConfig(dataset=dataset, depth=depth, labeled=labeled, uploads=top - labeled, step=step,
                     chunk=step // 2, seed=seed, preset=plan.preset,
-                    cloud_train=TrainConfig(max_epochs=cloud_epochs, progress=False),
+                    cloud_train=cloud_train_config(max_epochs=cloud_epochs),
                     edge_train=edge_train_config(max_epochs=edge_epochs))
     if plan.cloud_seed is not None and int(plan.cloud_seed) != seed:
         cfg = replace(cfg, seed=int(plan.cloud_seed), edge_seed=seed)
@@ -809,6 +808,8 @@ def reproduce(targets, plan, report_path=None):
                 results[target] = run_fig10(plan, data_cache)
             elif target == "variants":
                 results[target] = run_variants(plan, data_cache)
+            elif target in ("stability", "factors"):
+                results[target] = run_study(target, plan, data_cache)
         except Exception as exc:
             _write_error(plan, target, exc)
             if "all" not in targets:
@@ -821,6 +822,21 @@ def reproduce(targets, plan, report_path=None):
                  + (f" ({results[target]['error'].splitlines()[0]})" if "error" in results[target] else ""))
     write_report(plan.out, report_path)
     return results
+
+
+def run_study(target, plan, data_cache):
+    """The stability and factors studies (cloudedge.study); writes their CSV/PNG/MD/JSON."""
+    from . import study
+    if target == "stability":
+        s = study.run_stability(plan, data_cache)
+        return write_outputs(plan, target, s, s["rows"], ["dataset", "init", "n_train", "warmup", "seeds",
+                                                          "trained", "stuck_seeds", "val_accs"],
+                             study.plot_stability, study.stability_markdown)
+    s = study.run_factors(plan, data_cache, plan.study_datasets, plan.study_factors)
+    return write_outputs(plan, target, s, s["rows"], ["dataset", "factor", "level", "gap", "gap_low", "gap_high",
+                                                      "acc0", "acc1", "clouds", "clouds_trained", "edge_wins",
+                                                      "pairs", "gap_per_cloud"],
+                         study.plot_factors, study.factors_markdown)
 
 
 def _write_error(plan, target, exc):

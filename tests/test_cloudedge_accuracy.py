@@ -1,45 +1,54 @@
-"""The paper's headline on the embedded MNIST split: with CloudCNN's 3 lower layers, EdgeCNN1-3
-beats EdgeCNN0-3 trained from scratch on N = 120 labeled images (Table 2, first column).
+"""The paper's headline on the embedded MNIST split (Table 2, first column): with CloudCNN's 3
+lower layers, EdgeCNN1-3 beats EdgeCNN0-3 trained from scratch on N = 120 labeled digits.
 
-Seeded: CloudCNN (laptop preset) is trained for 2 epochs on the cloud's 6,000 digits within
-this test (~45 s on 2 cores, one BLAS thread); five edges, each with its own 120 labeled digits
-and init seed.
+The CloudCNN is the one shipped in the package (cloudedge/pretrained: laptop preset, seed 0,
+fixed before anything was measured, trained by `cloudedge train-cloud`), so no CPU's rounding
+can change the cloud under test; what is measured is the edge side, the function the
+reproduction runs (cloudedge.study.edge_accuracy), on eight edge seeds, each with its own 120
+labeled digits of the edge pool and init seed.
+
+The assertion: the mean gap is more than 3 standard errors above zero (se = sd / sqrt(8) over
+eight edge seeds), and EdgeCNN1-3 wins at least 6 of the 8. Measured (gap per seed in points;
+mean; mean / se), the same to two decimals under each kernel we ran:
+    OpenBLAS Haswell (the default here), OPENBLAS_CORETYPE=Sandybridge, OPENBLAS_CORETYPE=Zen,
+    and TINYCNN_KERNELS=numpy: +1.65 +3.80 +6.65 +1.00 +3.20 +2.65 +0.70 +2.60; mean +2.78;
+    mean / se = 4.2; 8 of 8 won.
+The margin is thin in points (the paper reports +8.76): docs/REPRODUCTION.md (factors) says
+why our from-scratch baseline is stronger than the paper's.
 """
+import math
+
 import numpy as np
 import pytest
 
+from cloudedge import pretrained
 from cloudedge.cloud import Cloud
-from cloudedge.data import edge_data, split_cloud_edges
-from cloudedge.edge import Edge, EdgeConfig
-from tinycnn.datasets import load_mnist_sample
-from tinycnn.train import TrainConfig
+from cloudedge.data import edge_data, load_dataset
+from cloudedge.experiment import RunConfig, cloud_part, cloud_key
+from cloudedge.study import edge_accuracy
 from test_cloudedge_support import one_blas_thread  # noqa: F401  (autouse fixture)
 
 
 @pytest.fixture(scope="module")
-def trained():
-    x, y = load_mnist_sample("train")
-    xt, yt = load_mnist_sample("test")
-    cloud_ids, pool = split_cloud_edges(y, 0.75, 0)
-    cloud = Cloud.train(x[cloud_ids], y[cloud_ids], preset="laptop",
-                        config=TrainConfig(max_epochs=2, progress=False), seed=0)
-    return cloud, (x, y, xt, yt), pool
+def shipped():
+    data = load_dataset("mnist")
+    cfg = RunConfig(dataset="mnist", depth=3, labeled=120, uploads=0)
+    cloud_ids, pool = cloud_part(data[1], cfg)
+    path = pretrained.lookup(cloud_key(cfg, cloud_ids))
+    assert path is not None, "the default MNIST CloudCNN must be shipped (cloudedge/pretrained)"
+    return Cloud.load(path), data, cfg, pool
 
 
-def test_edgecnn1_3_beats_edgecnn0_3_at_120_images(trained):
-    cloud, (x, y, xt, yt), pool = trained
-    assert cloud.evaluate(xt, yt) > 0.9
-    acc = []
-    for seed in range(5):
-        share = edge_data(y, pool, 120, seed=seed)
-        row = []
-        for shared in (False, True):
-            edge = Edge(f"EdgeCNN{int(shared)}-3", EdgeConfig(depth=3, shared=shared, seed=seed))
-            if shared:
-                edge.receive_package(cloud.export_layers(3))
-            edge.initialize(x[share.labeled], y[share.labeled], ids=share.labeled)
-            row.append(edge.evaluate(xt, yt))
-        acc.append(row)
-    acc = np.array(acc)                      # (seed, [EdgeCNN0-3, EdgeCNN1-3])
-    assert (acc[:, 1] > acc[:, 0]).sum() >= 4, acc
-    assert acc[:, 1].mean() > acc[:, 0].mean() + 0.02, acc
+def test_edgecnn1_3_beats_edgecnn0_3_at_120_images(shipped):
+    cloud, data, cfg, pool = shipped
+    gaps = []
+    for seed in range(8):
+        share = edge_data(data[1], pool, 120, seed=seed)
+        acc0 = edge_accuracy(cloud, data, cfg, share, False, seed)
+        acc1 = edge_accuracy(cloud, data, cfg, share, True, seed)
+        gaps.append(100 * (acc1 - acc0))
+    gaps = np.array(gaps)
+    se = gaps.std(ddof=1) / math.sqrt(len(gaps))
+    print("gap per seed", np.round(gaps, 2), "mean", round(gaps.mean(), 2), "mean/se", round(gaps.mean() / se, 1))
+    assert (gaps > 0).sum() >= 6, gaps
+    assert gaps.mean() > 3 * se, (gaps, se)

@@ -48,7 +48,10 @@ def test_cached_training_with_internal_holdout_matches_too():
 
 @settings(deadline=None, max_examples=8)
 @given(seed=st.integers(0, 1000), batch=st.integers(1, 64))
-def test_prefix_output_does_not_depend_on_the_batch(seed, batch):
+def test_prefix_output_does_not_depend_on_the_batch_beyond_float32_rounding(seed, batch):
+    """Exact equality is the BLAS's choice, not the maths': with OpenBLAS's Haswell kernels a
+    batch of 1 or 7 differed from the batch of 96 by up to 6e-7 (values up to 1.85), full
+    batches of 32 and 64 by 0. So: equal to float32 rounding, and the probe says by how much."""
     x, _ = mnist(96)
     prefix = frozen_edge(seed, preset="laptop")[:6]
     whole = prefix_features(prefix, x, batch_size=96)
@@ -57,8 +60,10 @@ def test_prefix_output_does_not_depend_on_the_batch(seed, batch):
     for i in range(0, 96, batch):
         idx = order[i:i + batch]
         parts[idx] = prefix.forward(x[idx], training=True)
-    assert np.array_equal(parts, whole)
-    assert batch_invariance(prefix, x, whole, TrainConfig(batch_size=batch, seed=seed), 96) == 0.0
+    tol = 1e-5 * float(np.abs(whole).max())
+    assert float(np.abs(parts - whole).max()) <= tol
+    probe = batch_invariance(prefix, x, whole, TrainConfig(batch_size=batch, seed=seed), 96)
+    assert 0.0 <= probe <= tol
 
 
 def test_only_frozen_deterministic_layers_are_cached():

@@ -6,9 +6,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from cloudedge.cli import main as cli_main
+from cloudedge.cloud import MIN_VAL_ACC, Cloud, UntrainedCloudError
 from cloudedge.models import cloud_cnn, edge_cnn, shared_prefix
 from cloudedge.package import MAGIC, make_package, open_package, read_manifest
-from test_cloudedge_support import SHAPE, params_equal, tiny_cloud, tiny_edge
+from test_cloudedge_support import SHAPE, mnist, params_equal, tiny_cloud, tiny_edge
+from tinycnn.train import TrainConfig, fit
 from test_cloudedge_support import one_blas_thread  # noqa: F401  (autouse fixture)
 
 
@@ -105,3 +108,42 @@ def test_package_needs_conv_relu_pairs():
     with pytest.raises(ValueError, match="m must be"):
         make_package(model, 100, SHAPE)
     assert np.all([type(layer).__name__ for layer in model[:4]] == np.array(["Conv2D", "ReLU"] * 2))
+
+
+def test_a_cloud_that_did_not_train_is_restarted_then_refused(tmp_path, capsys):
+    """Shuffled labels keep every attempt at chance; Cloud.train restarts, records each attempt,
+    and export_layers and serve-cloud refuse the result with a message naming the threshold."""
+    x, y = mnist(300)
+    y = np.random.default_rng(0).permutation(y)
+    cloud = Cloud.train(x, y, preset="eighth", seed=0, restarts=1,
+                        config=TrainConfig(max_epochs=1, progress=False))
+    assert cloud.info["trained"] is False
+    assert [a["init_seed"] for a in cloud.info["attempts"]] == [0, [0, 1]]
+    assert all(a["best_val_acc"] < MIN_VAL_ACC for a in cloud.info["attempts"])
+    with pytest.raises(UntrainedCloudError, match="did not train: best validation accuracy"):
+        cloud.export_layers(3)
+    cloud.save(tmp_path / "cloud.npz")
+    loaded = Cloud.load(tmp_path / "cloud.npz")
+    with pytest.raises(UntrainedCloudError, match="50%"):
+        loaded.check_trained()
+    rc = cli_main(["serve-cloud", "--model", str(tmp_path / "cloud.npz"), "--port", "0", "--no-auth"])
+    assert rc == 2
+    assert "did not train" in capsys.readouterr().err
+
+
+def test_a_cloud_above_the_threshold_is_not_restarted_and_resumes_exactly(monkeypatch):
+    """The threshold at 0, so the first epoch passes; the run then resumes from that epoch's
+    checkpoint and must equal one uninterrupted fit. The tiny preset is never gated."""
+    monkeypatch.setattr("cloudedge.cloud.MIN_VAL_ACC", 0.0)
+    x, y = mnist(300)
+    cfg = TrainConfig(max_epochs=2, progress=False)
+    cloud = Cloud.train(x, y, preset="eighth", seed=0, config=cfg)
+    assert cloud.info["trained"] and len(cloud.info["attempts"]) == 1 and cloud.info["epochs"] == 2
+    plain = cloud_cnn(SHAPE, preset="eighth", seed=0)
+    fit(plain, x, y, cfg)
+    assert params_equal(plain, cloud.model)
+    cloud.export_layers(3)
+    monkeypatch.setattr("cloudedge.cloud.MIN_VAL_ACC", 1.01)          # nothing reaches it
+    tiny = Cloud.train(x, y, preset="tiny", seed=0, config=TrainConfig(max_epochs=1, progress=False))
+    assert len(tiny.info["attempts"]) == 1 and not tiny.info["trained"]
+    tiny.export_layers(3)                                              # mechanics preset: not gated

@@ -7,7 +7,7 @@ import pytest
 
 from cloudedge import paper
 from cloudedge.cli import main
-from cloudedge.report import verdicts, write_report
+from cloudedge.report import ORDER, rises, verdicts, write_report
 from cloudedge.reproduce import (DataCache, Plan, ReproductionError, estimate_cost, preset_cost_ratio,
                                  reproduce, run_variants, stratified_prefix, summarize_table)
 
@@ -137,7 +137,8 @@ def test_verdicts_say_met_or_missed_by_how_much():
     n120 = v[f"EdgeCNN1-3 at N=120 >= the paper's {paper.TABLE2_MNIST['EdgeCNN1-3'][0]:.2f}% (MNIST)"]
     assert n120[0] == "missed"
     assert f"short by {paper.TABLE2_MNIST['EdgeCNN1-3'][0] - 73.0:.2f} points" in n120[1]
-    assert v["accuracy rises with N as labeled uploads arrive (MNIST)"][0] == "met"
+    rises_label = next(k for k in v if k.startswith("accuracy rises with N as labeled uploads arrive (MNIST)"))
+    assert v[rises_label][0] == "met"
     # EdgeCNN1 below EdgeCNN0 at N=240: missed, by the measured gap
     worse = [a.copy() for a in acc1]
     for a in worse:
@@ -148,11 +149,40 @@ def test_verdicts_say_met_or_missed_by_how_much():
     assert status == "missed" and "k=3 N=240 by 5.00" in text
 
 
+def test_rises_is_a_trend_over_thirds_with_few_dips():
+    up = [(n, a) for n, a in zip(range(120, 1320, 120), [70, 74, 76, 78, 79, 80, 80.5, 81, 81, 81.2])]
+    ok, text = rises(up)
+    assert ok and "first third 73.33 → last third 81.07 (+7.73)" in text and "0 dip(s)" in text
+    last_above_first_but_noisy = [(n, a) for n, a in zip(range(10), [70, 75, 71, 76, 72, 77, 73, 78, 74, 71.5])]
+    ok, text = rises(last_above_first_but_noisy)                     # last > first, yet 5 of 9 steps dip
+    assert not ok and "5 dip(s)" in text
+    flat = [(n, 80.0 + 0.1 * (n % 2)) for n in range(9)]
+    assert not rises(flat)[0]                                         # no dips, but no rise either
+
+
+def test_headline_and_fig9_verdicts_are_judged_as_stated():
+    row = {"dataset": "mnist", "factor": "baseline", "gap": 5.5, "gap_low": 0.4, "gap_high": 10.6, "acc0": 76.0,
+           "acc1": 81.5, "clouds_trained": 3, "edges_per_cloud": 5, "gap_per_cloud": [2.0, 5.5, 9.0]}
+    v = {label: (status, text) for label, status, text in verdicts({"factors": {"rows": [row]}})}
+    gap = next(k for k in v if k.startswith("N=120, k=3: mean gap") and "(MNIST)" in k)
+    assert v[gap][0] == "met" and "+5.50 [+0.40, +10.60] over 3 clouds x 5 edges" in v[gap][1]
+    row["gap_low"] = -0.1                                             # interval reaches 0: missed
+    v = {label: (status, text) for label, status, text in verdicts({"factors": {"rows": [row]}})}
+    assert v[gap][0] == "missed"
+    fashion = next(k for k in v if k.startswith("N=120, k=3: mean gap") and "Fashion" in k)
+    assert v[fashion][0] == "not run"
+    fig9 = {"rows": [{"model": "EdgeCNN1-3", "n_images": 100, "ours_mean": 90.0, "paper": None}], "n_train": 100,
+            "cloud_acc_mean": 89.0, "cloud_train_size": 100}
+    v = {label: (status, text) for label, status, text in verdicts({"fig9": fig9})}
+    label = next(k for k in v if k.startswith("Fashion-MNIST, all train images"))
+    assert v[label][0] == "missed" and "EdgeCNN1-3 is the more accurate" in v[label][1]   # two-sided
+
+
 def test_report_without_results_lists_every_target_as_not_run(tmp_path):
     path = write_report(tmp_path / "reproduction", tmp_path / "REPRODUCTION.md")
     text = path.read_text()
-    assert text.count("**not run**") == 8
-    assert text.count("Not run.") == 7
+    assert text.count("**not run**") == len(verdicts({})) >= 12
+    assert text.count("Not run.") == len(ORDER)
 
 
 def test_paper_preset_cost_estimate(tmp_path):

@@ -5,7 +5,8 @@ from pathlib import Path
 
 from ._common import add_common, blas_threads, dump
 
-CHOICES = ("table2", "table3", "fig7", "fig8", "fig9", "fig10", "variants", "all", "report")
+CHOICES = ("table2", "table3", "fig7", "fig8", "fig9", "fig10", "variants", "stability", "factors", "all",
+           "report")
 
 
 def register(subparsers):
@@ -31,6 +32,11 @@ def register(subparsers):
     p.add_argument("--cloud-seed", type=int, default=None,
                    help="share one CloudCNN (trained with this seed) across the seeds, which then vary only the "
                         "edges (cheaper on Fashion-MNIST; default: one CloudCNN per seed)")
+    p.add_argument("--study-datasets", default="mnist",
+                   help="factors: data sets whose cells to run, comma separated (mnist, fashion-mnist)")
+    p.add_argument("--study-factors", default="",
+                   help="factors: only these factors, comma separated (baseline, widths, init, edge procedure, "
+                        "cloud data, k); default all")
     p.add_argument("--only-existing", action="store_true", help="summarize the runs on disk; run nothing new")
     p.add_argument("--force", action="store_true", help="re-run even when a stored run matches")
     p.add_argument("--out", default="docs/reproduction", help="output folder (default docs/reproduction)")
@@ -62,7 +68,9 @@ def plan_from_args(args):
                 depths=depths, large_sizes=_ints(args.sizes, "sizes"),
                 large_models=(1,) if args.large_models == "1" else (0, 1),
                 edge_epochs=args.edge_epochs, cloud_epochs=args.cloud_epochs, log=log,
-                cloud_seed=args.cloud_seed)
+                cloud_seed=args.cloud_seed,
+                study_datasets=tuple(d.strip() for d in args.study_datasets.split(",") if d.strip()),
+                study_factors=tuple(d.strip() for d in args.study_factors.split(",") if d.strip()))
 
 
 def run(args):

@@ -1,5 +1,5 @@
 """`cloudedge serve-cloud`: CloudCNN behind HTTP (see cloudedge/server/cloud_server.py, docs/prototype.md)."""
-from tinycnn.train import TrainConfig
+from ..cloud import CLOUD_MAX_EPOCHS, cloud_train_config
 
 from ..server import process
 
@@ -15,7 +15,8 @@ def register(subparsers):
                         "default: train one on the cloud part of --dataset, or load it from the cache")
     p.add_argument("--dataset", default="mnist", help="for training when no --model (default: embedded MNIST)")
     p.add_argument("--preset", default="laptop", choices=["laptop", "paper"])
-    p.add_argument("--epochs", type=int, default=6, help="max epochs when training (default 6)")
+    p.add_argument("--epochs", type=int, default=CLOUD_MAX_EPOCHS,
+                   help=f"max epochs when training (default {CLOUD_MAX_EPOCHS})")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--untrained", action="store_true",
                    help="serve a randomly initialised CloudCNN (seconds to start; labels are noise; for tests)")
@@ -38,7 +39,7 @@ def load_cloud(args):
         model = cloud_cnn(x_train.shape[1:], preset=args.preset, seed=args.seed)
         return Cloud(model, x_train.shape[1:], info={"untrained": True}), {"source": "untrained"}
     cfg = RunConfig(dataset=args.dataset, preset=args.preset, seed=args.seed,
-                    cloud_train=TrainConfig(max_epochs=args.epochs, progress=False))
+                    cloud_train=cloud_train_config(max_epochs=args.epochs))
     cloud, meta = get_cloud(load_dataset(args.dataset), cfg)
     return cloud, {"source": meta["path"], "cached": meta["cached"], "seconds": meta["seconds"]}
 
@@ -57,6 +58,8 @@ def serve(args):
     token = process.resolve_token(args)
     wan = process.parse_wan(args.wan)
     cloud, origin = load_cloud(args)
+    if not args.untrained:
+        cloud.check_trained()   # UntrainedCloudError: a cloud that did not train serves no edge
     server = CloudServer(cloud, token=token, max_body=process.max_body(args))
     http = Server(server.app, args.host, args.port, shape=Shape.server_side(wan) if wan else None,
                   max_connections=args.max_connections)

@@ -1,6 +1,7 @@
 """`cloudedge simulate`: several edges and one cloud on a virtual clock (deterministic per seed)."""
 import time
 
+from ..cloud import CLOUD_MAX_EPOCHS, cloud_train_config
 from ._common import add_common, blas_threads, dump
 
 
@@ -24,7 +25,8 @@ def register(subparsers):
     p.add_argument("--label-policy", default="trust-all")
     p.add_argument("--trigger", default="every:120")
     p.add_argument("--throughput", type=float, default=2000.0, help="training sample passes per virtual second")
-    p.add_argument("--cloud-epochs", type=int, default=4)
+    p.add_argument("--cloud-epochs", type=int, default=CLOUD_MAX_EPOCHS,
+                   help=f"CloudCNN's max epochs (default {CLOUD_MAX_EPOCHS})")
     p.add_argument("--cloud-fraction", type=float, default=0.75, help="share of the train split for the cloud")
     p.add_argument("--workdir", default=None)
     p.add_argument("--no-cache", action="store_true")
@@ -32,8 +34,6 @@ def register(subparsers):
 
 
 def run(args):
-    from tinycnn.train import TrainConfig
-
     from ..data import load_dataset
     from ..experiment import RunConfig, get_cloud
     from ..simulator import SimConfig, Simulator
@@ -46,7 +46,7 @@ def run(args):
                     label_policy=args.label_policy, trigger=args.trigger, throughput=args.throughput,
                     seed=args.seed, preset=args.preset, cloud_fraction=args.cloud_fraction)
     run_cfg = RunConfig(dataset=args.dataset, seed=args.seed, preset=args.preset, cloud_fraction=args.cloud_fraction,
-                        cloud_train=TrainConfig(max_epochs=args.cloud_epochs, progress=False))
+                        cloud_train=cloud_train_config(max_epochs=args.cloud_epochs))
     with blas_threads(args.threads):
         cloud, meta = get_cloud(data, run_cfg, args.workdir, not args.no_cache, progress=not args.quiet)
         result = Simulator(cloud, data, cfg).run(progress=not args.quiet)

@@ -2,6 +2,7 @@
 import time
 from pathlib import Path
 
+from ..cloud import CLOUD_MAX_EPOCHS, UntrainedCloudError, cloud_train_config
 from ._common import add_common, blas_threads, dump
 
 
@@ -13,29 +14,36 @@ def register(subparsers):
     add_common(p)
     p.add_argument("--out", required=True, help="path of the CloudCNN .npz to write")
     p.add_argument("--pool-stride", type=int, choices=(1, 2), default=2)
-    p.add_argument("--epochs", type=int, default=4, help="max epochs (default 4)")
+    p.add_argument("--epochs", type=int, default=CLOUD_MAX_EPOCHS,
+                   help=f"max epochs (default {CLOUD_MAX_EPOCHS})")
     p.add_argument("--cloud-fraction", type=float, default=0.75)
     p.set_defaults(func=run)
 
 
 def run(args):
-    from tinycnn.train import TrainConfig
+    from tinycnn.train import evaluate
 
-    from ..cloud import Cloud
-    from ..data import load_dataset, split_cloud_edges
+    from ..data import load_dataset
+    from ..experiment import RunConfig, train_cloud
     start = time.perf_counter()
-    x_train, y_train, x_test, y_test = load_dataset(args.dataset, progress=not args.quiet)
-    cloud_ids, _ = split_cloud_edges(y_train, args.cloud_fraction, args.seed)
+    data = load_dataset(args.dataset, progress=not args.quiet)
+    cfg = RunConfig(dataset=args.dataset, preset=args.preset, pool_stride=args.pool_stride, seed=args.seed,
+                    cloud_fraction=args.cloud_fraction, cloud_train=cloud_train_config(max_epochs=args.epochs))
     with blas_threads(args.threads):
-        cloud = Cloud.train(x_train[cloud_ids], y_train[cloud_ids], preset=args.preset,
-                            pool_stride=args.pool_stride, seed=args.seed,
-                            config=TrainConfig(max_epochs=args.epochs, seed=args.seed, progress=not args.quiet))
-        acc = cloud.evaluate(x_test, y_test)
-    cloud.info.update(dataset=args.dataset, cloud_fraction=args.cloud_fraction, test_acc=acc)
+        cloud = train_cloud(data, cfg, progress=not args.quiet)
+        acc = cloud.evaluate(data[2], data[3])
+        acc10 = evaluate(cloud.model, data[2], data[3], ten_crop=True)[1]
+    cloud.info.update(test_acc=acc, test_acc_10crop=acc10)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     cloud.save(args.out)
     out = {"path": str(args.out), "cloud_acc": acc, "seconds": time.perf_counter() - start, **cloud.info}
+    try:
+        cloud.check_trained()
+        trained = ""
+    except UntrainedCloudError as exc:
+        trained = f"; but {exc}"
     print(dump(out) if args.json else
-          f"CloudCNN ({args.preset}) trained on {len(cloud_ids):,} {args.dataset} images in "
-          f"{cloud.info['train_seconds']:.0f} s: test accuracy {100 * acc:.2f}%; saved to {args.out}")
-    return 0
+          f"CloudCNN ({args.preset}) trained on {cloud.info['n_train']:,} {args.dataset} images in "
+          f"{cloud.info['train_seconds']:.0f} s ({len(cloud.info['attempts'])} attempt(s)): test accuracy "
+          f"{100 * acc:.2f}% ({100 * acc10:.2f}% with 10-crop testing); saved to {args.out}{trained}")
+    return 1 if trained else 0
