@@ -5,6 +5,7 @@ import json
 import socket
 import threading
 import time
+import urllib.parse
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -227,17 +228,126 @@ def test_a_crashing_handler_is_a_500_without_details():
         assert assert_json_error(exc, 418) == "I am a teapot"
 
 
-def test_connections_beyond_the_cap_get_503():
-    with ServerThread(Server(_app(), "127.0.0.1", 0, max_connections=1)) as thread:
+def _held(server):
+    with server._lock:
+        return len(server._held)
+
+
+def test_connections_beyond_the_cap_get_503_and_a_finished_request_frees_its_slot_first():
+    """Deterministic: the test waits on the server's own count of held slots, never on sleeps;
+    and the slot is released before the answer is sent, so a client holding its answer never
+    finds the slot still taken (a 20 ms pause in finish() used to make this fail 10 of 10)."""
+    server = Server(_app(), "127.0.0.1", 0, max_connections=1)
+    real_finish = server.RequestHandlerClass.finish
+
+    def slow_finish(handler):
+        time.sleep(0.05)
+        real_finish(handler)
+    with ServerThread(server) as thread:
         holder = threading.Thread(target=httpclient.call, args=(thread.url, "GET", "/slow?s=1.0"),
                                   kwargs={"token": TOKEN})
         holder.start()
-        time.sleep(0.3)
+        deadline = time.monotonic() + 5
+        while _held(server) < 1 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert _held(server) == 1
         with pytest.raises(httpclient.StatusError) as exc:
             httpclient.call(thread.url, "GET", "/slow?s=0", token=TOKEN)
         assert "busy" in assert_json_error(exc, 503)
         holder.join(10)
-        assert httpclient.call(thread.url, "GET", "/slow?s=0", token=TOKEN).json() == {"slept": True}
+        server.RequestHandlerClass.finish = slow_finish
+        try:
+            for _ in range(5):                       # back to back: each answer means a free slot
+                assert httpclient.call(thread.url, "GET", "/slow?s=0", token=TOKEN).json() == {"slept": True}
+        finally:
+            server.RequestHandlerClass.finish = real_finish
+
+
+def _trickle(url, source, stop, sent):
+    """A slow client from address ``source``: one byte of a request head every 0.3 s until stop."""
+    host, port = httpclient.split_url(url)
+    try:
+        with socket.create_connection((host, port), timeout=10, source_address=(source, 0)) as s:
+            for byte in b"GET /slow?s=0 HTTP/1.1\r\nHost: x\r\n" * 10:
+                if stop.is_set():
+                    return
+                s.sendall(bytes([byte]))
+                sent.append(1)
+                time.sleep(0.3)
+    except OSError:
+        return                                       # closed by the server: what we want
+
+
+def test_slow_clients_cannot_lock_out_a_well_behaved_one():
+    """A bounded burst of 12 trickling connections from 127.0.0.2 (cap 8, 4 per peer): the
+    well-behaved client on 127.0.0.1 is served at once, /health is answered even at the cap,
+    and the trickling requests get 408 at their 2 s deadline."""
+    server = Server(_app(), "127.0.0.1", 0, max_connections=8, max_per_peer=4, request_deadline=2.0)
+    stop, sent = threading.Event(), []
+    with ServerThread(server) as thread:
+        slow = [threading.Thread(target=_trickle, args=(thread.url, "127.0.0.2", stop, sent)) for _ in range(12)]
+        for t in slow:
+            t.start()
+        try:
+            deadline = time.monotonic() + 5
+            while _held(server) < 4 and time.monotonic() < deadline:
+                time.sleep(0.02)
+            assert _held(server) == 4                 # the slow peer holds its 4 slots, no more
+            start = time.perf_counter()
+            assert httpclient.call(thread.url, "GET", "/slow?s=0", token=TOKEN).json() == {"slept": True}
+            assert time.perf_counter() - start < 2.0
+            time.sleep(2.5)                           # past the deadline: the trickles were cut
+            assert server.app.metrics.snapshot()["counters"].get("deadline_408", 0) >= 4
+        finally:
+            stop.set()
+            for t in slow:
+                t.join(15)
+
+
+def test_health_is_answered_when_every_slot_is_taken():
+    app = _app()
+    app.route("GET", "/health", lambda request: Response.json({"status": "ok"}), public=True)
+    server = Server(app, "127.0.0.1", 0, max_connections=1)
+    with ServerThread(server) as thread:
+        holder = threading.Thread(target=httpclient.call, args=(thread.url, "GET", "/slow?s=1.5"),
+                                  kwargs={"token": TOKEN})
+        holder.start()
+        deadline = time.monotonic() + 5
+        while _held(server) < 1 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert httpclient.call(thread.url, "GET", "/health").json() == {"status": "ok"}
+        with pytest.raises(httpclient.StatusError) as exc:
+            httpclient.call(thread.url, "GET", "/slow?s=0", token=TOKEN)
+        assert "busy" in assert_json_error(exc, 503)
+        holder.join(10)
+
+
+@pytest.mark.parametrize("value", ["+3", " 3", "3 ", "\u0663", "3.0", "0x3", ""])
+def test_query_integers_are_plain_ascii_decimals(cloud, value):
+    _, url = cloud
+    path = "/layers?m=" + urllib.parse.quote(value)
+    with pytest.raises(httpclient.StatusError) as exc:
+        httpclient.call(url, "GET", path, token=TOKEN)
+    assert "plain decimal integer" in assert_json_error(exc, 400)
+
+
+def test_duplicate_or_non_decimal_content_length_is_400_and_overrun_bytes_are_not_a_request(cloud):
+    _, url = cloud
+    auth = f"Authorization: Bearer {TOKEN}\r\n".encode()
+    status, body = _raw(url, b"POST /infer HTTP/1.1\r\nHost: x\r\n" + auth +
+                        b"Content-Length: 2\r\nContent-Length: 5\r\n\r\nabcde")
+    assert status == 400 and "exactly one Content-Length" in body["error"]
+    status, body = _raw(url, b"POST /infer HTTP/1.1\r\nHost: x\r\n" + auth + b"Content-Length: +2\r\n\r\nab")
+    assert status == 400 and "plain decimal integer" in body["error"]
+    # a body followed by a second, smuggled request: one answer, then the connection closes
+    smuggled = b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n"
+    host, port = httpclient.split_url(url)
+    with socket.create_connection((host, port), timeout=5) as s:
+        s.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n" + smuggled)
+        data = b""
+        while chunk := s.recv(65536):
+            data += chunk
+    assert data.count(b"HTTP/1.0 ") == 1
 
 
 def test_stop_lets_requests_in_flight_finish():

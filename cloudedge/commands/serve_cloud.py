@@ -62,7 +62,8 @@ def serve(args):
         cloud.check_trained()   # UntrainedCloudError: a cloud that did not train serves no edge
     server = CloudServer(cloud, token=token, max_body=process.max_body(args))
     http = Server(server.app, args.host, args.port, shape=Shape.server_side(wan) if wan else None,
-                  max_connections=args.max_connections)
+                  max_connections=args.max_connections, max_per_peer=args.max_per_peer,
+                  request_deadline=args.request_deadline)
     thread = ServerThread(http).start()
     process.write_ready(args.ready_file, thread.url)
     process.announce(args, "listening", role="cloud", url=thread.url, model=origin,

@@ -114,7 +114,8 @@ def serve(args):
     runtime.start(wait_for_cloud=args.cloud_wait)
     uploader = None if args.no_uploader else Uploader(runtime, load, args.upload_interval, args.upload_batch)
     server = EdgeServer(runtime, uploader, token=token, max_body=process.max_body(args))
-    thread = ServerThread(Server(server.app, args.host, args.port, max_connections=args.max_connections)).start()
+    thread = ServerThread(Server(server.app, args.host, args.port, max_connections=args.max_connections,
+                                max_per_peer=args.max_per_peer, request_deadline=args.request_deadline)).start()
     if uploader is not None:
         uploader.start()
     process.write_ready(args.ready_file, thread.url)

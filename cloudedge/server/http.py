@@ -2,9 +2,15 @@
 
 An ``App`` maps (method, path) to a handler ``fn(request) -> Response``. The layer does,
 for every request: bearer-token check (401), body size limit (413, checked on
-Content-Length before reading), JSON errors for every failure (400/401/404/405/411/413/
-500/503, a traceback goes to the server log, never to the client), per-route metrics,
-optional link shaping of the connection, and a cap on connections in flight (503).
+Content-Length before reading), JSON errors for every failure (400/401/404/405/408/411/
+413/500/503, a traceback goes to the server log, never to the client), per-route metrics,
+optional link shaping of the connection, and these bounds on slow or greedy clients:
+
+* an overall deadline for a request's head and body (``request_deadline``): a client that
+  trickles bytes gets 408 and is closed, whatever its per-read pace;
+* a cap on connections in flight (503), and a smaller cap per peer address, so one host
+  cannot take every slot;
+* at the cap, ``GET /health`` is still answered (a few spare threads read just its head).
 
 One request per connection (HTTP/1.0 semantics): no idle keep-alive sockets, so a
 graceful stop only waits for requests that are actually running.
@@ -12,6 +18,7 @@ graceful stop only waits for requests that are actually running.
 import hmac
 import json
 import logging
+import re
 import socket
 import sys
 import threading
@@ -30,6 +37,10 @@ log = logging.getLogger("cloudedge.server")
 
 DEFAULT_MAX_BODY = 64 * 1024 * 1024
 DEFAULT_TIMEOUT = 30.0          # seconds a socket read or write may stall
+DEFAULT_DEADLINE = 60.0         # seconds from accept to the last byte of a request's body
+HEALTH_SPARE = 8                # threads that may answer /health while every slot is taken
+HEALTH_HEAD_SECONDS = 2.0       # ... each reading at most this long for the request head
+_INT = re.compile(r"-?[0-9]{1,18}\Z", re.ASCII)   # a plain ASCII decimal integer
 LATENCY_WINDOW = 10_000         # latencies kept per route for percentiles
 
 
@@ -59,10 +70,9 @@ class Request:
                 raise HttpError(400, f"query parameter {name!r} is required, got none")
             return default
         text = self.query[name]
-        try:
-            value = int(text)
-        except ValueError:
-            raise HttpError(400, f"query parameter {name!r} must be an integer, got {text!r}") from None
+        if not _INT.match(text):
+            raise HttpError(400, f"query parameter {name!r} must be a plain decimal integer, got {text!r}")
+        value = int(text)
         if (low is not None and value < low) or (high is not None and value > high):
             raise HttpError(400, f"query parameter {name!r} must be in [{low}, {high}], got {value}")
         return value
@@ -178,10 +188,46 @@ class _Handler(BaseHTTPRequestHandler):
 
     def setup(self):
         self.timeout = self.server.request_timeout
+        self._raw = self.request
+        self._phase_lock = threading.Lock()
+        self._phase = "reading"          # -> "handling" once the body is in, or "expired"
+        self._watchdog = threading.Timer(self.server.request_deadline, self._expire)
+        self._watchdog.daemon = True
+        self._watchdog.start()
         shape = self.server.shape
         if shape is not None:
             self.request = ShapedSocket(self.request, shape)
         super().setup()
+
+    def finish(self):
+        self._watchdog.cancel()
+        try:
+            super().finish()
+        finally:
+            self.server.release_slot(self._raw)
+
+    def _expire(self):
+        """The deadline passed before the request was read: answer 408 and close."""
+        with self._phase_lock:
+            if self._phase != "reading":
+                return
+            self._phase = "expired"
+        self.server.app.metrics.add("deadline_408")
+        self.server.release_slot(self._raw)
+        _send_raw(self._raw, 408, f"request not received within {self.server.request_deadline:g} s")
+        try:
+            self._raw.shutdown(socket.SHUT_RDWR)
+        except OSError as exc:
+            log.debug("shutdown after a deadline: %s", exc)
+
+    def handle_one_request(self):
+        try:
+            super().handle_one_request()
+        except (OSError, ValueError) as exc:
+            if self._phase != "expired":      # after 408 the socket is shut on purpose
+                raise
+            log.debug("request ended after its deadline: %s", exc)
+            self.close_connection = True
 
     def parse_request(self):
         self._first_byte = time.perf_counter()   # the request line has just been read
@@ -192,8 +238,20 @@ class _Handler(BaseHTTPRequestHandler):
 
     def send_error(self, code, message=None, explain=None):
         # http.server's own errors (bad request line, unknown method, ...) as JSON too
-        self._send(Response.json({"error": message or HTTPStatus(code).phrase, "status": code}, code))
         self.close_connection = True
+        if not self._start_handling():
+            return
+        self.server.release_slot(self._raw)
+        self._send(Response.json({"error": message or HTTPStatus(code).phrase, "status": code}, code))
+
+    def _start_handling(self):
+        """Leave the reading phase; False if the deadline already answered 408."""
+        self._watchdog.cancel()
+        with self._phase_lock:
+            if self._phase == "expired":
+                return False
+            self._phase = "handling"
+            return True
 
     def _send(self, response):
         self.send_response(response.status)
@@ -215,6 +273,9 @@ class _Handler(BaseHTTPRequestHandler):
             if not public:
                 app.authorize(self.headers)
             body = self._read_body(max_body)
+            if not self._start_handling():
+                self.close_connection = True
+                return
             query = dict(urllib.parse.parse_qsl(url.query, keep_blank_values=True))
             request = Request(self.command, url.path, query, self.headers, body,
                               self.client_address[0], time.perf_counter())
@@ -223,10 +284,16 @@ class _Handler(BaseHTTPRequestHandler):
             response.headers.setdefault("X-Recv-Seconds", f"{request.received - self._first_byte:.6f}")
             response.headers.setdefault("X-Server-Seconds", f"{time.perf_counter() - request.received:.6f}")
         except HttpError as exc:
+            if not self._start_handling():
+                self.close_connection = True
+                return
             response = Response.json({"error": exc.message, "status": exc.status}, exc.status)
             if exc.status in (404, 405):
                 route = f"{self.command} <unknown>"  # bounded metric keys
         except Exception:  # a bug or an unexpected state: log it, tell the client only "500"
+            if not self._start_handling():
+                self.close_connection = True
+                return
             log.exception("%s: %s %s failed", app.name, self.command, url.path)
             response = Response.json({"error": "internal server error (see the server log)",
                                       "status": 500}, 500)
@@ -235,6 +302,9 @@ class _Handler(BaseHTTPRequestHandler):
         # recorded before sending, so a client that has its answer also sees it counted
         app.metrics.record(route, response.status, time.perf_counter() - start, len(body),
                            0 if self.command == "HEAD" else len(response.body))
+        # free the slot before the client can have its answer, so a client that got one never
+        # finds its own finished request still holding a slot
+        self.server.release_slot(self._raw)
         self._send(response)
         if response.status >= 400 and not body and self.headers.get("Content-Length", "0") != "0":
             self._drain()
@@ -242,17 +312,17 @@ class _Handler(BaseHTTPRequestHandler):
     def _read_body(self, max_body):
         if self.headers.get("Transfer-Encoding"):
             raise HttpError(411, "chunked bodies are not accepted: send Content-Length")
-        text = self.headers.get("Content-Length")
+        values = self.headers.get_all("Content-Length") or []
+        if len(values) > 1:
+            raise HttpError(400, f"exactly one Content-Length header is allowed, got {len(values)}: {values!r}")
+        text = values[0] if values else None
         if text is None:
             if self.command in ("POST", "PUT"):
                 raise HttpError(411, "Content-Length header is required")
             return b""
-        try:
-            length = int(text)
-        except ValueError:
-            raise HttpError(400, f"Content-Length must be an integer, got {text!r}") from None
-        if length < 0:
-            raise HttpError(400, f"Content-Length must be >= 0, got {length}")
+        if not _INT.match(text) or text.startswith("-"):
+            raise HttpError(400, f"Content-Length must be a plain decimal integer >= 0, got {text!r}")
+        length = int(text)
         if length > max_body:
             raise HttpError(413, f"body of {length} bytes is larger than this route's limit of "
                                  f"{max_body} bytes")
@@ -298,9 +368,10 @@ class _Handler(BaseHTTPRequestHandler):
 
 class Server(ThreadingHTTPServer):
     """A threaded HTTP server for an App: one thread per connection, at most
-    ``max_connections`` at once (more get 503), request threads joined on close.
-    request_timeout: seconds a socket read or write may stall before the request is dropped
-    (a stalled body gets 408)."""
+    ``max_connections`` at once and ``max_per_peer`` from one address (more get 503, except
+    ``GET /health``), request threads joined on close.
+    request_timeout: seconds a socket read or write may stall (a stalled body gets 408);
+    request_deadline: seconds from accept to the end of the body, however the bytes trickle."""
 
     daemon_threads = False
     block_on_close = True
@@ -308,11 +379,20 @@ class Server(ThreadingHTTPServer):
     request_queue_size = 64
 
     def __init__(self, app, host="127.0.0.1", port=0, shape=None, max_connections=64,
-                 request_timeout=DEFAULT_TIMEOUT):
+                 request_timeout=DEFAULT_TIMEOUT, request_deadline=DEFAULT_DEADLINE, max_per_peer=None):
+        if request_deadline <= 0 or request_timeout <= 0:
+            raise ValueError(f"need request_timeout > 0 and request_deadline > 0, got {request_timeout}, "
+                             f"{request_deadline}")
         self.app = app
         self.shape = shape
         self.request_timeout = request_timeout
-        self._slots = threading.BoundedSemaphore(max_connections)
+        self.request_deadline = request_deadline
+        self.max_connections = max_connections
+        self.max_per_peer = max_per_peer or max(1, max_connections // 2)
+        self._lock = threading.Lock()
+        self._held = {}             # socket -> peer address, for connections holding a slot
+        self._per_peer = {}         # peer address -> connections holding a slot
+        self._spare = threading.BoundedSemaphore(HEALTH_SPARE)
         super().__init__((host, port), _Handler)
 
     @property
@@ -320,19 +400,61 @@ class Server(ThreadingHTTPServer):
         host, port = self.server_address[:2]
         return f"http://{host}:{port}"
 
+    def _take_slot(self, request, peer):
+        with self._lock:
+            if len(self._held) >= self.max_connections or self._per_peer.get(peer, 0) >= self.max_per_peer:
+                return False
+            self._held[request] = peer
+            self._per_peer[peer] = self._per_peer.get(peer, 0) + 1
+            return True
+
+    def release_slot(self, request):
+        """Free the slot of a connection (idempotent: the first call wins)."""
+        with self._lock:
+            peer = self._held.pop(request, None)
+            if peer is not None:
+                self._per_peer[peer] -= 1
+                if not self._per_peer[peer]:
+                    del self._per_peer[peer]
+
     def process_request(self, request, client_address):
-        if not self._slots.acquire(blocking=False):
-            self.app.metrics.add("rejected_busy")
-            _reject_busy(request)
-            self.shutdown_request(request)
+        if self._take_slot(request, client_address[0]):
+            super().process_request(request, client_address)
             return
-        super().process_request(request, client_address)
+        self.app.metrics.add("rejected_busy")
+        if self._spare.acquire(blocking=False):     # maybe a health check: read its head briefly
+            threading.Thread(target=self._answer_at_cap, args=(request,), daemon=True).start()
+            return
+        _send_raw(request, 503, "server busy: too many connections in flight")
+        self.shutdown_request(request)
+
+    def _answer_at_cap(self, request):
+        """At the cap: answer GET /health from the server's health route, 503 to the rest."""
+        try:
+            request.settimeout(HEALTH_HEAD_SECONDS)
+            head, deadline = b"", time.monotonic() + HEALTH_HEAD_SECONDS
+            while b"\r\n" not in head and len(head) < 1024 and time.monotonic() < deadline:
+                chunk = request.recv(1024 - len(head))
+                if not chunk:
+                    break
+                head += chunk
+            if head.split(b"\r\n", 1)[0].split(b" ")[:2] == [b"GET", b"/health"]:
+                fn = self.app.lookup("GET", "/health")[0]
+                response = fn(Request("GET", "/health", {}, {}, b"", "", time.perf_counter()))
+                _send_raw(request, response.status, body=response.body)
+            else:
+                _send_raw(request, 503, "server busy: too many connections in flight")
+        except (OSError, HttpError) as exc:
+            log.debug("answer at the connection cap failed: %s", exc)
+        finally:
+            self._spare.release()
+            self.shutdown_request(request)
 
     def process_request_thread(self, request, client_address):
         try:
             super().process_request_thread(request, client_address)
         finally:
-            self._slots.release()
+            self.release_slot(request)
 
     def handle_error(self, request, client_address):
         exc = sys.exc_info()[1]
@@ -342,15 +464,17 @@ class Server(ThreadingHTTPServer):
         log.exception("%s: connection from %s failed", self.app.name, client_address)
 
 
-def _reject_busy(sock):
-    body = json.dumps({"error": "server busy: too many connections in flight", "status": 503}).encode()
-    head = (f"HTTP/1.0 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+def _send_raw(sock, status, message="", body=None):
+    """A whole JSON response written straight to a socket (outside a handler)."""
+    if body is None:
+        body = json.dumps({"error": message, "status": status}).encode()
+    head = (f"HTTP/1.0 {status} {HTTPStatus(status).phrase}\r\nContent-Type: application/json\r\n"
             f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n").encode()
     try:
         sock.settimeout(1.0)
         sock.sendall(head + body)
     except OSError as exc:
-        log.debug("could not tell a client we are busy: %s", exc)
+        log.debug("could not send %d to a client: %s", status, exc)
 
 
 class ServerThread:

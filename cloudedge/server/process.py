@@ -1,5 +1,6 @@
 """What the serve-cloud and serve-edge commands share: token, shaping and address options,
 logging, the ready file, and running until SIGTERM / SIGINT with a graceful stop."""
+import ipaddress
 import json
 import logging
 import math
@@ -12,6 +13,8 @@ from tinycnn.atomic import atomic_write
 
 from .. import network
 from .shaping import Shape
+
+log = logging.getLogger("cloudedge.server")
 
 TOKEN_ENV = "CLOUDEDGE_TOKEN"
 
@@ -27,7 +30,13 @@ def add_server_args(parser, default_port):
     parser.add_argument("--max-body-mb", type=float, default=16.0,
                         help="largest request body accepted, MiB (default 16; larger gets 413)")
     parser.add_argument("--max-connections", type=int, default=64,
-                        help="connections served at once; more get 503 (default 64)")
+                        help="connections served at once; more get 503, but GET /health is still answered "
+                             "(default 64)")
+    parser.add_argument("--max-per-peer", type=int, default=0,
+                        help="connections one client address may hold (default 0 = half of --max-connections)")
+    parser.add_argument("--request-deadline", type=float, default=60.0,
+                        help="seconds a client has to send a whole request, head and body; later gets 408 "
+                             "(default 60)")
     parser.add_argument("--ready-file", default=None,
                         help="write the server's URL to this file once it listens (for scripts)")
     parser.add_argument("--threads", type=int, default=1,
@@ -44,12 +53,27 @@ def resolve_token(args):
     if args.no_auth:
         if args.token:
             raise ValueError("--no-auth and --token contradict each other; pass one")
+        if not is_loopback(args.host):
+            log.warning("WARNING: --no-auth on --host %s: anyone who can reach this port may use every "
+                        "route of this server; bind 127.0.0.1 or set a token", args.host)
+            print(f"WARNING: --no-auth on --host {args.host}: anyone who can reach this port may use "
+                  f"every route; bind 127.0.0.1 or set a token", file=sys.stderr)
         return None
     if not token:
         raise ValueError(f"no token: pass --token, set ${TOKEN_ENV}, or run with --no-auth")
     if len(token) < 8:
         raise ValueError(f"the token must have >= 8 characters, got {len(token)}")
     return token
+
+
+def is_loopback(host):
+    """True for 127.0.0.0/8, ::1 and localhost."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def max_body(args):
