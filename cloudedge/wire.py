@@ -71,14 +71,26 @@ def encode_objects(ids, objects):
     return b"".join(parts)
 
 
-def decode_objects(data):
-    """bytes -> (ids (n,) int64, list of SegmentedObject)."""
-    data = memoryview(bytes(data))
+def objects_header(data):
+    """The (count, C, H, W) an objects message declares, read without decoding any object."""
     if bytes(data[:len(OBJ_MAGIC)]) != OBJ_MAGIC:
         raise ValueError(f"expected an objects message ({OBJ_MAGIC!r}), got {bytes(data[:7])!r}")
-    pos = len(OBJ_MAGIC)
-    count, C, H, W = _FRAME.unpack_from(data, pos)
-    pos += _FRAME.size
+    if len(data) < len(OBJ_MAGIC) + _FRAME.size:
+        raise ValueError(f"objects message of {len(data)} bytes is shorter than its header")
+    return _FRAME.unpack_from(data, len(OBJ_MAGIC))
+
+
+def decode_objects(data, max_count=None):
+    """bytes -> (ids (n,) int64, list of SegmentedObject). The declared count is checked against
+    max_count and against the message's length (each object takes >= id, box and background
+    bytes) before anything is decoded, so a header cannot make this loop run away."""
+    data = memoryview(bytes(data))
+    count, C, H, W = objects_header(data)
+    pos = len(OBJ_MAGIC) + _FRAME.size
+    if max_count is not None and count > max_count:
+        raise ValueError(f"at most {max_count} objects per message, the header declares {count}")
+    if count * (_OBJ.size + C) > len(data) - pos:
+        raise ValueError(f"the header declares {count} objects, but {len(data) - pos} bytes cannot hold them")
     ids, objects = [], []
     for _ in range(count):
         i, top, left, h, w = _OBJ.unpack_from(data, pos)

@@ -91,8 +91,29 @@ def _headers(shape="28,28", dtype="uint8", kind=payload.RAW):
     return {"Content-Type": kind, "X-Dtype": dtype, "X-Shape": shape}
 
 
+def test_images_below_the_minimum_side_are_refused_not_upscaled():
+    body, headers = payload.encode_images(np.zeros((256, 1, 1, 1), np.uint8))    # 256 one-pixel images
+    with pytest.raises(payload.PayloadError, match=f">= {payload.MIN_SIDE}"):
+        payload.decode_images(headers, body)
+
+
+def test_object_limits_are_checked_from_the_header_before_anything_is_decoded(monkeypatch):
+    """1.4M zero-size objects once cost 10.6 s of CPU and 774 MB: the count is refused first."""
+    def must_not_decode(*args, **kwargs):
+        raise AssertionError("decoded before the header's limits were checked")
+    header = wire.OBJ_MAGIC + wire._FRAME.pack(1_400_000, 1, 28, 28)
+    monkeypatch.setattr(wire, "decode_objects", must_not_decode)
+    with pytest.raises(payload.PayloadError, match="expected 1..256 objects, got 1400000"):
+        payload.decode_objects(header + bytes(64), (1, 28, 28))
+    with pytest.raises(payload.PayloadError, match="the header says 3 in 28x28"):
+        payload.decode_objects(wire.OBJ_MAGIC + wire._FRAME.pack(2, 3, 28, 28), (1, 28, 28))
+    monkeypatch.undo()
+    with pytest.raises(ValueError, match="cannot hold them"):                  # and in wire itself
+        wire.decode_objects(wire.OBJ_MAGIC + wire._FRAME.pack(200, 1, 28, 28) + bytes(100))
+
+
 def test_images_round_trip_in_every_layout():
-    for arr in (np.zeros((5, 7), np.uint8), np.ones((5, 7, 3), np.uint8), np.full((2, 5, 7, 1), 9, np.uint8)):
+    for arr in (np.zeros((9, 8), np.uint8), np.ones((9, 8, 3), np.uint8), np.full((2, 9, 8, 1), 9, np.uint8)):
         body, headers = payload.encode_images(arr)
         out = payload.decode_images(headers, body)
         assert out.ndim == 4 and out.dtype == np.uint8

@@ -22,6 +22,7 @@ OBJECTS = "application/x-cloudedge-objects"
 LABELS = "application/x-cloudedge-labels"
 PACKAGE = "application/x-cloudedge-package"
 MAX_SIDE = 8192
+MIN_SIDE = 8          # smaller images are refused, not upscaled: each would still cost a store file
 MAX_BATCH = 256
 
 
@@ -52,7 +53,7 @@ def encode_images(images):
     return images.tobytes(), headers
 
 
-def decode_images(headers, body, max_batch=MAX_BATCH, max_side=MAX_SIDE):
+def decode_images(headers, body, max_batch=MAX_BATCH, max_side=MAX_SIDE, min_side=MIN_SIDE):
     """Raw request -> (N, H, W, C) uint8 with C in {1, 3} (a read-only view of body)."""
     expect_type(headers, RAW)
     dtype = (headers.get("X-Dtype") or "").strip().lower()
@@ -76,6 +77,9 @@ def decode_images(headers, body, max_batch=MAX_BATCH, max_side=MAX_SIDE):
         raise PayloadError(f"at most {max_batch} images per request, got {n}")
     if h > max_side or w > max_side:
         raise PayloadError(f"image sides must be <= {max_side}, got {h}x{w}")
+    if h < min_side or w < min_side:
+        raise PayloadError(f"image sides must be >= {min_side} (smaller ones are refused, not upscaled), "
+                           f"got {h}x{w}")
     expected = n * h * w * c
     if len(body) != expected:
         raise PayloadError(f"X-Shape {text} needs {expected} bytes of uint8, got {len(body)}")
@@ -90,18 +94,22 @@ def decode_objects(body, input_shape, max_batch=MAX_BATCH):
     Checks the count, the frame and channels against input_shape and every box against
     the frame, so that nothing malformed reaches the model.
     """
+    C, H, W = input_shape
     try:
         kind = wire.message_kind(body)
         if kind != "objects":
             raise PayloadError(f"expected an objects message, got a {kind} message")
-        ids, objects = wire.decode_objects(body)
+        count, c, h, w = wire.objects_header(body)        # limits first, from the header alone
+        if not 1 <= count <= max_batch:
+            raise PayloadError(f"expected 1..{max_batch} objects, got {count}")
+        if (c, h, w) != (C, H, W):
+            raise PayloadError(f"expected objects with {C} channels in a {H}x{W} frame, the header says "
+                               f"{c} in {h}x{w}")
+        ids, objects = wire.decode_objects(body, max_count=max_batch)
     except PayloadError:
         raise
     except (ValueError, struct.error) as exc:   # truncated or inconsistent framing
         raise PayloadError(f"expected a well-formed objects message, got a damaged one: {exc}") from None
-    C, H, W = input_shape
-    if not 1 <= len(objects) <= max_batch:
-        raise PayloadError(f"expected 1..{max_batch} objects, got {len(objects)}")
     if len(set(ids.tolist())) != len(ids):
         raise PayloadError("object ids in one message must be distinct, got repeats")
     for i, obj in zip(ids, objects):
