@@ -13,7 +13,7 @@ from cloudedge.server import payload
 from cloudedge.server.imaging import to_model_input, upscale
 from cloudedge.server.remote import ReplayCloud
 from cloudedge.server.shaping import Shape, ShapedSocket
-from cloudedge.server.store import ObjectStore
+from cloudedge.server.store import DamagedObject, ObjectStore
 
 # --- shaping --------------------------------------------------------------------------------------
 
@@ -219,6 +219,47 @@ def test_store_finishes_a_move_interrupted_by_a_crash(tmp_path):
     assert reopened.pending_ids() == [1] and reopened.labeled_ids() == [0]
 
 
+def test_store_ids_are_never_reused_even_after_the_newest_file_is_deleted(tmp_path):
+    store = ObjectStore(tmp_path)
+    ids = [store.put({"image": np.zeros((1, 2, 2), np.uint8)}) for _ in range(3)]
+    (tmp_path / "pending" / "0000000002.npz").unlink()          # the highest id, deleted by hand
+    (tmp_path / "pending" / "0000000000.npz").unlink()
+    reopened = ObjectStore(tmp_path)
+    assert reopened.put({"image": np.zeros((1, 2, 2), np.uint8)}) == ids[-1] + 1
+    assert reopened.missing == [0, 2] and reopened.counts()["missing"] == 2     # noticed, not silent
+
+
+def test_a_damaged_file_is_quarantined_named_and_the_rest_goes_on(tmp_path, caplog):
+    store = ObjectStore(tmp_path)
+    for i in range(3):
+        store.put({"image": np.full((1, 2, 2), i, np.uint8)})
+    store.mark_labeled(2, 5, 0.9)
+    bad = tmp_path / "pending" / "0000000001.npz"
+    bad.write_bytes(bad.read_bytes()[:20])                       # truncated
+    labeled = tmp_path / "labeled" / "0000000002.npz"
+    labeled.write_bytes(b"PK\x03\x04 not a zip")
+    with pytest.raises(DamagedObject, match="0000000001.npz"):
+        store.load_pending(1)
+    with pytest.raises(DamagedObject, match="0000000002.npz"):
+        store.load_labeled(2)
+    assert store.pending_ids() == [0] and store.labeled_ids() == []
+    assert int(store.load_pending(0)["image"][0, 0, 0]) == 0       # the good one is untouched
+    assert [q.split(".npz")[0] for q in store.quarantined] == ["0000000001", "0000000002"]
+    assert all(q in caplog.text for q in ("0000000001.npz", "0000000002.npz", "quarantine"))
+    assert store.counts()["quarantined"] == 2
+    reopened = ObjectStore(tmp_path)
+    assert reopened.missing == [] and len(reopened.quarantined) == 2   # quarantined is not missing
+
+
+def test_store_folders_and_files_are_private(tmp_path):
+    store = ObjectStore(tmp_path / "objects")
+    store.put({"image": np.zeros((1, 2, 2), np.uint8)})
+    for folder in (tmp_path / "objects", store.pending_dir, store.labeled_dir, store.quarantine_dir):
+        assert folder.stat().st_mode & 0o777 == 0o700
+    for f in (store.pending_dir / "0000000000.npz", store.next_file):
+        assert f.stat().st_mode & 0o777 == 0o600
+
+
 def test_store_refuses_label_keys_in_new_objects(tmp_path):
     with pytest.raises(ValueError, match="must not carry"):
         ObjectStore(tmp_path).put({"image": np.zeros((1, 2, 2), np.uint8), "label": np.int64(1)})
@@ -241,3 +282,74 @@ def test_to_model_input_rejects_wrong_layouts():
         to_model_input(np.zeros((2, 28, 28), np.uint8), (1, 28, 28))
     with pytest.raises(ValueError, match=r"\(N, H, W, C\) uint8"):
         to_model_input(np.zeros((2, 28, 28, 1), np.float32), (1, 28, 28))
+
+
+# --- the edge runtime's state on disk ------------------------------------------------------------------------
+
+class _LocalCloud:
+    """RemoteCloud's interface over an in-process tiny Cloud (no HTTP)."""
+
+    def __init__(self):
+        from test_cloudedge_support import tiny_cloud
+        self.cloud, self.url = tiny_cloud(), "local"
+
+    def label(self, message, probs=False):
+        return self.cloud.handle(message, probs=probs)
+
+
+def _runtime(state_dir):
+    from cloudedge.edge import Edge, EdgeConfig, edge_train_config
+    from cloudedge.server.edge_runtime import EdgeRuntime
+    from test_cloudedge_support import mnist
+    x, y = mnist(60)
+
+    def make_edge():
+        return Edge("e", EdgeConfig(depth=3, shared=False, preset="tiny", train=edge_train_config(max_epochs=1)),
+                    "trust-all", "every:1000")
+    return EdgeRuntime(state_dir, make_edge, lambda: (x, y), _LocalCloud())
+
+
+def _images(n):
+    return np.random.default_rng(0).integers(0, 255, (n, 28, 28, 1), dtype=np.uint8)
+
+
+def test_a_damaged_pending_or_labeled_file_never_stops_the_edge(tmp_path, caplog):
+    rt = _runtime(tmp_path).start()
+    ids = rt.serve(_images(4))["ids"]
+    assert rt.sync_once(0.0, batch=2)["uploaded"] == 2                   # ids 0, 1 labeled
+    rt.close()
+    pending = tmp_path / "objects" / "pending" / f"{ids[2]:010d}.npz"
+    pending.write_bytes(pending.read_bytes()[:30])
+    labeled = tmp_path / "objects" / "labeled" / f"{ids[0]:010d}.npz"
+    labeled.write_bytes(labeled.read_bytes()[:30])
+    # the snapshot has absorbed nothing yet, so the labeled files are replayed at start
+    current = (tmp_path / "CURRENT").read_text().strip()
+    (tmp_path / "snapshots" / current / "absorbed.npy").write_bytes(_absorbed_bytes([]))
+    rt = _runtime(tmp_path).start()                                     # no traceback, starts
+    assert rt.status["replayed"] == 1                                   # id 1; id 0 quarantined
+    out = rt.sync_once(0.0)
+    assert out["uploaded"] == 1                                         # id 3 went up; id 2 quarantined
+    summary = rt.summary()
+    assert summary["store"]["quarantined"] == 2 and len(summary["store_quarantined"]) == 2
+    assert f"{ids[0]:010d}.npz" in caplog.text and f"{ids[2]:010d}.npz" in caplog.text
+
+
+def _absorbed_bytes(ids):
+    import io
+    buf = io.BytesIO()
+    np.save(buf, np.array(ids, np.int64), allow_pickle=False)
+    return buf.getvalue()
+
+
+def test_a_missing_current_or_damaged_snapshot_file_refuses_to_start_and_names_it(tmp_path):
+    from cloudedge.server.edge_runtime import StateError
+    rt = _runtime(tmp_path).start()
+    rt.close()
+    (tmp_path / "CURRENT").unlink()
+    with pytest.raises(StateError, match="CURRENT is missing but .* holds snapshot\\(s\\) 000000: refusing"):
+        _runtime(tmp_path).start()
+    assert (tmp_path / "snapshots" / "000000" / "state.json").exists()   # nothing was discarded
+    (tmp_path / "CURRENT").write_text("000000")
+    (tmp_path / "snapshots" / "000000" / "absorbed.npy").write_bytes(b"\x93NUMPY garbage")
+    with pytest.raises(StateError, match="absorbed.npy is damaged"):
+        _runtime(tmp_path).start()

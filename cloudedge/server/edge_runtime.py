@@ -35,9 +35,13 @@ from ..edge import Edge
 from . import httpclient
 from .imaging import to_float, to_model_input, to_uint8
 from .remote import ReplayCloud
-from .store import ObjectStore
+from .store import DamagedObject, ObjectStore, private_dir
 
 log = logging.getLogger("cloudedge.server.edge")
+
+
+class StateError(RuntimeError):
+    """The edge's saved state is missing or damaged; refusing to start beats discarding it."""
 
 
 class Snapshots:
@@ -46,23 +50,35 @@ class Snapshots:
 
     def __init__(self, root):
         self.root = Path(root)
-        self.dir = self.root / "snapshots"
-        self.dir.mkdir(parents=True, exist_ok=True)
+        self.dir = private_dir(self.root / "snapshots")
         self.pointer = self.root / "CURRENT"
 
     def current(self):
+        """The current snapshot's folder; None for a state dir that never had one. StateError
+        if CURRENT is gone while snapshots exist, or names no saved snapshot."""
+        saved = sorted(p.name for p in self.dir.iterdir() if p.is_dir())
         if not self.pointer.exists():
+            if saved:
+                raise StateError(
+                    f"{self.pointer} is missing but {self.dir} holds snapshot(s) {', '.join(saved)}: refusing to "
+                    f"re-initialise over them. Restore it (echo {saved[-1]} > {self.pointer}), or start fresh "
+                    f"on purpose with another --state-dir (or move {self.root} aside)")
             return None
         name = self.pointer.read_text().strip()
         path = self.dir / name
         if not name.isdigit() or not (path / "state.json").exists():
-            raise ValueError(f"{self.pointer}: expected the name of a saved snapshot in {self.dir}, "
-                             f"got {name!r}")
+            raise StateError(f"{self.pointer}: expected the name of a saved snapshot in {self.dir} "
+                             f"({', '.join(saved) or 'none'}), got {name[:40]!r}")
         return path
 
     @staticmethod
     def absorbed(path):
-        return set(np.load(Path(path) / "absorbed.npy", allow_pickle=False).tolist())
+        file = Path(path) / "absorbed.npy"
+        try:
+            return set(np.load(file, allow_pickle=False).tolist())
+        except (OSError, ValueError, EOFError) as exc:
+            raise StateError(f"{file} is damaged ({type(exc).__name__}); the snapshot cannot be resumed. "
+                             f"Restore the file, or start fresh on purpose with another --state-dir") from None
 
     def save(self, edge, absorbed):
         current = self.current()
@@ -94,8 +110,7 @@ class EdgeRuntime:
     `cloud` is a RemoteCloud; `monitor` (optional) scores a model for reporting."""
 
     def __init__(self, state_dir, make_edge, labeled, cloud, monitor=None):
-        self.state_dir = Path(state_dir)
-        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self.state_dir = private_dir(state_dir)
         self.store = ObjectStore(self.state_dir / "objects")
         self.snapshots = Snapshots(self.state_dir)
         self.make_edge, self.labeled, self.cloud, self.monitor = make_edge, labeled, cloud, monitor
@@ -113,7 +128,11 @@ class EdgeRuntime:
         cloud's layers; then replay labeled objects the snapshot lacks; then publish."""
         path = self.snapshots.current()
         if path is not None:
-            self.edge = Edge.load(path, monitor=self.monitor)
+            try:
+                self.edge = Edge.load(path, monitor=self.monitor)
+            except (OSError, ValueError, KeyError) as exc:
+                raise StateError(f"snapshot {path} cannot be loaded ({type(exc).__name__}: {exc}); restore it, "
+                                 f"or start fresh on purpose with another --state-dir") from None
             self._check_same_edge(self.make_edge().config, path)
             self._absorbed = self.snapshots.absorbed(path)
             self.status["phase"] = "resumed"
@@ -162,9 +181,14 @@ class EdgeRuntime:
         if self.edge.buffered:
             raise ValueError(f"snapshot {self.snapshots.current()} has {self.edge.buffered} buffered "
                              f"objects; this edge server always saves with an empty buffer")
+        records = []
+        for i in list(missing):
+            try:
+                records.append(self.store.load_labeled(i))
+            except DamagedObject:           # quarantined and logged by the store: skip it
+                missing.remove(i)
         if not missing:
             return 0
-        records = [self.store.load_labeled(i) for i in missing]
         probs = [r["probs"] for r in records]
         reply = wire.LabelReply(np.array(missing, np.int64), np.array([int(r["label"]) for r in records]),
                                 np.array([float(r["confidence"]) for r in records], np.float32),
@@ -210,8 +234,16 @@ class EdgeRuntime:
             if load >= self.edge.config.load_threshold:
                 return {"uploaded": 0, "retrained": False,
                         "skipped": f"load {load:.2f} >= {self.edge.config.load_threshold:.2f}"}
-            ids = np.array(ids, np.int64)
-            images = np.stack([self.store.load_pending(int(i))["image"] for i in ids])
+            readable, images = [], []
+            for i in ids:
+                try:
+                    images.append(self.store.load_pending(int(i))["image"])
+                    readable.append(i)
+                except DamagedObject:       # quarantined and logged by the store: the rest go on
+                    continue
+            if not readable:
+                return {"uploaded": 0, "retrained": False, "skipped": "only damaged objects (quarantined)"}
+            ids, images = np.array(readable, np.int64), np.stack(images)
             objects = self.edge.segmenter.segment(to_float(images))
             policy = self.edge.label_policy
             reply = self.cloud.label(wire.encode_objects(ids, objects), probs=policy.needs_probs)
@@ -261,7 +293,7 @@ class EdgeRuntime:
     def summary(self):
         """JSON-able counters for /metrics."""
         out = {"status": json.loads(json.dumps(self.status, default=float)), "store": self.store.counts(),
-               "store_recovered": self.store.recovered,
+               "store_recovered": self.store.recovered, "store_quarantined": list(self.store.quarantined),
                "model_version": self.serving.version if self.serving else None}
         if self.edge is not None:
             out["model"] = f"EdgeCNN{int(self.edge.config.shared)}-{self.edge.config.depth}"
