@@ -9,7 +9,7 @@ import pytest
 
 from cloudedge import network, wire
 from cloudedge.segmentation import Segmenter
-from cloudedge.server import payload
+from cloudedge.server import httpclient, payload
 from cloudedge.server.imaging import to_model_input, upscale
 from cloudedge.server.remote import ReplayCloud
 from cloudedge.server.shaping import Shape, ShapedSocket
@@ -353,3 +353,34 @@ def test_a_missing_current_or_damaged_snapshot_file_refuses_to_start_and_names_i
     (tmp_path / "snapshots" / "000000" / "absorbed.npy").write_bytes(b"\x93NUMPY garbage")
     with pytest.raises(StateError, match="absorbed.npy is damaged"):
         _runtime(tmp_path).start()
+
+
+class _Refusing:
+    """A runtime whose cloud answers a fixed status to every sync."""
+
+    def __init__(self, status):
+        self.status, self.calls = status, 0
+
+    def sync_once(self, load, batch):
+        self.calls += 1
+        raise httpclient.StatusError(self.status, "internal detail XYZ", "http://cloud")
+
+
+@pytest.mark.parametrize("status, permanent", [(401, True), (400, True), (503, False)])
+def test_permanent_refusals_stop_the_uploader_and_show_in_health(status, permanent):
+    from cloudedge.server.edge_server import EdgeServer
+    from cloudedge.server.uploader import Uploader
+    runtime = _Refusing(status)
+    up = Uploader(runtime, lambda t: 0.0, interval=0.01, max_backoff=0.02).start()
+    time.sleep(0.3)
+    up.stop(2)
+    if permanent:
+        assert runtime.calls == 1 and str(status) in up.state["permanent"]
+    else:
+        assert runtime.calls > 3 and up.state["permanent"] is None     # transient: retried
+    server = EdgeServer.__new__(EdgeServer)                             # only _problems is exercised
+    server.uploader = up
+    problem = server._problems()
+    assert (problem is not None) == permanent
+    if permanent:
+        assert "XYZ" not in problem and str(status) in problem

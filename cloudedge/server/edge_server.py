@@ -23,8 +23,13 @@ class EdgeServer:
         self.app.route("POST", "/sync", self.sync)
 
     def _problems(self):
-        if self.uploader is not None and self.uploader.state["stopped_by"]:
-            return f"uploader stopped: {self.uploader.state['stopped_by']}"
+        """A reason for /health's "degraded", with no internal exception text in it."""
+        if self.uploader is None:
+            return None
+        if self.uploader.state["permanent"]:
+            return f"uploader stopped: {self.uploader.state['permanent']}"
+        if self.uploader.state["stopped_by"]:
+            return "uploader stopped by an internal error (see the edge's log)"
         return None
 
     def health(self, request):
