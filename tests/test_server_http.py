@@ -406,3 +406,46 @@ def test_client_against_the_cloud_alone_over_a_custom_link(cloud, capsys):
     assert row["upload_mean_s"] >= 0.010 + 4 / 200 * 0.9        # one-way 10 ms + 4 KiB at 200 KiB/s
     assert cli_main(["client", "--cloud", url, "--link", "custom", "--custom-link", "fast"]) == 2
     assert "--custom-link UP,DOWN,RTT" in capsys.readouterr().err
+
+
+def test_each_edge_has_its_own_secret_and_may_act_only_as_itself():
+    from cloudedge.server.cloud_server import CloudServer
+    from test_server_support import make_cloud
+    from cloudedge.segmentation import segment
+    edge_a, edge_b = "A-secret-123", "B-secret-456"
+    server = CloudServer(make_cloud(), token=TOKEN, edge_tokens={"a": edge_a, "b": edge_b})
+    images, _ = digits(2)
+    objects = segment(images[:, None].astype(np.float32) / 255)
+    message = wire.encode_objects(np.array([1, 2]), objects)
+
+    def label(token, edge):
+        return httpclient.call(thread.url, "POST", "/label", message,
+                               {"Content-Type": payload.OBJECTS, "X-Edge-Id": edge}, token=token)
+    with ServerThread(Server(server.app, "127.0.0.1", 0)) as thread:
+        assert label(edge_a, "a").status == 200
+        with pytest.raises(httpclient.StatusError) as exc:
+            label(edge_a, "b")                                       # a's secret, b's name
+        assert "another edge" in assert_json_error(exc, 403)
+        with pytest.raises(httpclient.StatusError) as exc:
+            label(TOKEN, "a")                                        # a device's token
+        assert "may not use this route" in assert_json_error(exc, 403)
+        with pytest.raises(httpclient.StatusError) as exc:
+            httpclient.call(thread.url, "GET", "/layers?m=3", token=TOKEN)
+        assert_json_error(exc, 403)
+        assert httpclient.call(thread.url, "GET", "/layers?m=3", token=edge_b).status == 200
+        assert post_image(thread.url, images[0]).status == 200       # devices still infer
+    with pytest.raises(ValueError, match="its own secret"):
+        CloudServer(make_cloud(), token=TOKEN, edge_tokens={"a": TOKEN})
+
+
+def test_serve_cloud_reads_edge_tokens_and_refuses_a_bad_file(tmp_path, capsys):
+    from cloudedge.commands.serve_cloud import read_edge_tokens
+    good = tmp_path / "edges.json"
+    good.write_text(json.dumps({"e1": "x" * 12}))
+    good.chmod(0o644)
+    assert read_edge_tokens(str(good)) == {"e1": "x" * 12}
+    assert "readable by other users" in capsys.readouterr().err
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"e1": "short"}))
+    with pytest.raises(ValueError, match="secret of >= 8 characters"):
+        read_edge_tokens(str(bad))

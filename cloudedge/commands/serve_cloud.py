@@ -1,6 +1,9 @@
 """`cloudedge serve-cloud`: CloudCNN behind HTTP (see cloudedge/server/cloud_server.py, docs/prototype.md)."""
-from ..cloud import CLOUD_MAX_EPOCHS, cloud_train_config
+import json
+import os
+import sys
 
+from ..cloud import CLOUD_MAX_EPOCHS, cloud_train_config
 from ..server import process
 
 
@@ -18,6 +21,9 @@ def register(subparsers):
     p.add_argument("--epochs", type=int, default=CLOUD_MAX_EPOCHS,
                    help=f"max epochs when training (default {CLOUD_MAX_EPOCHS})")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--edge-tokens", default=None,
+                   help="JSON file {\"edge id\": \"secret\", ...}: each edge gets its own secret and may act "
+                        "only as itself; --token then serves devices only (/infer, /metrics)")
     p.add_argument("--untrained", action="store_true",
                    help="serve a randomly initialised CloudCNN (seconds to start; labels are noise; for tests)")
     p.add_argument("--wan", default="none",
@@ -44,6 +50,22 @@ def load_cloud(args):
     return cloud, {"source": meta["path"], "cached": meta["cached"], "seconds": meta["seconds"]}
 
 
+def read_edge_tokens(path):
+    """{edge id: secret} from a JSON file (None: no per-edge secrets); ValueError naming the file."""
+    if path is None:
+        return None
+    try:
+        tokens = json.loads(open(path).read())
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"--edge-tokens {path}: expected a JSON object of edge id -> secret: {exc}") from None
+    if not isinstance(tokens, dict) or not tokens or not all(
+            isinstance(k, str) and isinstance(v, str) and len(v) >= 8 for k, v in tokens.items()):
+        raise ValueError(f"--edge-tokens {path}: expected {{\"edge id\": \"secret of >= 8 characters\"}}")
+    if os.stat(path).st_mode & 0o077:
+        print(f"WARNING: --edge-tokens {path} is readable by other users; chmod 600 it", file=sys.stderr)
+    return tokens
+
+
 def run(args):
     from ..threads import blas_threads
     with blas_threads(args.threads):
@@ -60,7 +82,8 @@ def serve(args):
     cloud, origin = load_cloud(args)
     if not args.untrained:
         cloud.check_trained()   # UntrainedCloudError: a cloud that did not train serves no edge
-    server = CloudServer(cloud, token=token, max_body=process.max_body(args))
+    server = CloudServer(cloud, token=token, max_body=process.max_body(args),
+                         edge_tokens=read_edge_tokens(args.edge_tokens))
     http = Server(server.app, args.host, args.port, shape=Shape.server_side(wan) if wan else None,
                   max_connections=args.max_connections, max_per_peer=args.max_per_peer,
                   request_deadline=args.request_deadline)

@@ -30,9 +30,18 @@ LABEL_MEMORY = 200_000   # (edge, id) labels remembered for idempotent re-sends
 class CloudServer:
     """HTTP routes for a Cloud. One model forward at a time (layers cache activations)."""
 
-    def __init__(self, cloud, token=None, max_body=payload.MAX_SIDE ** 2, label_memory=LABEL_MEMORY):
+    def __init__(self, cloud, token=None, max_body=payload.MAX_SIDE ** 2, label_memory=LABEL_MEMORY,
+                 edge_tokens=None):
+        """token: the devices' secret (and, without edge_tokens, everyone's). edge_tokens:
+        {edge id: secret}; when given, only those secrets may fetch layers and post labels,
+        each only as its own edge (X-Edge-Id must match), and the devices' token may not."""
         self.cloud = cloud
-        self.app = App("cloud", token=token, max_body=max_body)
+        edge_tokens = dict(edge_tokens or {})
+        principals = {secret: f"edge:{edge}" for edge, secret in edge_tokens.items()}
+        if len(principals) != len(edge_tokens) or (token is not None and token in principals):
+            raise ValueError("every edge needs its own secret, different from the devices' token")
+        self.app = App("cloud", token=token, max_body=max_body, principals=principals)
+        edges_only = ("edge",) if edge_tokens else None
         self._model_lock = threading.Lock()
         self._memory_lock = threading.Lock()
         self._memory = OrderedDict()   # (edge id, object id) -> (pixels sha256, label, confidence, probs)
@@ -41,8 +50,8 @@ class CloudServer:
         app = self.app
         app.route("GET", "/health", self.health, public=True)
         app.route("GET", "/metrics", self.metrics)
-        app.route("GET", "/layers", self.layers)
-        app.route("POST", "/label", self.label)
+        app.route("GET", "/layers", self.layers, allow=edges_only)
+        app.route("POST", "/label", self.label, allow=edges_only)
         app.route("POST", "/infer", self.infer)
 
     def health(self, request):
@@ -76,6 +85,8 @@ class CloudServer:
         if not 1 <= len(edge) <= 64 or not edge.isprintable():
             raise HttpError(400, f"header X-Edge-Id must name the edge (1..64 printable characters), "
                                  f"got {edge!r}")
+        if request.principal.startswith("edge:") and request.principal != f"edge:{edge}":
+            raise HttpError(403, f"this token belongs to another edge than X-Edge-Id {edge!r}")
         probs = request.query.get("probs", "0") in ("1", "true", "yes")
         digests = [hashlib.sha256(o.pixels.tobytes() + o.background.tobytes()
                                   + np.array([o.top, o.left], np.int64).tobytes()).hexdigest()

@@ -62,6 +62,7 @@ class Request:
     body: bytes
     client: str
     received: float             # perf_counter when the body was fully read
+    principal: str = "anyone"   # who the token says the caller is (App.authorize)
 
     def query_int(self, name, default=None, low=None, high=None):
         """An integer query parameter in [low, high]; HttpError(400) otherwise."""
@@ -141,14 +142,21 @@ class Metrics:
 class App:
     """Routes plus the policies of one server.
 
-    token: the shared secret expected as ``Authorization: Bearer <token>`` on every route
-    except those registered with ``public=True``; None disables the check.
+    token: the secret expected as ``Authorization: Bearer <token>`` on every route except
+    those registered with ``public=True``; its caller is the principal "shared". None
+    disables the check (principal "anyone"). principals: more secrets, each naming its
+    caller ({secret: "edge:e1"}); a route registered with ``allow=("edge",)`` accepts only
+    principals of that kind (the part before ":").
     """
 
-    def __init__(self, name, token=None, max_body=DEFAULT_MAX_BODY):
-        if token is not None and (not isinstance(token, str) or len(token) < 8):
-            raise ValueError(f"token must be a string of >= 8 characters, got "
-                             f"{'a shorter one' if isinstance(token, str) else type(token).__name__}")
+    def __init__(self, name, token=None, max_body=DEFAULT_MAX_BODY, principals=None):
+        for secret in [token] + list(principals or {}):
+            if secret is not None and (not isinstance(secret, str) or len(secret) < 8):
+                raise ValueError(f"tokens must be strings of >= 8 characters, got "
+                                 f"{'a shorter one' if isinstance(secret, str) else type(secret).__name__}")
+        self.principals = dict(principals or {})
+        if token is not None:
+            self.principals[token] = "shared"
         if not isinstance(max_body, int) or max_body < 1:
             raise ValueError(f"max_body must be an int >= 1 byte, got {max_body!r}")
         self.name = name
@@ -157,11 +165,13 @@ class App:
         self.metrics = Metrics()
         self._routes = {}           # (method, path) -> (fn, public, max_body)
 
-    def route(self, method, path, fn, public=False, max_body=None):
-        self._routes[(method, path)] = (fn, public, self.max_body if max_body is None else max_body)
+    def route(self, method, path, fn, public=False, max_body=None, allow=None):
+        """allow: principal kinds that may call it (None: any holder of a valid token)."""
+        self._routes[(method, path)] = (fn, public, self.max_body if max_body is None else max_body,
+                                        None if allow is None else tuple(allow))
 
     def lookup(self, method, path):
-        """(fn, public, max_body) for a request; HttpError 404 / 405 if there is none."""
+        """(fn, public, max_body, allow) for a request; HttpError 404 / 405 if there is none."""
         if (method, path) in self._routes:
             return self._routes[(method, path)]
         allowed = sorted(m for m, p in self._routes if p == path)
@@ -170,14 +180,22 @@ class App:
         known = sorted({p for _, p in self._routes})
         raise HttpError(404, f"no such path {path!r}; this {self.name} server has {', '.join(known)}")
 
-    def authorize(self, headers):
-        if self.token is None:
-            return
+    def authorize(self, headers, allow=None):
+        """The caller's principal ("anyone" when no token is set); 401 / 403 otherwise."""
+        if not self.principals:
+            return "anyone"
         given = headers.get("Authorization", "")
         if not given.startswith("Bearer "):
             raise HttpError(401, "missing token: expected header 'Authorization: Bearer <token>'")
-        if not hmac.compare_digest(given[len("Bearer "):].encode(), self.token.encode()):
+        presented, principal = given[len("Bearer "):].encode(), None
+        for secret, name in self.principals.items():       # every secret compared, in constant time
+            if hmac.compare_digest(presented, secret.encode()):
+                principal = name
+        if principal is None:
             raise HttpError(401, "wrong token")
+        if allow is not None and principal.split(":")[0] not in allow:
+            raise HttpError(403, f"this token may not use this route (it is for: {', '.join(allow)})")
+        return principal
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -269,16 +287,15 @@ class _Handler(BaseHTTPRequestHandler):
         url = urllib.parse.urlsplit(self.path)
         route, body = f"{self.command} {url.path}", b""
         try:
-            fn, public, max_body = app.lookup(self.command, url.path)
-            if not public:
-                app.authorize(self.headers)
+            fn, public, max_body, allow = app.lookup(self.command, url.path)
+            principal = "anyone" if public else app.authorize(self.headers, allow)
             body = self._read_body(max_body)
             if not self._start_handling():
                 self.close_connection = True
                 return
             query = dict(urllib.parse.parse_qsl(url.query, keep_blank_values=True))
             request = Request(self.command, url.path, query, self.headers, body,
-                              self.client_address[0], time.perf_counter())
+                              self.client_address[0], time.perf_counter(), principal)
             response = fn(request)
             # recv: request line to last body byte; server: last body byte to answer ready
             response.headers.setdefault("X-Recv-Seconds", f"{request.received - self._first_byte:.6f}")
