@@ -236,7 +236,7 @@ def run_factors(plan, data_cache, datasets=("mnist",), only=()):
     """Every cell of FACTORS for these data sets over plan's cloud seeds x 5 edge seeds.
     Returns the summary; rows are one per cell. --quick: tiny preset, 2 edge seeds, k=3 cells only."""
     rows = []
-    cells = [c for c in factor_cells(datasets) if not only or c[0] in only]
+    cells = [c for c in factor_cells(datasets) if not only or c[0] in only or f"{c[2]}/{c[0]}" in only]
     if plan.quick:
         cells = [c for c in cells if "depth" not in c[3] and "preset" not in c[3]][:3]
     edge_seeds = EDGE_SEEDS[:2] if plan.quick else EDGE_SEEDS

@@ -36,7 +36,7 @@ def register(subparsers):
                    help="factors: data sets whose cells to run, comma separated (mnist, fashion-mnist)")
     p.add_argument("--study-factors", default="",
                    help="factors: only these factors, comma separated (baseline, widths, init, edge procedure, "
-                        "cloud data, k); default all")
+                        "cloud data, k, or DATASET/FACTOR such as mnist/cloud data); default all")
     p.add_argument("--only-existing", action="store_true", help="summarize the runs on disk; run nothing new")
     p.add_argument("--force", action="store_true", help="re-run even when a stored run matches")
     p.add_argument("--out", default="docs/reproduction", help="output folder (default docs/reproduction)")
