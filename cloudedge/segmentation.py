@@ -35,12 +35,6 @@ class SegmentedObject:
     frame: tuple
     background: np.ndarray
 
-    @property
-    def nbytes(self):
-        """Bytes this object takes on the wire (see cloudedge.wire.encode_objects)."""
-        from .wire import object_wire_bytes
-        return object_wire_bytes(self)
-
 
 def to_uint8(images):
     """(N, C, H, W) float in [0, 1] -> uint8, rounding (exact for data that came from uint8 / 255)."""

@@ -5,6 +5,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from cloudedge import wire
 from cloudedge.segmentation import Segmenter, resize_bilinear, restore, segment, to_uint8
 from test_cloudedge_support import mnist
 from test_cloudedge_support import one_blas_thread  # noqa: F401  (autouse fixture)
@@ -41,7 +42,7 @@ def test_box_contains_all_foreground_and_is_no_larger_than_the_frame(x, threshol
         fg = np.abs(img.astype(int) - obj.background[:, None, None].astype(int)).max(0) > threshold * 255
         ys, xs = np.nonzero(fg)
         assert np.all((ys >= obj.top) & (ys < obj.top + h) & (xs >= obj.left) & (xs < obj.left + w))
-        assert obj.nbytes <= 12 + C + C * img.shape[1] * img.shape[2]
+        assert wire.object_wire_bytes(obj) <= 12 + C + C * img.shape[1] * img.shape[2]
 
 
 def test_blank_image_becomes_a_full_frame_object():
@@ -53,7 +54,7 @@ def test_mnist_objects_are_smaller_and_keep_the_digit():
     x, _ = mnist(500)
     seg = Segmenter()
     objs = seg.segment(x)
-    saved = 1 - sum(o.nbytes for o in objs) / (len(objs) * (4 + 784))
+    saved = 1 - sum(wire.object_wire_bytes(o) for o in objs) / (len(objs) * (4 + 784))
     assert saved > 0.3                                   # digits fill a ~20x20 box of 28x28
     back = seg.restore(objs, (1, 28, 28))
     assert np.abs(back - x).max() <= 0.1 + 1e-6          # only faint pixels far from the stroke go

@@ -36,7 +36,7 @@ def test_objects_round_trip_and_length(case):
         assert np.array_equal(a.pixels, b.pixels) and (a.top, a.left, a.frame) == (b.top, b.left, b.frame)
         assert np.array_equal(a.background, b.background)
     header = len(wire.OBJ_MAGIC) + wire._FRAME.size
-    assert len(data) == header + sum(o.nbytes for o in objs)
+    assert len(data) == header + sum(wire.object_wire_bytes(o) for o in objs)
 
 
 @settings(deadline=None, max_examples=30)

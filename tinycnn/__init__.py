@@ -6,9 +6,9 @@ from .gradcheck import gradcheck
 from .kernels import backend
 from .layers import Conv2D, Dense, Dropout, Flatten, Layer, MaxPool2D, ReLU
 from .losses import log_softmax, softmax, softmax_cross_entropy
-from .model import Sequential
+from .model import Sequential, load
 from .optim import SGD
-from .serialization import load, load_weights, save
+from .serialization import load_weights, save
 
 __version__ = "0.1.0"
 

@@ -1,6 +1,7 @@
 """Sequential: a list of layers run in order, with freezing and slicing."""
 import numpy as np
 
+from . import serialization
 from .layers import Layer
 from .losses import softmax
 
@@ -174,9 +175,13 @@ class Sequential:
 
     def save(self, path):
         """Write specs + params to one .npz, atomically. See tinycnn.serialization."""
-        from .serialization import save
-        save(self, path)
+        serialization.save(self, path)
 
     def to_bytes(self):
-        from .serialization import to_bytes
-        return to_bytes(self)
+        return serialization.to_bytes(self)
+
+
+def load(source):
+    """Rebuild a Sequential from a path or bytes written by ``save``/``to_bytes``."""
+    layers, arrays, meta, label = serialization.read_layers(source)
+    return serialization.fill(Sequential(layers), arrays, meta, label)

@@ -18,7 +18,6 @@ import numpy as np
 
 from .atomic import atomic_write
 from .layers import LAYER_TYPES
-from .model import Sequential
 
 FORMAT = "tinycnn.Sequential"
 VERSION = 1
@@ -76,6 +75,14 @@ def _read(source, label):
     return meta, arrays
 
 
+def read_layers(source):
+    """A file or bytes written by save/to_bytes -> (layers, arrays, meta, label): fresh layers
+    built from the specs, to go into a Sequential (tinycnn.model.load) and then ``fill``."""
+    label = "<bytes>" if isinstance(source, (bytes, bytearray)) else os.fspath(source)
+    meta, arrays = _read(source, label)
+    return _build(meta, label), arrays, meta, label
+
+
 def _build(meta, label):
     layers = []
     for i, spec in enumerate(meta["layers"]):
@@ -87,14 +94,11 @@ def _build(meta, label):
             layers.append(LAYER_TYPES[kind](**spec))
         except TypeError as exc:
             raise ValueError(f"{label}: layer {i} ({kind}) has bad arguments {spec}: {exc}") from exc
-    return Sequential(layers)
+    return layers
 
 
-def load(source):
-    """Rebuild a Sequential from a path or bytes written by ``save``/``to_bytes``."""
-    label = "<bytes>" if isinstance(source, (bytes, bytearray)) else os.fspath(source)
-    meta, arrays = _read(source, label)
-    model = _build(meta, label)
+def fill(model, arrays, meta, label):
+    """Give a model built from read_layers its saved dtypes, params and trainable flags."""
     for i, layer in enumerate(model):  # match the file's dtype (float32 or float64)
         dtypes = {arrays[f"{i}.{k}"].dtype for k in layer.params if f"{i}.{k}" in arrays}
         if len(dtypes) == 1:

@@ -5,6 +5,7 @@ from pathlib import Path
 from ..cloud import CLOUD_MAX_EPOCHS, cloud_train_config
 from ..edge import EDGE_PROCEDURES
 from ._common import add_common, blas_threads, dump
+from ._report import report
 
 
 def register(subparsers):
@@ -67,7 +68,6 @@ def run_and_print(cfg, args):
     from ..data import load_dataset
     from ..experiment import public, run_experiment
     from ..study import headline
-    from .demo import report
     start = time.perf_counter()
     data = load_dataset(cfg.dataset, progress=not args.quiet)
     with blas_threads(args.threads):
