@@ -24,7 +24,7 @@ from tinycnn.atomic import atomic_write
 from tinycnn.train import TrainConfig, evaluate, fit, holdout_split
 
 from . import wire
-from .feature_cache import batch_invariance, cacheable_prefix, head_of, prefix_features
+from .feature_cache import cacheable_prefix, fit_cached, prefix_features
 from .labels import TrustAll, make_policy
 from .models import edge_cnn, shared_prefix
 from .package import open_package
@@ -265,13 +265,13 @@ class Edge:
             self._reinit_head()
         start = time.perf_counter()
         p = cacheable_prefix(self.model) if c.feature_cache else 0
-        probe = None
-        if p:
+        if p:                  # the tested fit_cached, on features this edge keeps across trainings
             feats = self._cached_features(x, p)
-            probe = batch_invariance(self.model[:p], x[tr], feats[tr], cfg, len(tr))
-            history = fit(head_of(self.model, p), feats[tr], y_tr, cfg, feats[va], hard[va])
+            history, info = fit_cached(self.model, x[tr], y_tr, cfg, x[va], hard[va],
+                                       features=(feats[tr], feats[va]))
+            probe = info["max_abs_diff"]
         else:
-            history = fit(self.model, x[tr], y_tr, cfg, x[va], hard[va])
+            history, probe = fit(self.model, x[tr], y_tr, cfg, x[va], hard[va]), None
         seconds = time.perf_counter() - start
         self._round += 1
         self._n_trained, self._pending = len(hard), 0

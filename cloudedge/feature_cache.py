@@ -60,11 +60,6 @@ class _Head(Sequential):
         self._full.reseed(seed)
 
 
-def head_of(model, p):
-    """The trainable head ``model[p:]`` as fit should see it (see module docstring)."""
-    return _Head(model, p)
-
-
 def batch_invariance(prefix, x, features, config, n_train):
     """Max |difference| between cached features and the prefix output on the first training
     batch of epoch 0, computed the way ``fit`` would batch it. 0.0 means bit-identical."""
@@ -75,10 +70,12 @@ def batch_invariance(prefix, x, features, config, n_train):
     return float(np.abs(fresh - features[idx]).max())
 
 
-def fit_cached(model, x, y, config=None, x_val=None, y_val=None, check=True):
+def fit_cached(model, x, y, config=None, x_val=None, y_val=None, check=True, features=None):
     """Like ``tinycnn.train.fit(model, x, y, config, x_val, y_val)``, training only the layers
     after the cacheable prefix on cached features. Returns (History, info dict).
 
+    features: optional (prefix output for x, for x_val), computed earlier by the caller
+    (an edge keeps them across trainings); otherwise they are computed here.
     info: {"cached_layers": p, "max_abs_diff": float or None (the batch-invariance probe)}.
     With no cacheable prefix this is plain ``fit``.
     """
@@ -89,10 +86,16 @@ def fit_cached(model, x, y, config=None, x_val=None, y_val=None, check=True):
     if x_val is None:  # the same holdout fit would make
         if y.ndim != 1:
             raise ValueError("soft labels need an explicit validation set (x_val, y_val)")
+        if features is not None:
+            raise ValueError("pass x_val with precomputed features (their split must be the caller's)")
         train_idx, val_idx = holdout_split(y, cfg.val_fraction, cfg.seed)
         x, y, x_val, y_val = x[train_idx], y[train_idx], x[val_idx], y[val_idx]
     prefix = model[:p]
-    feats, feats_val = prefix_features(prefix, x), prefix_features(prefix, x_val)
+    if features is None:
+        features = prefix_features(prefix, x), prefix_features(prefix, x_val)
+    feats, feats_val = features
+    if len(feats) != len(x) or len(feats_val) != len(x_val):
+        raise ValueError(f"features for {len(feats)} + {len(feats_val)} images, expected {len(x)} + {len(x_val)}")
     diff = batch_invariance(prefix, x, feats, cfg, len(x)) if check else None
     history = fit(_Head(model, p), feats, y, cfg, feats_val, y_val)
     return history, {"cached_layers": p, "max_abs_diff": diff}

@@ -84,3 +84,33 @@ def test_no_cacheable_prefix_falls_back_to_fit():
     fit(a, x, y, cfg)
     _, info = fit_cached(b, x, y, cfg)
     assert info == {"cached_layers": 0, "max_abs_diff": None} and params_equal(a, b)
+
+
+def test_the_edge_trains_through_fit_cached_and_matches_uncached_training():
+    """Edge._train calls fit_cached with the features it keeps; the result equals an edge that
+    recomputes everything (feature_cache=False) on this BLAS, to float32 rounding at worst."""
+    from cloudedge.edge import Edge, EdgeConfig, edge_train_config
+    from test_cloudedge_support import tiny_cloud
+    import cloudedge.edge as edge_module
+    cloud = tiny_cloud()
+    x, y = mnist(120)
+    calls = []
+    real = edge_module.fit_cached
+
+    def spy(*args, **kwargs):
+        calls.append(kwargs.get("features") is not None)
+        return real(*args, **kwargs)
+    edges = []
+    for cache in (True, False):
+        e = Edge("e", EdgeConfig(depth=3, preset="tiny", train=edge_train_config(max_epochs=2), feature_cache=cache))
+        e.receive_package(cloud.export_layers(3))
+        edge_module.fit_cached = spy
+        try:
+            e.initialize(x, y)
+        finally:
+            edge_module.fit_cached = real
+        edges.append(e)
+    assert calls == [True]                                   # only the cached edge, with its features
+    a, b = edges[0].model.state_dict(), edges[1].model.state_dict()
+    for k in a:
+        np.testing.assert_allclose(a[k], b[k], rtol=0, atol=1e-5 * max(1.0, float(np.abs(b[k]).max())))
