@@ -31,7 +31,9 @@ def report(out):
            "cache": f"loaded from the cache, {c['path']}",
            "trained": f"trained now on {info['n_train']:,} images, {info['epochs']} epochs, "
                       f"{info['train_seconds']:.0f} s"}[c["source"]]
-    lines = [f"CloudCNN ({out['preset']} preset, 15 conv layers): test accuracy {100 * out['cloud_acc']:.2f}% "
+    crop = (f"; {100 * info['test_acc_10crop']:.2f}% with the paper's 10-crop testing, recorded when it was "
+            f"trained" if info.get("test_acc_10crop") is not None else "")
+    lines = [f"CloudCNN ({out['preset']} preset, 15 conv layers): test accuracy {100 * out['cloud_acc']:.2f}%{crop} "
              f"({how})", "",
              f"EdgeCNN test accuracy vs training images (N = {out['n_labeled']} labeled, then cloud-labeled uploads):",
              accuracy_table(out), ""]
