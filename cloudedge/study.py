@@ -62,8 +62,11 @@ def interval(values):
 
 def summarize(clouds):
     """Summary of per-cloud results (as measure_cloud returns): gap in points, intervals, counts."""
+    not_run = [c for c in clouds if c.get("not_run")]
+    clouds = [c for c in clouds if not c.get("not_run")]
     trained = [c for c in clouds if c["trained"]]
-    out = {"clouds": len(clouds), "clouds_trained": len(trained), "edges_per_cloud": 0,
+    out = {"clouds": len(clouds), "clouds_trained": len(trained), "clouds_not_run": len(not_run),
+           "edges_per_cloud": 0,
            "cloud_accs": [c["cloud_acc"] for c in trained],
            "cloud_accs_10crop": [c.get("cloud_acc_10crop") for c in trained]}
     if not trained:
@@ -172,12 +175,16 @@ def ten_crop_accuracy(cloud, data):
 
 
 def measure_gap(cfg, data, cloud_seeds=CLOUD_SEEDS, edge_seeds=EDGE_SEEDS, workdir=None, store=None,
-                progress=None):
-    """measure_cloud for each cloud seed (reusing results stored under ``store``), then summarize."""
+                progress=None, only_existing=False):
+    """measure_cloud for each cloud seed (reusing results stored under ``store``), then summarize.
+    only_existing: measure nothing new; a cloud seed with no stored result counts as not run."""
     clouds = []
     for s in cloud_seeds:
         c = replace(cfg, seed=s, edge_seed=None)
         path = None if store is None else Path(store) / f"{cell_hash(c, edge_seeds)}.json"
+        if only_existing and (path is None or not path.exists()):
+            clouds.append({"cloud_seed": s, "not_run": True})
+            continue
         if path is not None and path.exists():
             result = json.loads(path.read_text())
             if result["trained"] and "cloud_acc_10crop" not in result:   # stored before 10-crop was measured
@@ -247,7 +254,7 @@ def run_factors(plan, data_cache, datasets=("mnist",), only=()):
                           edge_train=replace(cfg.edge_train, max_epochs=3))
         plan.log(f"factors: {dataset} / {factor}: {level}")
         res = measure_gap(cfg, data_cache(dataset), plan.seeds, edge_seeds, plan.workdir,
-                          plan.out / "runs" / "factors", progress=plan.log)
+                          plan.out / "runs" / "factors", progress=plan.log, only_existing=plan.only_existing)
         rows.append({"factor": factor, "level": level, "dataset": dataset, **res["summary"],
                      "clouds_detail": res["clouds"]})
     return {"target": "factors", "preset": plan.preset, "quick": plan.quick, "cloud_seeds": list(plan.seeds),
@@ -274,8 +281,9 @@ def factors_markdown(s):
             cloud += f" ({100 * min(crops):.1f}-{100 * max(crops):.1f}%)"
         acc = (f"{r['acc0']:.2f}%", f"{r['acc1']:.2f}%") if "acc0" in r else ("-", "-")
         won = f"{r['edge_wins']}/{r['pairs']}" if "pairs" in r else "-"
+        late = f" ({r['clouds_not_run']} not run in time)" if r.get("clouds_not_run") else ""
         L.append(f"| {r['dataset']} | {r['factor']} | {r['level']} | {_pm(r)} | {acc[0]} | {acc[1]} | {cloud} | "
-                 f"{r['clouds_trained']}/{r['clouds']} | {won} |")
+                 f"{r['clouds_trained']}/{r['clouds']}{late} | {won} |")
     return "\n".join(L + ["", "Reading (generated from the numbers above):", ""] + factors_reading(s))
 
 
@@ -295,6 +303,9 @@ def factors_reading(s):
                      "below 0: transfer loses" if r["gap_high"] < 0 else "includes 0: not settled")
             delta = "" if base is None or r is base else f", {r['gap'] - base['gap']:+.2f} against the baseline"
             failed = r["clouds"] - r["clouds_trained"]
+            if r.get("clouds_not_run"):
+                lines.append(f"- {dataset}, {r['factor']} = {r['level']}: measured on {r['clouds']} of "
+                             f"{r['clouds'] + r['clouds_not_run']} CloudCNN seeds (the rest did not finish in time).")
             lines.append(f"- {dataset}, {r['factor']} = {r['level']}: gap {r['gap']:+.2f} points{delta}; interval "
                          f"{where}; EdgeCNN1 won {r['edge_wins']} of {r['pairs']} pairs"
                          + (f"; {failed} of {r['clouds']} CloudCNNs did not train" if failed else "") + ".")

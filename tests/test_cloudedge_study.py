@@ -65,3 +65,17 @@ def test_factors_and_stability_targets_write_their_files(tmp_path, capsys):
     assert [r["warmup"] for r in st["rows"]] == [0, 200] and all(r["seeds"] == 2 for r in st["rows"])
     report = (tmp_path / "REPRODUCTION.md").read_text()
     assert "What makes the headline hold" in report and "CloudCNN training stability" in report
+
+
+def test_only_existing_counts_missing_clouds_as_not_run(tmp_path, monkeypatch):
+    def fake(cfg, data, edge_seeds, workdir, progress):
+        return {"cloud_seed": cfg.seed, "trained": True, "cloud_acc": 0.9, "cloud_acc_10crop": 0.8,
+                "acc0": [0.7, 0.7], "acc1": [0.73, 0.71]}
+    monkeypatch.setattr(study, "measure_cloud", fake)
+    cfg = study.base_config()
+    study.measure_gap(cfg, None, (0,), (0, 1), store=tmp_path)
+    s = study.measure_gap(cfg, None, (0, 1, 2), (0, 1), store=tmp_path, only_existing=True)["summary"]
+    assert s["clouds"] == 1 and s["clouds_not_run"] == 2 and s["interval_over"] == "edges of one cloud"
+    assert "2 not run in time" in study.factors_markdown(
+        {"cloud_seeds": [0, 1, 2], "edge_seeds": [0, 1], "rows": [{"dataset": "mnist", "factor": "baseline",
+                                                                  "level": "x", **s}]})
