@@ -380,7 +380,12 @@ def write_report(out, path):
          "per-cloud means; every seed was fixed before anything was measured, and no seed, cloud or setting "
          "was chosen for the gap it gave. The tables' curves are means over 3 CloudCNN seeds, one edge seed "
          "each (the update phase costs too much to run 15 edges per point here).", "",
+
          "## Targets", "", "| target | verdict | measured |", "|---|---|---|"]
+    if (out / "previous" / "REPRODUCTION.md").exists():
+        L[-4:-4] = ["Targets marked not run were last measured at the earlier defaults (widths ÷8, no warm-up, "
+                    "the paper's edge stopping rules); that report is kept in "
+                    f"[{rel}/previous/REPRODUCTION.md]({rel}/previous/REPRODUCTION.md).", ""]
     for label, status, text in verdicts(res):
         L.append(f"| {label} | **{status}** | {text} |")
     why = why_lines(res)
