@@ -233,6 +233,22 @@ def _held(server):
         return len(server._held)
 
 
+def _wait_held(server, n, seconds=5):
+    """Wait on the server's own count of held slots (no sleeps standing in for it)."""
+    deadline = time.monotonic() + seconds
+    while _held(server) < n and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return _held(server)
+
+
+def _hold_a_slot(url, seconds):
+    """A client whose request keeps one slot for ``seconds``; join the returned thread."""
+    holder = threading.Thread(target=httpclient.call, args=(url, "GET", f"/slow?s={seconds}"),
+                              kwargs={"token": TOKEN})
+    holder.start()
+    return holder
+
+
 def test_connections_beyond_the_cap_get_503_and_a_finished_request_frees_its_slot_first():
     """Deterministic: the test waits on the server's own count of held slots, never on sleeps;
     and the slot is released before the answer is sent, so a client holding its answer never
@@ -244,13 +260,8 @@ def test_connections_beyond_the_cap_get_503_and_a_finished_request_frees_its_slo
         time.sleep(0.05)
         real_finish(handler)
     with ServerThread(server) as thread:
-        holder = threading.Thread(target=httpclient.call, args=(thread.url, "GET", "/slow?s=1.0"),
-                                  kwargs={"token": TOKEN})
-        holder.start()
-        deadline = time.monotonic() + 5
-        while _held(server) < 1 and time.monotonic() < deadline:
-            time.sleep(0.01)
-        assert _held(server) == 1
+        holder = _hold_a_slot(thread.url, 1.0)
+        assert _wait_held(server, 1) == 1
         with pytest.raises(httpclient.StatusError) as exc:
             httpclient.call(thread.url, "GET", "/slow?s=0", token=TOKEN)
         assert "busy" in assert_json_error(exc, 503)
@@ -289,10 +300,7 @@ def test_slow_clients_cannot_lock_out_a_well_behaved_one():
         for t in slow:
             t.start()
         try:
-            deadline = time.monotonic() + 5
-            while _held(server) < 4 and time.monotonic() < deadline:
-                time.sleep(0.02)
-            assert _held(server) == 4                 # the slow peer holds its 4 slots, no more
+            assert _wait_held(server, 4) == 4         # the slow peer holds its 4 slots, no more
             start = time.perf_counter()
             assert httpclient.call(thread.url, "GET", "/slow?s=0", token=TOKEN).json() == {"slept": True}
             assert time.perf_counter() - start < 2.0
@@ -309,12 +317,8 @@ def test_health_is_answered_when_every_slot_is_taken():
     app.route("GET", "/health", lambda request: Response.json({"status": "ok"}), public=True)
     server = Server(app, "127.0.0.1", 0, max_connections=1)
     with ServerThread(server) as thread:
-        holder = threading.Thread(target=httpclient.call, args=(thread.url, "GET", "/slow?s=1.5"),
-                                  kwargs={"token": TOKEN})
-        holder.start()
-        deadline = time.monotonic() + 5
-        while _held(server) < 1 and time.monotonic() < deadline:
-            time.sleep(0.01)
+        holder = _hold_a_slot(thread.url, 1.5)
+        assert _wait_held(server, 1) == 1
         assert httpclient.call(thread.url, "GET", "/health").json() == {"status": "ok"}
         with pytest.raises(httpclient.StatusError) as exc:
             httpclient.call(thread.url, "GET", "/slow?s=0", token=TOKEN)
