@@ -123,7 +123,9 @@ def get_cloud(data, cfg, workdir=None, use_cache=True, progress=False):
     key = cloud_key(cfg, cloud_ids)
     path = Path(workdir or default_workdir()) / f"cloud-{cfg.dataset}-{cfg.preset}-{key}.npz"
     start = time.perf_counter()
-    shipped = pretrained.lookup(key) if use_cache else None
+    shipped = None
+    if use_cache and not path.exists():
+        shipped = pretrained.lookup(key)           # hashes the shipped file: only when it is needed
     if use_cache and path.exists():
         cloud, source = Cloud.load(path), "cache"
     elif shipped is not None:

@@ -21,10 +21,9 @@ def register(subparsers):
 
 
 def run(args):
-    from tinycnn.train import evaluate
-
     from ..data import load_dataset
     from ..experiment import RunConfig, train_cloud
+    from ..study import ten_crop_accuracy
     start = time.perf_counter()
     data = load_dataset(args.dataset, progress=not args.quiet)
     cfg = RunConfig(dataset=args.dataset, preset=args.preset, pool_stride=args.pool_stride, seed=args.seed,
@@ -32,7 +31,7 @@ def run(args):
     with blas_threads(args.threads):
         cloud = train_cloud(data, cfg, progress=not args.quiet)
         acc = cloud.evaluate(data[2], data[3])
-        acc10 = evaluate(cloud.model, data[2], data[3], ten_crop=True)[1]
+        acc10 = ten_crop_accuracy(cloud, data)
     cloud.info.update(test_acc=acc, test_acc_10crop=acc10)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     cloud.save(args.out)

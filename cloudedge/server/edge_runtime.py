@@ -35,7 +35,7 @@ from ..edge import Edge
 from . import httpclient
 from .imaging import to_float, to_model_input, to_uint8
 from .remote import ReplayCloud
-from .store import DamagedObject, ObjectStore, private_dir
+from .store import ObjectStore, private_dir
 
 log = logging.getLogger("cloudedge.server.edge")
 
@@ -181,12 +181,7 @@ class EdgeRuntime:
         if self.edge.buffered:
             raise ValueError(f"snapshot {self.snapshots.current()} has {self.edge.buffered} buffered "
                              f"objects; this edge server always saves with an empty buffer")
-        records = []
-        for i in list(missing):
-            try:
-                records.append(self.store.load_labeled(i))
-            except DamagedObject:           # quarantined and logged by the store: skip it
-                missing.remove(i)
+        missing, records = self.store.load_readable(missing, labeled=True)
         if not missing:
             return 0
         probs = [r["probs"] for r in records]
@@ -234,16 +229,10 @@ class EdgeRuntime:
             if load >= self.edge.config.load_threshold:
                 return {"uploaded": 0, "retrained": False,
                         "skipped": f"load {load:.2f} >= {self.edge.config.load_threshold:.2f}"}
-            readable, images = [], []
-            for i in ids:
-                try:
-                    images.append(self.store.load_pending(int(i))["image"])
-                    readable.append(i)
-                except DamagedObject:       # quarantined and logged by the store: the rest go on
-                    continue
+            readable, records = self.store.load_readable(ids, labeled=False)
             if not readable:
                 return {"uploaded": 0, "retrained": False, "skipped": "only damaged objects (quarantined)"}
-            ids, images = np.array(readable, np.int64), np.stack(images)
+            ids, images = np.array(readable, np.int64), np.stack([r["image"] for r in records])
             objects = self.edge.segmenter.segment(to_float(images))
             policy = self.edge.label_policy
             reply = self.cloud.label(wire.encode_objects(ids, objects), probs=policy.needs_probs)

@@ -40,6 +40,10 @@ def _name(object_id):
     return f"{int(object_id):010d}.npz"
 
 
+# what np.load raises for a truncated or foreign file
+DAMAGE = (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError)
+
+
 class DamagedObject(Exception):
     """A store file could not be read; it has been moved to quarantine/."""
 
@@ -79,9 +83,8 @@ class ObjectStore:
         self.recovered = self._recover()
         on_disk = self._ids(self.pending_dir) + self._ids(self.labeled_dir)
         self._next = max(max(on_disk) + 1 if on_disk else 0, self._read_next())
-        present = set(on_disk)
-        self.missing = [i for i in range(self._next) if i not in present
-                        and not any(q.startswith(_name(i)) for q in self.quarantined)]
+        accounted = set(on_disk) | {int(q[:10]) for q in self.quarantined if ID_PATTERN.match(q[:10])}
+        self.missing = [i for i in range(self._next) if i not in accounted]
         if self.missing:
             log.warning("%s: %d object id(s) below NEXT=%d have no file (deleted outside the edge?), e.g. %s",
                         self.root, len(self.missing), self._next, self.missing[:10])
@@ -111,7 +114,7 @@ class ObjectStore:
             return _load(path)
         except FileNotFoundError:
             raise
-        except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError) as exc:
+        except DAMAGE as exc:
             with self._lock:
                 self._quarantine(path, exc)
             raise DamagedObject(f"{path}: {type(exc).__name__}") from None
@@ -163,7 +166,7 @@ class ObjectStore:
                 raise KeyError(f"object {object_id} is not in the store")
             try:
                 arrays = _load(source)
-            except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError) as exc:
+            except DAMAGE as exc:
                 self._quarantine(source, exc)
                 raise DamagedObject(f"{source}: {type(exc).__name__}") from None
             arrays.update(label=np.int64(label), confidence=np.float32(confidence),
@@ -189,6 +192,18 @@ class ObjectStore:
     def load_labeled(self, object_id):
         """The object's arrays with its label; DamagedObject (file quarantined) if unreadable."""
         return self._load_checked(self.labeled_dir / _name(object_id))
+
+    def load_readable(self, ids, labeled):
+        """(ids that could be read, their arrays), skipping (and quarantining) damaged files."""
+        load = self.load_labeled if labeled else self.load_pending
+        kept, records = [], []
+        for object_id in ids:
+            try:
+                records.append(load(int(object_id)))
+                kept.append(object_id)
+            except DamagedObject:       # quarantined and logged: the rest go on
+                continue
+        return kept, records
 
     def counts(self):
         return {"pending": len(self.pending_ids()), "labeled": len(self.labeled_ids()),
