@@ -5,12 +5,19 @@ Run (the machine's OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE slow NumPy; unset them h
 
 If torch is importable, the same nets run in PyTorch with the same thread count and
 the tinycnn/PyTorch ratios are printed. Every figure is a median of repeated runs.
+
+Threads: OMP_NUM_THREADS (default: all cores). tinycnn runs with tinycnn.set_threads(n)
+(the batch split over n threads, BLAS single-threaded in each), PyTorch with
+torch.set_num_threads(n), the sgemm reference with n BLAS threads.
+Peak memory: each library trains CloudCNN for 3 steps in a fresh subprocess, which
+reports its peak RSS (VmHWM in /proc, so Linux only) and its RSS before the first step.
 """
 import argparse
 import json
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import time
 
@@ -68,12 +75,63 @@ def blas_info():
 SGEMM_N = 2048
 
 
-def sgemm_step():
-    """A float32 2048^3 matrix product: the BLAS peak this run is compared against."""
+def sgemm_step(threads):
+    """A float32 2048^3 matrix product on `threads` BLAS threads: the peak this run is
+    compared against."""
+    from threadpoolctl import threadpool_limits
     rng = np.random.default_rng(0)
     a = rng.standard_normal((SGEMM_N, SGEMM_N), dtype=np.float32)
     b = rng.standard_normal((SGEMM_N, SGEMM_N), dtype=np.float32)
-    return lambda: a @ b
+
+    def step():
+        with threadpool_limits(limits=threads, user_api="blas"):
+            a @ b
+    return step
+
+
+MEMORY_PROBE = """
+import resource, sys, numpy as np
+lib = sys.argv[1]
+from cloudedge.models import cloud_cnn
+model = cloud_cnn(seed=0)
+x = np.random.default_rng(0).random((32, 1, 28, 28), dtype=np.float32)
+y = np.random.default_rng(0).integers(0, 10, 32)
+if lib == "tinycnn":
+    import tinycnn
+    tinycnn.set_threads(int(sys.argv[2]))
+    opt = tinycnn.SGD(model, lr=0.01, momentum=0.9)
+    def step():
+        loss, d = tinycnn.softmax_cross_entropy(model.forward(x, training=True), y)
+        model.backward(d)
+        opt.step()
+else:
+    import torch
+    sys.path.insert(0, sys.argv[3])
+    from bench_engine import torch_net
+    torch.set_num_threads(int(sys.argv[2]))
+    net = torch_net(model, torch)
+    del model
+    opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9)
+    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
+    def step():
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(net(xt), yt).backward()
+        opt.step()
+before = int(open("/proc/self/statm").read().split()[1]) * resource.getpagesize()
+for _ in range(3):
+    step()
+# VmHWM, not getrusage: ru_maxrss carries the parent's peak across fork + exec
+hwm = [line for line in open("/proc/self/status") if line.startswith("VmHWM:")][0]
+print(before, int(hwm.split()[1]) * 1024)
+"""
+
+
+def peak_memory(lib, threads):
+    """(RSS before the first step, peak RSS) in bytes of a fresh process training CloudCNN."""
+    out = subprocess.run([sys.executable, "-c", MEMORY_PROBE, lib, str(threads),
+                          os.path.dirname(os.path.abspath(__file__))],
+                         check=True, capture_output=True, text=True).stdout.split()
+    return int(out[0]), int(out[1])
 
 
 def conv_step(cin, cout):
@@ -88,6 +146,13 @@ def conv_step(cin, cout):
         layer.backward(dout)
 
     return step, 3 * 2 * BATCH * cout * SIZE * SIZE * cin * 9
+
+
+def step_flops(model, shape):
+    """FLOPs of one training step at batch BATCH: forward + backward (tinycnn.flops)."""
+    from tinycnn.flops import profile
+    totals = profile(model, shape, batch=BATCH).totals
+    return totals["flops"] + totals["backward_flops"]
 
 
 def tinycnn_train_step(model, shape):
@@ -168,6 +233,7 @@ def main():
     args = parser.parse_args()
 
     threads = int(os.environ.get("OMP_NUM_THREADS", os.cpu_count() or 1))
+    tinycnn.set_threads(threads)
     result = {"python": platform.python_version(), "numpy": np.__version__,
               "tinycnn_backend": tinycnn.backend(), "threads": threads, "blas": blas_info(),
               "OPENBLAS_CORETYPE": os.environ.get("OPENBLAS_CORETYPE", "<unset>"),
@@ -177,16 +243,18 @@ def main():
         print(f"BLAS: {pool}")
     print(f"OPENBLAS_CORETYPE={result['OPENBLAS_CORETYPE']} OPENBLAS_L2_SIZE={result['OPENBLAS_L2_SIZE']}")
 
-    sgemm = sgemm_step()
+    sgemm = sgemm_step(threads)
     print(f"\nConv2D 3x3 pad 1, batch {BATCH}, {SIZE}x{SIZE}, forward+backward, timed in turn with "
           f"a NumPy sgemm {SGEMM_N}^3 (median of {args.repeat} rounds of 3):")
     print(f"{'channels':>10} {'GFLOP/s':>8} {'sgemm GFLOP/s':>14} {'% of sgemm':>10}")
     result["conv"] = []
+    peaks = []
     for cin, cout in CONV_SHAPES:
         step, flops = conv_step(cin, cout)
         t_conv, t_gemm, ratio = paired_seconds(step, sgemm, args.repeat)
         g, peak = flops / t_conv / 1e9, 2 * SGEMM_N ** 3 / t_gemm / 1e9
         frac = (flops / (2 * SGEMM_N ** 3)) / ratio  # median per-round conv/sgemm rate ratio
+        peaks.append(peak)
         result["conv"].append({"in": cin, "out": cout, "gflops": g, "sgemm_gflops": peak,
                                "fraction_of_sgemm": frac})
         print(f"{cin:>4} -> {cout:<3} {g:8.1f} {peak:14.1f} {100 * frac:9.1f}%")
@@ -209,7 +277,9 @@ def main():
     for name, model in nets.items():
         train, infer = tinycnn_train_step(model, shape), tinycnn_infer_step(model, shape)
         if torch is None:
-            row = {"train_images_per_s": BATCH / median_seconds(train, args.repeat),
+            t_ours = median_seconds(train, args.repeat)
+            row = {"train_images_per_s": BATCH / t_ours,
+                   "train_gflops": step_flops(model, shape) / t_ours / 1e9,
                    "latency_ms": 1e3 * median_seconds(infer, args.repeat * 8, warmup=3)}
             print(f"{name:<10} {row['train_images_per_s']:12.1f} {row['latency_ms']:11.2f}")
         else:
@@ -217,12 +287,24 @@ def main():
             t_ours, t_torch, r_time = paired_seconds(train, torch_train, args.repeat)
             l_ours, l_torch, r_lat = paired_seconds(infer, torch_infer, args.repeat, block=20)
             row = {"train_images_per_s": BATCH / t_ours, "latency_ms": 1e3 * l_ours,
+                   "train_gflops": step_flops(model, shape) / t_ours / 1e9,
                    "torch_train_images_per_s": BATCH / t_torch, "torch_latency_ms": 1e3 * l_torch,
                    "train_ratio": 1.0 / r_time, "latency_ratio": r_lat}
             print(f"{name:<10} {row['train_images_per_s']:12.1f} {row['latency_ms']:11.2f}"
                   f" {row['torch_train_images_per_s']:12.1f} {row['torch_latency_ms']:9.2f}"
                   f" {row['train_ratio']:12.2f} {row['latency_ratio']:14.2f}")
         result["nets"][name] = row
+    result["sgemm_gflops"] = statistics.median(peaks)
+    print(f"\ntraining step GFLOP/s as a share of this run's sgemm ({result['sgemm_gflops']:.1f} GFLOP/s): "
+          + ", ".join(f"{name} {row['train_gflops']:.1f} ({100 * row['train_gflops'] / result['sgemm_gflops']:.1f}%)"
+                      for name, row in result["nets"].items()))
+    libs = ["tinycnn"] + (["torch"] if torch is not None else [])
+    result["memory"] = {lib: dict(zip(("rss_before_bytes", "peak_rss_bytes"), peak_memory(lib, threads)))
+                        for lib in libs}
+    print("CloudCNN, 3 training steps at batch 32 in a fresh process: "
+          + ", ".join(f"{lib} peak RSS {m['peak_rss_bytes'] / 2**20:.0f} MiB "
+                      f"(+{(m['peak_rss_bytes'] - m['rss_before_bytes']) / 2**20:.0f} MiB over its RSS before the first step)"
+                      for lib, m in result["memory"].items()))
     if args.json:
         with open(args.json, "w") as f:
             json.dump(result, f, indent=2)

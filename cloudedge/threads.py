@@ -1,25 +1,22 @@
-"""BLAS thread limits. The engine's GEMMs are thin (a few to a few dozen output channels), so a
-second BLAS thread gains little; when the cores are shared with other processes, OpenBLAS's
-spinning threads made training ~10-18x slower in our runs (docs/cloudedge.md). Commands
-therefore default to one thread."""
-import warnings
+"""The commands' --threads: how many threads the engine uses (tinycnn.threads).
+
+The engine splits each batch over n threads, each calling single-threaded BLAS
+(docs/engine.md, Threads). Commands default to 1: on cores shared with other processes,
+threads that wait for a core slowed training down (OpenBLAS's spinning threads made it
+~10-18x slower in our runs, docs/cloudedge.md).
+"""
 from contextlib import contextmanager
+
+import tinycnn
 
 
 @contextmanager
 def blas_threads(n):
-    """Limit BLAS threads to n inside the block (n = 0: unchanged). Uses threadpoolctl."""
-    if not isinstance(n, int) or n < 0:
+    """The engine uses n threads inside the block (n = 0: leave the engine and BLAS as they are)."""
+    if not isinstance(n, int) or isinstance(n, bool) or n < 0:
         raise ValueError(f"threads must be an int >= 0, got {n!r}")
     if n == 0:
         yield
         return
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        warnings.warn("threadpoolctl is not installed, so the BLAS thread limit has no effect; "
-                      "set OPENBLAS_NUM_THREADS=1 in the environment instead", RuntimeWarning, stacklevel=3)
-        yield
-        return
-    with threadpool_limits(limits=n, user_api="blas"):
+    with tinycnn.threads(n):
         yield

@@ -254,8 +254,8 @@ def test_conv2d_shapes_dtypes_and_output_shape(geom, F, dtype, seed):
 @given(geom=conv_geometries(), F=st.integers(1, 3), batches=st.lists(st.integers(1, 3), min_size=2, max_size=4),
        dtype=dtypes, seed=seeds)
 def test_conv2d_training_and_eval_paths_agree(geom, F, batches, dtype, seed):
-    """Training forwards reuse one workspace (col, then dcol in backward); over a sequence
-    of batches of varying size, outputs, grads and dx equal those of the eval path."""
+    """Training forwards reuse per-thread scratch buffers (col, then dcol in backward); over
+    a sequence of batches of varying size, outputs, grads and dx equal those of the eval path."""
     _, C, H, W, kh, kw, sh, sw, ph, pw = geom
     rng = np.random.default_rng(seed)
     a = Conv2D(C, F, (kh, kw), stride=(sh, sw), padding=(ph, pw), rng=seed, dtype=dtype)

@@ -83,12 +83,20 @@ def im2col(const floating[:, :, :, ::1] x, Py_ssize_t kh, Py_ssize_t kw,
 
 
 def col2im(const floating[:, ::1] col, Py_ssize_t N, Py_ssize_t C, Py_ssize_t H, Py_ssize_t W,
-           Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t ph, Py_ssize_t pw):
-    """col: (C*kh*kw, N*OH*OW) -> dx: (N, C, H, W); sums overlaps, drops padding."""
+           Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t ph, Py_ssize_t pw,
+           out=None):
+    """col: (C*kh*kw, N*OH*OW) -> dx: (N, C, H, W); sums overlaps, drops padding.
+
+    out: optional C-contiguous (N, C, H, W) array of col's dtype to write into.
+    """
     cdef Py_ssize_t OH = (H + 2 * ph - kh) // sh + 1
     cdef Py_ssize_t OW = (W + 2 * pw - kw) // sw + 1
     dtype = np.float32 if floating is float else np.float64
-    dx_arr = np.zeros((N, C, H, W), dtype=dtype)
+    if out is None:
+        dx_arr = np.zeros((N, C, H, W), dtype=dtype)
+    else:
+        dx_arr = out
+        dx_arr.fill(0)
     cdef floating[:, :, :, ::1] dx = dx_arr
     cdef Py_ssize_t c, i, j, n, oh, ow, h, row, base, ow_lo, ow_hi, w0
     with nogil:

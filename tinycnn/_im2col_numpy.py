@@ -34,8 +34,10 @@ def im2col(x, kh, kw, sh, sw, ph, pw, out=None):
     return out
 
 
-def col2im(col, N, C, H, W, kh, kw, sh, sw, ph, pw):
+def col2im(col, N, C, H, W, kh, kw, sh, sw, ph, pw, out=None):
     """col: (C*kh*kw, N*OH*OW) -> dx: (N, C, H, W); the adjoint of im2col.
+
+    out: optional C-contiguous (N, C, H, W) array of col's dtype to write into.
 
     Entries of col that came from the same input pixel (overlapping windows)
     are summed; entries that came from padding are dropped.
@@ -46,4 +48,7 @@ def col2im(col, N, C, H, W, kh, kw, sh, sw, ph, pw):
     for i in range(kh):
         for j in range(kw):
             dx_pad[:, :, i:i + sh * OH:sh, j:j + sw * OW:sw] += col6[:, i, j].transpose(1, 0, 2, 3)
-    return np.ascontiguousarray(dx_pad[:, :, ph:ph + H, pw:pw + W])
+    if out is None:
+        return np.ascontiguousarray(dx_pad[:, :, ph:ph + H, pw:pw + W])
+    out[...] = dx_pad[:, :, ph:ph + H, pw:pw + W]
+    return out

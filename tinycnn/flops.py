@@ -3,8 +3,8 @@
 ``profile(model, (C, H, W))`` walks the layers with their ``output_shape`` and counts,
 per sample (times ``batch``), what the engine actually does:
 
-MACs (multiply-accumulates) are the GEMM work only, exactly the products that
-``kernels.matmul`` performs (``kernels.count_macs`` checks this in the tests):
+MACs (multiply-accumulates) are the GEMM work only, exactly the products of the layers'
+``np.matmul`` calls (tests/test_flops.py counts them):
     Conv2D  F*C*kh*kw*OH*OW   (taps on padding included: the im2col GEMM multiplies them)
     Dense   in*out
 
@@ -33,8 +33,9 @@ layer; that layer computes no dx unless need_dx. Per visited layer:
     Dropout    if dx: 1 multiply per element;  Flatten 0
 The loss gradient (softmax cross-entropy) is not part of it.
 
-Memory: ``activation_bytes`` is a layer's output; ``workspace_bytes`` the im2col
-matrix a Conv2D builds (K*P elements) and keeps for backward when training.
+Memory: ``activation_bytes`` is a layer's output (times batch); ``workspace_bytes`` the
+im2col matrix of one image (K*P elements) that a Conv2D fills per image, one per engine
+thread, whatever the batch.
 """
 from dataclasses import asdict, dataclass
 
@@ -147,7 +148,7 @@ def profile(model, input_shape, batch=1, softmax=True, frozen=None, need_dx=Fals
             macs=batch * fwd["macs"], flops=batch * fwd["flops"],
             paper_formula=batch * fwd.get("paper", 0),
             activation_bytes=batch * 4 * int(np.prod(shapes[i + 1])),
-            workspace_bytes=batch * 4 * fwd.get("workspace", 0),
+            workspace_bytes=4 * fwd.get("workspace", 0),
             backward_macs=batch * bwd[i][0], backward_flops=batch * bwd[i][1],
             backward_macs_unfrozen=batch * bwd_all[i][0],
             backward_flops_unfrozen=batch * bwd_all[i][1]))

@@ -9,7 +9,6 @@ Both sets share one signature per kernel; see ``_im2col_numpy`` / ``_pool_numpy`
 """
 import os
 import warnings
-from contextlib import contextmanager
 
 import numpy as np
 
@@ -59,9 +58,17 @@ def im2col(x, kh, kw, sh, sw, ph, pw, out=None):
     return _im2col_mod.im2col(x, kh, kw, sh, sw, ph, pw, out)
 
 
-def col2im(col, N, C, H, W, kh, kw, sh, sw, ph, pw):
-    """col: (C*kh*kw, N*OH*OW) -> dx: (N, C, H, W)."""
-    return _im2col_mod.col2im(np.ascontiguousarray(col), N, C, H, W, kh, kw, sh, sw, ph, pw)
+def col2im(col, N, C, H, W, kh, kw, sh, sw, ph, pw, out=None):
+    """col: (C*kh*kw, N*OH*OW) -> dx: (N, C, H, W), written into out if given.
+
+    out must then be C-contiguous with exactly that shape and col's dtype.
+    """
+    col = np.ascontiguousarray(col)
+    if out is not None and (out.shape != (N, C, H, W) or out.dtype != col.dtype
+                            or not out.flags.c_contiguous):
+        raise ValueError(f"col2im out must be a C-contiguous {col.dtype} array of shape "
+                         f"{(N, C, H, W)}, got {out.dtype} {out.shape} (contiguous={out.flags.c_contiguous})")
+    return _im2col_mod.col2im(col, N, C, H, W, kh, kw, sh, sw, ph, pw, out)
 
 
 def maxpool_forward(x, kh, kw, sh, sw):
@@ -81,40 +88,3 @@ def sgd_momentum_update(p, g, v, lr, momentum, weight_decay):
     g = np.ascontiguousarray(g, dtype=p.dtype)
     _sgd_mod.sgd_momentum_update(p.reshape(-1), g.reshape(-1), v.reshape(-1),
                                  lr, momentum, weight_decay)
-
-
-# --- GEMM ---------------------------------------------------------------------------
-# Every matrix product of the layers goes through matmul(), so a MacCounter can count
-# the multiply-accumulates the engine really performs (tinycnn.flops is checked
-# against it).
-
-class MacCounter:
-    """Total multiply-accumulates of the matmul() calls made while it is active."""
-
-    def __init__(self):
-        self.macs = 0
-        self.calls = 0
-
-
-_active_counters = []
-
-
-def matmul(a, b, out=None):
-    """a: (M, K) @ b: (K, N) -> (M, N), into out if given; one GEMM of M*K*N multiply-adds."""
-    if _active_counters:
-        macs = a.shape[0] * a.shape[1] * b.shape[1]
-        for counter in _active_counters:
-            counter.macs += macs
-            counter.calls += 1
-    return np.matmul(a, b, out=out)
-
-
-@contextmanager
-def count_macs():
-    """with count_macs() as c: ...; c.macs is then the multiply-adds of every matmul() inside."""
-    counter = MacCounter()
-    _active_counters.append(counter)
-    try:
-        yield counter
-    finally:
-        _active_counters.remove(counter)

@@ -2,6 +2,7 @@
 import numpy as np
 
 from . import kernels
+from .parallel import parallel_for
 
 
 class SGD:
@@ -35,8 +36,15 @@ class SGD:
                     v = self.velocity[name] = np.zeros_like(p)
                 elif v.dtype != p.dtype or not v.flags.c_contiguous:  # e.g. after model.astype()
                     v = self.velocity[name] = np.ascontiguousarray(v, dtype=p.dtype)
-                # one fused pass (see _sgd.pyx)
-                kernels.sgd_momentum_update(p, g, v, self.lr, self.momentum, self.weight_decay)
+                if not p.flags.c_contiguous:
+                    raise ValueError(f"SGD updates parameters in place and needs them C-contiguous; "
+                                     f"{name} is not")
+                p1, g1, v1 = p.reshape(-1), np.ascontiguousarray(g, dtype=p.dtype).reshape(-1), v.reshape(-1)
+
+                def update(lo, hi, p1=p1, g1=g1, v1=v1):  # one fused pass (see _sgd.pyx)
+                    kernels.sgd_momentum_update(p1[lo:hi], g1[lo:hi], v1[lo:hi],
+                                                self.lr, self.momentum, self.weight_decay)
+                parallel_for(p.size, update, grain=1 << 16)
             else:
                 p -= self.lr * (g + self.weight_decay * p) if self.weight_decay else self.lr * g
 

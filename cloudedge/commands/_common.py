@@ -15,8 +15,8 @@ def add_common(p, dataset=True):
                        help="model widths (default laptop; paper = the paper's, slow)")
         p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1,
-                   help="BLAS threads (default 1: the engine's thin GEMMs gain little from more, "
-                        "and lose ~10x when the cores are shared; 0 = leave the library's default)")
+                   help="engine threads, each running single-threaded BLAS (default 1: threads that "
+                        "wait for a shared core slow training down; 0 = leave the engine and BLAS as they are)")
     p.add_argument("--json", action="store_true", help="print JSON instead of tables")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 

@@ -40,8 +40,8 @@ def add_server_args(parser, default_port):
     parser.add_argument("--ready-file", default=None,
                         help="write the server's URL to this file once it listens (for scripts)")
     parser.add_argument("--threads", type=int, default=1,
-                        help="BLAS threads (default 1: on shared cores more threads spin against each "
-                             "other; 0 = the library's default); see cloudedge.threads")
+                        help="engine threads, each running single-threaded BLAS (default 1; 0 = leave "
+                             "the engine and BLAS as they are); see cloudedge.threads")
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     parser.add_argument("--json", action="store_true",
                         help="print JSON lines (listening, stopped + final metrics) instead of text")

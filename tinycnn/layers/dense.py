@@ -1,7 +1,7 @@
 """Fully connected layer: out = x @ W + b."""
 import numpy as np
 
-from .. import kernels
+from ..parallel import parallel_for
 from .base import Layer, check_positive, init_weights
 
 
@@ -37,18 +37,31 @@ class Dense(Layer):
         """x: (N, in_features) float -> (N, out_features)."""
         self._check_input(x, 2, "(N, in_features)")
         self.output_shape(x.shape[1:])
+        W, b = self.params["W"], self.params["b"]
+        out = np.empty((x.shape[0], self.out_features), dtype=x.dtype)
+
+        def features(lo, hi):                          # output features lo..hi-1, one thread
+            np.matmul(x, W[:, lo:hi], out=out[:, lo:hi])
+        parallel_for(self.out_features, features)
+        out += b                                       # out = x @ W + b
         self.x = x
-        out = kernels.matmul(x, self.params["W"])
-        out += self.params["b"]
         return out
 
     def backward(self, dout, need_dx=True):
         """dout: (N, out_features) -> dx: (N, in_features) (None if not need_dx)."""
         x = self._cached(self.x, "the input")
-        if self.trainable:
-            kernels.matmul(x.T, dout, out=self.grad_buffer("W"))
-            np.sum(dout, axis=0, out=self.grad_buffer("b"))
-        dx = kernels.matmul(dout, self.params["W"].T) if need_dx else None
+        W = self.params["W"]
+        dW = self.grad_buffer("W") if self.trainable else None
+        dx = np.empty(x.shape, dtype=x.dtype) if need_dx else None
+
+        def inputs(lo, hi):                            # input features lo..hi-1, one thread
+            if dW is not None:
+                np.matmul(x[:, lo:hi].T, dout, out=dW[lo:hi])           # dW = x.T @ dout
+            if dx is not None:
+                np.matmul(dout, W[lo:hi].T, out=dx[:, lo:hi])           # dx = dout @ W.T
+        parallel_for(self.in_features, inputs)
+        if dW is not None:
+            np.sum(dout, axis=0, out=self.grad_buffer("b"))             # db = dout.sum(0)
         self.clear_cache()
         return dx
 

@@ -1,0 +1,171 @@
+"""tinycnn.parallel: chunking, error handling, per-thread scratch; and layers, SGD and a
+whole training step give the same numbers on 1 and on several threads."""
+import os
+import subprocess
+import sys
+import threading
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import tinycnn
+from tinycnn import SGD, Conv2D, Dense, Sequential, softmax_cross_entropy
+from tinycnn.parallel import chunks, parallel_for, scratch, threads
+from cloudedge.models import edge_cnn
+from conftest import conv_geometries, seeds
+
+
+@given(st.integers(0, 200), st.integers(1, 9))
+def test_chunks_cover_the_range_in_order_with_near_equal_lengths(n, parts):
+    bounds = chunks(n, parts)
+    assert bounds[0][0] == 0 and bounds[-1][1] == n
+    assert all(a[1] == b[0] for a, b in zip(bounds, bounds[1:]))
+    lengths = [hi - lo for lo, hi in bounds]
+    assert max(lengths) - min(lengths) <= 1
+    assert len(bounds) == max(1, min(parts, n))
+
+
+@pytest.mark.parametrize("n_threads", [1, 2, 3])
+def test_parallel_for_runs_every_index_once_and_returns_chunk_results_in_order(n_threads):
+    seen = []
+    lock = threading.Lock()
+
+    def body(lo, hi):
+        with lock:
+            seen.extend(range(lo, hi))
+        return lo
+
+    with threads(n_threads):
+        starts = parallel_for(10, body)
+        assert tinycnn.get_threads() == n_threads
+    assert sorted(seen) == list(range(10))
+    assert starts == sorted(starts) and starts[0] == 0 and len(starts) == min(n_threads, 10)
+
+
+def test_grain_keeps_short_ranges_on_one_thread():
+    calls = []
+    with threads(2):
+        parallel_for(100, lambda lo, hi: calls.append((lo, hi)), grain=64)
+        parallel_for(200, lambda lo, hi: calls.append((lo, hi)), grain=64)
+    assert calls[0] == (0, 100)
+    assert sorted(calls[1:]) == [(0, 100), (100, 200)]
+
+
+def test_an_error_in_a_chunk_is_raised_after_every_chunk_finished():
+    finished = []
+
+    def body(lo, hi):
+        if lo == 0:
+            raise ValueError("chunk 0 failed")
+        finished.append(lo)
+
+    with threads(2):
+        with pytest.raises(ValueError, match="chunk 0 failed"):
+            parallel_for(2, body)
+        assert finished == [1]
+
+
+def test_nested_calls_run_serially_inside_a_chunk():
+    inner = []
+    with threads(2):
+        parallel_for(2, lambda lo, hi: inner.append(parallel_for(4, lambda a, b: (a, b))))
+    assert inner == [[(0, 4)], [(0, 4)]]
+
+
+def test_threads_context_restores_the_previous_count():
+    before = tinycnn.get_threads()
+    with threads(2):
+        with threads(3):
+            assert tinycnn.get_threads() == 3
+        assert tinycnn.get_threads() == 2
+    assert tinycnn.get_threads() == before
+
+
+@pytest.mark.parametrize("bad", [0, -1, 1.5, True, "2"])
+def test_bad_thread_counts_are_rejected(bad):
+    with pytest.raises(ValueError, match="threads must be an int >= 1"):
+        tinycnn.set_threads(bad)
+
+
+def test_scratch_is_reused_within_a_thread_and_private_to_it():
+    a = scratch("t", (3, 4), np.float32)
+    assert scratch("t", (3, 4), np.float32) is a
+    assert scratch("t", (3, 4), np.float64) is not a
+    other = []
+    t = threading.Thread(target=lambda: other.append(scratch("t", (3, 4), np.float32)))
+    t.start()
+    t.join()
+    assert other[0] is not a
+
+
+@settings(max_examples=20, deadline=None)
+@given(geom=conv_geometries(max_n=5), F=st.integers(1, 4), seed=seeds, frozen=st.booleans())
+def test_conv2d_gives_the_same_result_on_one_and_three_threads(geom, F, seed, frozen):
+    N, C, H, W, kh, kw, sh, sw, ph, pw = geom
+    rng = np.random.default_rng(seed)
+    layer = Conv2D(C, F, (kh, kw), stride=(sh, sw), padding=(ph, pw), rng=seed, dtype=np.float64)
+    layer.trainable = not frozen
+    x = rng.standard_normal((N, C, H, W))
+    runs = []
+    for n_threads in (1, 3):
+        with threads(n_threads):
+            out = layer.forward(x, training=True)
+            dx = layer.backward(np.cos(out))
+            runs.append((out, dx, layer.grads["W"].copy(), layer.grads["b"].copy()))
+    for one, many in zip(*runs):
+        np.testing.assert_allclose(many, one, rtol=1e-12, atol=1e-12)
+
+
+@settings(max_examples=20, deadline=None)
+@given(n=st.integers(1, 6), i=st.integers(1, 9), o=st.integers(1, 9), seed=seeds)
+def test_dense_gives_the_same_result_on_one_and_two_threads(n, i, o, seed):
+    layer = Dense(i, o, rng=seed, dtype=np.float64)
+    x = np.random.default_rng(seed).standard_normal((n, i))
+    runs = []
+    for n_threads in (1, 2):
+        with threads(n_threads):
+            out = layer.forward(x, training=True)
+            dx = layer.backward(np.sin(out))
+            runs.append((out, dx, layer.grads["W"].copy(), layer.grads["b"].copy()))
+    for one, many in zip(*runs):
+        np.testing.assert_allclose(many, one, rtol=1e-12, atol=1e-12)
+
+
+def test_a_training_step_on_two_threads_matches_one_thread():
+    """EdgeCNN-3 (tiny), 3 SGD steps: params agree to float32 rounding of reordered sums;
+    the SGD update is split over threads for params of 2**16 entries or more."""
+    x = np.random.default_rng(0).random((8, 1, 28, 28), dtype=np.float32)
+    y = np.arange(8) % 10
+    params = []
+    for n_threads in (1, 2):
+        model = edge_cnn(3, preset="tiny", seed=0, dropout=0.0)
+        big = Sequential([Dense(300, 300, rng=0), Dense(300, 10, rng=1)])  # 90,000 weights
+        opt, opt_big = SGD(model, lr=0.05), SGD(big, lr=0.05)
+        with threads(n_threads):
+            for _ in range(3):
+                loss, d = softmax_cross_entropy(model.forward(x, training=True), y)
+                model.backward(d)
+                opt.step()
+                loss, d = softmax_cross_entropy(big.forward(x.reshape(8, -1)[:, :300], training=True), y)
+                big.backward(d)
+                opt_big.step()
+        params.append({**model.state_dict(), **{f"big.{k}": v for k, v in big.state_dict().items()}})
+    for name, value in params[0].items():
+        np.testing.assert_allclose(params[1][name], value, rtol=1e-5, atol=1e-6, err_msg=name)
+
+
+def test_malloc_tuning_is_on_by_default_and_can_be_turned_off():
+    code = "import tinycnn.allocator as a; print(a.TUNED)"
+    env = dict(os.environ)
+    env.pop("TINYCNN_MALLOC", None)
+    default = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    env["TINYCNN_MALLOC"] = "system"
+    off = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert off.stdout.strip() == "False"
+    if sys.platform.startswith("linux") and os.confstr("CS_GNU_LIBC_VERSION"):
+        assert default.stdout.strip() == "True"
+    env["TINYCNN_MALLOC"] = "jemalloc"
+    bad = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert bad.returncode != 0 and "TINYCNN_MALLOC must be 'tuned' or 'system'" in bad.stderr
