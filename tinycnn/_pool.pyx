@@ -19,29 +19,38 @@ def maxpool_forward(const floating[:, :, :, ::1] x, Py_ssize_t kh, Py_ssize_t kw
     dtype = np.float32 if floating is float else np.float64
     out_arr = np.empty((N, C, OH, OW), dtype=dtype)
     arg_arr = np.empty((N, C, OH, OW), dtype=np.int32)
+    if N * C * OH * OW == 0:
+        return out_arr, arg_arr
     cdef floating[:, :, :, ::1] out = out_arr
     cdef int[:, :, :, ::1] argmax = arg_arr
-    cdef Py_ssize_t nc, n, c, oh, ow, i, j, h0, w0
+    cdef Py_ssize_t nc, oh, ow, i, j, h0, w0
+    cdef const floating* plane
+    cdef floating* o
+    cdef int* a
     cdef floating best, v
     cdef int k
+    # Plain pointers into each contiguous (H, W) plane: with 4-D memoryview indexing in
+    # the inner loop the same code ran 10-25x slower (measured 6.7-15 ms vs 0.6 ms on
+    # (32, 32, 28, 28) float32).
     with nogil:
         for nc in range(N * C):  # one (n, c) plane per iteration
-            n = nc // C
-            c = nc % C
+            plane = &x[0, 0, 0, 0] + nc * H * W
+            o = &out[0, 0, 0, 0] + nc * OH * OW
+            a = &argmax[0, 0, 0, 0] + nc * OH * OW
             for oh in range(OH):
                 h0 = oh * sh
                 for ow in range(OW):
                     w0 = ow * sw
-                    best = x[n, c, h0, w0]
+                    best = plane[h0 * W + w0]
                     k = 0
                     for i in range(kh):
                         for j in range(kw):
-                            v = x[n, c, h0 + i, w0 + j]
+                            v = plane[(h0 + i) * W + w0 + j]
                             if v > best:
                                 best = v
                                 k = <int>(i * kw + j)
-                    out[n, c, oh, ow] = best
-                    argmax[n, c, oh, ow] = k
+                    o[oh * OW + ow] = best
+                    a[oh * OW + ow] = k
     return out_arr, arg_arr
 
 
