@@ -24,6 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
+from tinycnn.sampling import stratified_sample
+
 from . import paper
 from .cloud import CLOUD_EPOCHS
 
@@ -392,22 +394,6 @@ def default_large_sizes(plan, n_train):
     return tuple(sizes)
 
 
-def stratified_prefix(y, n, seed):
-    """n train ids, about n/K per class, from a seeded permutation (nested for growing n)."""
-    rng = np.random.default_rng([seed, 23])
-    order = rng.permutation(len(y))
-    classes = np.unique(y)
-    per = {c: order[y[order] == c] for c in classes}
-    base, extra = divmod(n, len(classes))
-    ids = []
-    for i, c in enumerate(classes):
-        ids.extend(per[c][:base + (i < extra)])
-    if len(ids) < n:
-        rest = order[~np.isin(order, ids)]
-        ids.extend(rest[:n - len(ids)])
-    return np.sort(np.asarray(ids, dtype=np.int64))
-
-
 def run_large(target, plan, data_cache):
     """fig8 / fig9: EdgeCNN trained (Alg. 1) on growing labeled training sets up to the whole
     train split, next to CloudCNN (trained on the cloud's part, as in the tables)."""
@@ -448,7 +434,7 @@ def run_large(target, plan, data_cache):
             t0 = time.perf_counter()
             cloud, meta = get_cloud(data, cfg, plan.workdir, True, False)
             cloud_acc = cloud.evaluate(x_test, y_test)
-            ids = stratified_prefix(y_train, n, seed)
+            ids, _ = stratified_sample(y_train, n, [seed, 23])
             models = []
             for edge in make_edges(cloud, cfg):
                 row = edge.initialize(x_train[ids], y_train[ids], ids=ids)

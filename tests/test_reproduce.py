@@ -9,7 +9,7 @@ from cloudedge import paper
 from cloudedge.cli import main
 from cloudedge.report import ORDER, rises, verdicts, write_report
 from cloudedge.reproduce import (DataCache, Plan, ReproductionError, estimate_cost, preset_cost_ratio,
-                                 reproduce, run_variants, stratified_prefix, summarize_table)
+                                 reproduce, run_variants, summarize_table)
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -192,9 +192,3 @@ def test_paper_preset_cost_estimate(tmp_path):
     seconds, why = estimate_cost(["table2"], plan)
     assert seconds is None and "run a laptop target first" in why
 
-
-def test_stratified_prefix_is_nested_and_balanced():
-    y = np.repeat(np.arange(10), 50)
-    small, big = stratified_prefix(y, 100, seed=3), stratified_prefix(y, 300, seed=3)
-    assert np.bincount(y[small], minlength=10).tolist() == [10] * 10
-    assert len(np.unique(big)) == 300
