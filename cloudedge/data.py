@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tinycnn.datasets import (load_cifar10, load_fashion_mnist, load_mnist, load_mnist_sample,
-                              split_indices)
+from tinycnn.datasets import (DownloadOptions, load_cifar10, load_fashion_mnist, load_mnist,
+                              load_mnist_sample, split_indices)
 from tinycnn.sampling import stratified_sample
 
 DATASETS = ("mnist", "mnist-full", "fashion-mnist", "cifar10")
@@ -32,8 +32,8 @@ def load_dataset(name, progress=True):
     loaders = {"mnist-full": load_mnist, "fashion-mnist": load_fashion_mnist, "cifar10": load_cifar10}
     if name not in loaders:
         raise ValueError(f"dataset must be one of {DATASETS}, got {name!r}")
-    load = loaders[name]
-    return (*load("train", progress=progress), *load("test", progress=progress))
+    load, options = loaders[name], DownloadOptions(progress=progress)
+    return (*load("train", options=options), *load("test", options=options))
 
 
 @dataclass
