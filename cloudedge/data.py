@@ -14,8 +14,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tinycnn.datasets import (load_cifar10, load_fashion_mnist, load_mnist, load_mnist_sample,
-                              split_indices)
+from tinycnn.datasets import (DownloadOptions, load_cifar10, load_fashion_mnist, load_mnist,
+                              load_mnist_sample, split_indices)
+from tinycnn.sampling import stratified_sample
 
 DATASETS = ("mnist", "mnist-full", "fashion-mnist", "cifar10")
 
@@ -31,8 +32,8 @@ def load_dataset(name, progress=True):
     loaders = {"mnist-full": load_mnist, "fashion-mnist": load_fashion_mnist, "cifar10": load_cifar10}
     if name not in loaders:
         raise ValueError(f"dataset must be one of {DATASETS}, got {name!r}")
-    load = loaders[name]
-    return (*load("train", progress=progress), *load("test", progress=progress))
+    load, options = loaders[name], DownloadOptions(progress=progress)
+    return (*load("train", options=options), *load("test", options=options))
 
 
 @dataclass
@@ -69,21 +70,10 @@ def edge_pools(y_train, pool, n_edges=1, alpha=None, seed=0):
 
 def edge_data(y_train, pool, n_labeled, seed=0):
     """From one edge's pool: N labeled ids (stratified, N/K per class where possible), the rest
-    as its upload stream in a seeded random order."""
+    as its upload stream in a seeded random order (tinycnn.sampling.stratified_sample)."""
     pool = np.asarray(pool)
     classes = np.unique(y_train[pool])
     if n_labeled < len(classes) or n_labeled > len(pool):
         raise ValueError(f"n_labeled must be in [{len(classes)}, {len(pool)}] for this pool, got {n_labeled}")
-    rng = np.random.default_rng([seed, 11])
-    order = rng.permutation(pool)
-    per_class = {c: order[y_train[order] == c] for c in classes}
-    base, extra = divmod(n_labeled, len(classes))
-    labeled = []
-    for i, c in enumerate(classes):
-        labeled.extend(per_class[c][:base + (i < extra)])
-    if len(labeled) < n_labeled:  # some classes were short: top up from the rest
-        rest = order[~np.isin(order, labeled)]
-        labeled.extend(rest[:n_labeled - len(labeled)])
-    labeled = np.array(sorted(labeled), dtype=np.int64)
-    stream = order[~np.isin(order, labeled)].astype(np.int64)
+    labeled, stream = stratified_sample(y_train, n_labeled, [seed, 11], pool)
     return EdgeData(labeled, stream)

@@ -1,5 +1,5 @@
-"""cloudedge.study: the interval over clouds, the summary, resumable cells, and the stability and
-factors targets' mechanics on the tiny preset (accuracy is not asserted here)."""
+"""cloudedge.study: the interval over clouds and the summary; the factors target's resumable cells;
+the stability and factors targets' mechanics on the tiny preset (accuracy is not asserted here)."""
 import json
 import math
 
@@ -8,6 +8,7 @@ import pytest
 
 from cloudedge import study
 from cloudedge.cli import main as cli_main
+from cloudedge.reproduce import Plan, factors
 from test_cloudedge_support import one_blas_thread  # noqa: F401  (autouse fixture)
 
 
@@ -34,20 +35,23 @@ def test_summary_takes_each_cloud_as_one_observation_and_leaves_untrained_clouds
     assert "gap" not in study.summarize([{"trained": False}])
 
 
-def test_a_stored_cell_is_reused_not_measured_again(tmp_path, monkeypatch):
+def test_a_stored_cell_is_reused_unless_forced(tmp_path, monkeypatch):
     calls = []
 
     def fake(cfg, data, edge_seeds, workdir, progress):
         calls.append(cfg.seed)
         return {"cloud_seed": cfg.seed, "trained": True, "cloud_acc": 0.9, "cloud_acc_10crop": 0.8,
                 "acc0": [0.7] * len(edge_seeds), "acc1": [0.72] * len(edge_seeds)}
-    monkeypatch.setattr(study, "measure_cloud", fake)
-    cfg = study.base_config()
-    first = study.measure_gap(cfg, None, (0, 1), (0, 1), store=tmp_path)
-    again = study.measure_gap(cfg, None, (0, 1), (0, 1), store=tmp_path)
+    monkeypatch.setattr(factors, "measure_cloud", fake)
+    cfg, plan = factors.base_config(), Plan(seeds=(0, 1), progress=False, log=lambda m: None)
+    first = factors.measure_gap(cfg, None, plan, (0, 1), tmp_path)
+    again = factors.measure_gap(cfg, None, plan, (0, 1), tmp_path)
     assert calls == [0, 1] and first["summary"] == again["summary"]
     assert first["summary"]["gap"] == pytest.approx(2.0)
     assert len(list(tmp_path.glob("*.json"))) == 2
+    plan.force = True                                                # --force measures them again
+    factors.measure_gap(cfg, None, plan, (0, 1), tmp_path)
+    assert calls == [0, 1, 0, 1]
 
 
 def test_factors_and_stability_targets_write_their_files(tmp_path, capsys):
@@ -71,11 +75,12 @@ def test_only_existing_counts_missing_clouds_as_not_run(tmp_path, monkeypatch):
     def fake(cfg, data, edge_seeds, workdir, progress):
         return {"cloud_seed": cfg.seed, "trained": True, "cloud_acc": 0.9, "cloud_acc_10crop": 0.8,
                 "acc0": [0.7, 0.7], "acc1": [0.73, 0.71]}
-    monkeypatch.setattr(study, "measure_cloud", fake)
-    cfg = study.base_config()
-    study.measure_gap(cfg, None, (0,), (0, 1), store=tmp_path)
-    s = study.measure_gap(cfg, None, (0, 1, 2), (0, 1), store=tmp_path, only_existing=True)["summary"]
+    monkeypatch.setattr(factors, "measure_cloud", fake)
+    cfg = factors.base_config()
+    factors.measure_gap(cfg, None, Plan(seeds=(0,), progress=False, log=lambda m: None), (0, 1), tmp_path)
+    s = factors.measure_gap(cfg, None, Plan(seeds=(0, 1, 2), progress=False, only_existing=True, log=lambda m: None),
+                            (0, 1), tmp_path)["summary"]
     assert s["clouds"] == 1 and s["clouds_not_run"] == 2 and s["interval_over"] == "edges of one cloud"
-    assert "2 not run in time" in study.factors_markdown(
+    assert "2 not run in time" in factors.factors_markdown(
         {"cloud_seeds": [0, 1, 2], "edge_seeds": [0, 1], "rows": [{"dataset": "mnist", "factor": "baseline",
                                                                   "level": "x", **s}]})

@@ -75,13 +75,15 @@ def server(served):
     return url, counts, good
 
 
-FAST = dict(progress=False, attempts=3, timeout=5.0, backoff=0.0)
+def fast(mirror=None, attempts=3, backoff=0.0):
+    """Download options for the local test server: no progress bar, a 5 s timeout."""
+    return ds.DownloadOptions(mirror=mirror, progress=False, attempts=attempts, timeout=5.0, backoff=backoff)
 
 
 def test_good_file_cached_and_loaded(server):
     cache = ds.cache_root()
     url, counts, good = server
-    x, y = ds.load_mnist("train", mirror=f"{url}/good", checksums=good, **FAST)
+    x, y = ds.load_mnist("train", checksums=good, options=fast(f"{url}/good"))
     images, labels = small_mnist(20, seed=1)
     np.testing.assert_array_equal(y, labels)
     np.testing.assert_array_equal(x[:, 0], images / np.float32(255))
@@ -90,21 +92,21 @@ def test_good_file_cached_and_loaded(server):
     assert all(sha(p.read_bytes()) == good[p.name] for p in cached)
     assert sum(counts.values()) == 2
     # Second load: from the cache, no request even though the mirror is dead.
-    x2, _ = ds.load_mnist("train", mirror=DEAD_MIRROR, checksums=good, **FAST)
+    x2, _ = ds.load_mnist("train", checksums=good, options=fast(DEAD_MIRROR))
     np.testing.assert_array_equal(x, x2)
     assert sum(counts.values()) == 2
 
 
 def test_progress_bar_path(server):
     url, _, good = server
-    x, _ = ds.load_mnist("train", mirror=f"{url}/good", checksums=good, progress=True, backoff=0.0)
+    x, _ = ds.load_mnist("train", checksums=good, options=ds.DownloadOptions(mirror=f"{url}/good", backoff=0.0))
     assert x.shape == (20, 1, 28, 28)
 
 
 def test_env_mirror(server, monkeypatch):
     url, counts, good = server
     monkeypatch.setenv("TINYCNN_MIRROR", f"{url}/good")
-    x, _ = ds.load_mnist("train", checksums=good, **FAST)
+    x, _ = ds.load_mnist("train", checksums=good, options=fast())
     assert x.shape == (20, 1, 28, 28)
     assert counts[f"/good/mnist/{TRAIN[0]}"] == 1
 
@@ -115,7 +117,7 @@ def test_bad_checksum_leaves_nothing(server, where):
     url, counts, good = server
     with pytest.raises(ValueError, match=r"train-images-idx3-ubyte\.gz: downloaded from .*checksum "
                        r"mismatch: expected SHA-256 " + good[TRAIN[0]]):
-        ds.load_mnist("train", mirror=f"{url}/{where}", checksums=good, **FAST)
+        ds.load_mnist("train", checksums=good, options=fast(f"{url}/{where}"))
     assert files_under(cache) == []
     assert counts[f"/{where}/mnist/{TRAIN[0]}"] == 1  # a mismatch is not retried
 
@@ -124,8 +126,7 @@ def test_404_gives_not_found_listing_places(server, tmp_path):
     cache = ds.cache_root()
     url, counts, good = server
     with pytest.raises(ds.DatasetNotFoundError) as info:
-        ds.load_mnist("train", data_dir=tmp_path / "mine", mirror=f"{url}/missing",
-                      checksums=good, **FAST)
+        ds.load_mnist("train", data_dir=tmp_path / "mine", checksums=good, options=fast(f"{url}/missing"))
     msg = str(info.value)
     assert f"{url}/missing/mnist/{TRAIN[0]}: HTTP 404" in msg
     assert str(tmp_path / "mine") in msg and str(cache / "mnist") in msg
@@ -140,8 +141,7 @@ def test_retries_are_bounded_with_backoff(server, monkeypatch):
     sleeps = []
     monkeypatch.setattr(download_module.time, "sleep", sleeps.append)
     with pytest.raises(ds.DatasetNotFoundError, match=r"HTTP 503 Service Unavailable \(3 attempts\)"):
-        ds.load_mnist("train", mirror=f"{url}/flaky", checksums=good, progress=False,
-                      attempts=3, backoff=0.5)
+        ds.load_mnist("train", checksums=good, options=fast(f"{url}/flaky", backoff=0.5))
     assert counts[f"/flaky/mnist/{TRAIN[0]}"] == 3
     assert sleeps == [0.5, 1.0]
     assert files_under(cache) == []
@@ -151,22 +151,21 @@ def test_incomplete_body_retried_then_reported(server):
     cache = ds.cache_root()
     url, counts, good = server
     with pytest.raises(ds.DatasetNotFoundError, match=r"body ended after 10 of 1000 bytes \(2 attempts\)"):
-        ds.load_mnist("train", mirror=f"{url}/short", checksums=good, progress=False,
-                      attempts=2, backoff=0.0)
+        ds.load_mnist("train", checksums=good, options=fast(f"{url}/short", attempts=2))
     assert counts[f"/short/mnist/{TRAIN[0]}"] == 2
     assert files_under(cache) == []
 
 
 def test_falls_back_to_next_mirror(server):
     url, counts, good = server
-    x, _ = ds.load_mnist("train", mirror=[f"{url}/missing", f"{url}/good"], checksums=good, **FAST)
+    x, _ = ds.load_mnist("train", checksums=good, options=fast([f"{url}/missing", f"{url}/good"]))
     assert x.shape == (20, 1, 28, 28)
     assert counts[f"/missing/mnist/{TRAIN[0]}"] == 1 and counts[f"/good/mnist/{TRAIN[0]}"] == 1
 
 
 def test_connection_refused_is_reported():
     with pytest.raises(ds.DatasetNotFoundError, match=r"127\.0\.0\.1:9/mnist/.*ConnectionRefusedError"):
-        ds.load_mnist("train", progress=False, attempts=2, backoff=0.0)
+        ds.load_mnist("train", options=fast(attempts=2))
 
 
 def test_download_file_direct(server, tmp_path):

@@ -20,6 +20,7 @@ from conftest_datasets import (  # noqa: F401  (isolated_data_env is an autouse 
 from tinycnn import datasets as ds
 from tinycnn.datasets import embedded
 
+OFFLINE = ds.DownloadOptions(enabled=False)
 MNIST_T10K_FIRST = [7, 2, 1, 0, 4, 1, 4, 9, 5, 9]
 MNIST_T10K_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
 SAMPLE_TRAIN_COUNTS = [784, 908, 826, 808, 786, 714, 766, 822, 779, 807]
@@ -92,7 +93,7 @@ def test_embedded_checksum_is_verified(tmp_path, monkeypatch):
 
 
 def test_mnist_test_split_offline_uses_embedded_files():
-    x, y = ds.load_mnist("test", download=False)
+    x, y = ds.load_mnist("test", options=OFFLINE)
     x_all, y_all = ds.load_mnist_sample("all")
     np.testing.assert_array_equal(x, x_all)
     np.testing.assert_array_equal(y, y_all)
@@ -110,7 +111,7 @@ needs_debian = pytest.mark.skipif(
 @pytest.fixture(scope="module")
 def fashion():
     return {
-        split: ds.load_fashion_mnist(split, data_dir=DEBIAN_FASHION, download=False)
+        split: ds.load_fashion_mnist(split, data_dir=DEBIAN_FASHION, options=OFFLINE)
         for split in ("train", "test")
     }
 
@@ -130,7 +131,7 @@ def test_debian_fashion_mnist(fashion):
 def test_debian_fashion_found_without_data_dir():
     path = ds.find_file(ds.FASHION_MNIST, "t10k-labels-idx1-ubyte.gz")
     assert path == DEBIAN_FASHION / "t10k-labels-idx1-ubyte.gz"
-    x, y = ds.load_fashion_mnist("test", download=False)
+    x, y = ds.load_fashion_mnist("test", options=OFFLINE)
     assert x.shape == (10000, 1, 28, 28) and y[:3].tolist() == [9, 2, 1]
 
 
@@ -139,7 +140,7 @@ def test_debian_fashion_found_without_data_dir():
 
 def test_fixture_pair_loads(tmp_path):
     sums = write_mnist_split(tmp_path, "train", n=20)
-    x, y = ds.load_mnist("train", data_dir=tmp_path, download=False, checksums=sums)
+    x, y = ds.load_mnist("train", data_dir=tmp_path, options=OFFLINE, checksums=sums)
     images, labels = small_mnist(20)
     assert x.shape == (20, 1, 28, 28) and x.dtype == np.float32 and y.dtype == np.int64
     np.testing.assert_array_equal(x[:, 0], images.astype(np.float32) / 255)
@@ -154,7 +155,7 @@ def test_decompressed_files_accepted_by_payload_sum(tmp_path):
         "train-images-idx3-ubyte.gz": ds.FileSpec("0" * 64, sha(idx_bytes(images))),
         "train-labels-idx1-ubyte.gz": ds.FileSpec("0" * 64, sha(idx_bytes(labels))),
     }
-    x, y = ds.load_mnist("train", data_dir=tmp_path, download=False, checksums=sums)
+    x, y = ds.load_mnist("train", data_dir=tmp_path, options=OFFLINE, checksums=sums)
     assert x.shape == (10, 1, 28, 28) and y.tolist() == labels.tolist()
 
 
@@ -163,7 +164,7 @@ def _load_with(tmp_path, images, labels):
     (tmp_path / "train-images-idx3-ubyte.gz").write_bytes(img)
     (tmp_path / "train-labels-idx1-ubyte.gz").write_bytes(lab)
     sums = {"train-images-idx3-ubyte.gz": sha(img), "train-labels-idx1-ubyte.gz": sha(lab)}
-    return ds.load_mnist("train", data_dir=tmp_path, download=False, checksums=sums)
+    return ds.load_mnist("train", data_dir=tmp_path, options=OFFLINE, checksums=sums)
 
 
 def test_count_mismatch(tmp_path):
@@ -200,13 +201,13 @@ def test_wrong_checksum_names_file(tmp_path):
     sums["train-labels-idx1-ubyte.gz"] = "f" * 64
     with pytest.raises(ValueError, match=r"train-labels-idx1-ubyte\.gz \(.*\): checksum mismatch: "
                        r"expected file SHA-256 f{64}"):
-        ds.load_mnist("train", data_dir=tmp_path, download=False, checksums=sums)
+        ds.load_mnist("train", data_dir=tmp_path, options=OFFLINE, checksums=sums)
 
 
 def test_pinned_sums_reject_foreign_files(tmp_path):
     write_mnist_split(tmp_path, "train", n=10)  # valid IDX, but not the real MNIST
     with pytest.raises(ValueError, match=r"train-images-idx3-ubyte\.gz .*checksum mismatch"):
-        ds.load_mnist("train", data_dir=tmp_path, download=False)
+        ds.load_mnist("train", data_dir=tmp_path, options=OFFLINE)
 
 
 def test_unknown_split(tmp_path):
@@ -247,7 +248,7 @@ def test_cache_respects_xdg_and_home(tmp_path, monkeypatch):
 def test_env_data_dir_is_used_for_loading(tmp_path, monkeypatch):
     sums = write_mnist_split(tmp_path / "root" / "mnist", "train", n=10)
     monkeypatch.setenv("TINYCNN_DATA", str(tmp_path / "root"))
-    x, _ = ds.load_mnist("train", download=False, checksums=sums)
+    x, _ = ds.load_mnist("train", options=OFFLINE, checksums=sums)
     assert x.shape == (10, 1, 28, 28)
 
 
@@ -255,14 +256,14 @@ def test_not_found_lists_every_place(tmp_path, monkeypatch):
     cache = ds.cache_root()
     monkeypatch.setenv("TINYCNN_DATA", str(tmp_path / "env"))
     with pytest.raises(ds.DatasetNotFoundError) as info:
-        ds.load_mnist("train", data_dir=tmp_path / "mine", download=False)
+        ds.load_mnist("train", data_dir=tmp_path / "mine", options=OFFLINE)
     msg = str(info.value)
     assert isinstance(info.value, FileNotFoundError)
     for place in (tmp_path / "mine", tmp_path / "mine" / "mnist", tmp_path / "env" / "mnist",
                   cache / "mnist", embedded.EMBEDDED_DIR):
         assert str(place) in msg
     assert "train-images-idx3-ubyte.gz or train-images-idx3-ubyte" in msg
-    assert "download=False" in msg and "TINYCNN_MIRROR" in msg
+    assert "DownloadOptions(enabled=False)" in msg and "TINYCNN_MIRROR" in msg
 
 
 # --- CIFAR-10 (binary) ----------------------------------------------------------------
@@ -273,7 +274,7 @@ def test_cifar_extracted_folder(tmp_path):
     folder = tmp_path / "cifar-10-batches-bin"
     folder.mkdir()
     (folder / "test_batch.bin").write_bytes(data)
-    x, y = ds.load_cifar10("test", data_dir=tmp_path, download=False,
+    x, y = ds.load_cifar10("test", data_dir=tmp_path, options=OFFLINE,
                            checksums={"test_batch.bin": sha(data)})
     assert x.shape == (7, 3, 32, 32) and x.dtype == np.float32 and y.dtype == np.int64
     records = np.frombuffer(data, np.uint8).reshape(7, 3073)
@@ -285,7 +286,7 @@ def test_cifar_from_tarball_without_extracting(tmp_path):
     members = {f"data_batch_{i}.bin": cifar_bytes(2, seed=i) for i in range(1, 6)}
     archive = cifar_tar(members)
     (tmp_path / "cifar-10-binary.tar.gz").write_bytes(archive)
-    x, y = ds.load_cifar10("train", data_dir=tmp_path, download=False,
+    x, y = ds.load_cifar10("train", data_dir=tmp_path, options=OFFLINE,
                            checksums={"cifar-10-binary.tar.gz": sha(archive)})
     assert x.shape == (10, 3, 32, 32) and y.tolist() == [0, 1] * 5
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cifar-10-binary.tar.gz"]
@@ -295,13 +296,13 @@ def test_cifar_errors(tmp_path):
     archive = cifar_tar({"test_batch.bin": cifar_bytes(2)})
     (tmp_path / "cifar-10-binary.tar.gz").write_bytes(archive)
     with pytest.raises(ValueError, match=r"cifar-10-binary\.tar\.gz .*checksum mismatch"):
-        ds.load_cifar10("test", data_dir=tmp_path, download=False)  # pinned real sum
+        ds.load_cifar10("test", data_dir=tmp_path, options=OFFLINE)  # pinned real sum
     with pytest.raises(ValueError, match=r"cifar-10-binary\.tar\.gz: expected members .*data_batch_1"):
-        ds.load_cifar10("train", data_dir=tmp_path, download=False,
+        ds.load_cifar10("train", data_dir=tmp_path, options=OFFLINE,
                         checksums={"cifar-10-binary.tar.gz": sha(archive)})
     bad = bytes([12]) + bytes(3072)
     (tmp_path / "test_batch.bin").write_bytes(bad)
     with pytest.raises(ValueError, match=r"test_batch\.bin: label out of range"):
-        ds.load_cifar10("test", data_dir=tmp_path, download=False, checksums={"test_batch.bin": sha(bad)})
+        ds.load_cifar10("test", data_dir=tmp_path, options=OFFLINE, checksums={"test_batch.bin": sha(bad)})
     with pytest.raises(ds.DatasetNotFoundError, match="cifar-10-binary.tar.gz not found"):
-        ds.load_cifar10("test", data_dir=tmp_path / "empty", download=False)
+        ds.load_cifar10("test", data_dir=tmp_path / "empty", options=OFFLINE)

@@ -7,9 +7,11 @@ import pytest
 
 from cloudedge import paper
 from cloudedge.cli import main
-from cloudedge.report import ORDER, rises, verdicts, write_report
-from cloudedge.reproduce import (DataCache, Plan, ReproductionError, estimate_cost, preset_cost_ratio,
-                                 reproduce, run_variants, stratified_prefix, summarize_table)
+from cloudedge.reproduce import NAMES, DataCache, Plan, ReproductionError, reproduce, variants
+from cloudedge.reproduce.cost import estimate_cost, preset_cost_ratio
+from cloudedge.reproduce.report import rises, verdicts, write_report
+from cloudedge.reproduce.runs import Job, execute
+from cloudedge.reproduce.tables import summarize_table
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -69,7 +71,7 @@ def test_runs_are_reused_and_fig10_comes_from_their_curves(quick):
 
 def test_variants_report_noise_and_cache_identity(quick):
     plan = Plan(quick=True, seeds=(0,), out=quick["out"], workdir=quick["cache"], progress=False, log=lambda m: None)
-    s = run_variants(plan, DataCache(plan), names=("confidence:0.9", "no feature cache"))
+    s = variants.run(plan, DataCache(plan), names=("confidence:0.9", "no feature cache"))
     rows = {(r["variant"], r["model"]): r for r in s["rows"]}
     trust = rows[("trust-all (paper)", "EdgeCNN1-3")]
     gated = rows[("confidence:0.9", "EdgeCNN1-3")]
@@ -87,7 +89,7 @@ def test_missing_dataset_is_a_clear_error_and_reported_as_not_run(tmp_path, monk
 
     def no_cifar(name, progress=True):
         raise DatasetNotFoundError(f"CIFAR-10: cifar-10-binary.tar.gz not found ({name})")
-    monkeypatch.setattr("cloudedge.data.load_dataset", no_cifar)
+    monkeypatch.setattr("cloudedge.reproduce.runs.load_dataset", no_cifar)
     plan = Plan(seeds=(0,), out=tmp_path / "reproduction", progress=False, log=lambda m: None)
     with pytest.raises(DatasetNotFoundError, match="CIFAR-10"):
         reproduce(["fig7"], plan)
@@ -182,7 +184,7 @@ def test_report_without_results_lists_every_target_as_not_run(tmp_path):
     path = write_report(tmp_path / "reproduction", tmp_path / "REPRODUCTION.md")
     text = path.read_text()
     assert text.count("**not run**") == len(verdicts({})) >= 12
-    assert text.count("Not run.") == len(ORDER)
+    assert text.count("Not run.") == len(NAMES)
 
 
 def test_paper_preset_cost_estimate(tmp_path):
@@ -193,8 +195,27 @@ def test_paper_preset_cost_estimate(tmp_path):
     assert seconds is None and "run a laptop target first" in why
 
 
-def test_stratified_prefix_is_nested_and_balanced():
-    y = np.repeat(np.arange(10), 50)
-    small, big = stratified_prefix(y, 100, seed=3), stratified_prefix(y, 300, seed=3)
-    assert np.bincount(y[small], minlength=10).tolist() == [10] * 10
-    assert len(np.unique(big)) == 300
+
+def test_execute_reuses_stored_runs_force_reruns_and_only_existing_runs_nothing(tmp_path):
+    calls = []
+
+    def job(name):
+        return Job(tmp_path / f"{name}.json", lambda: calls.append(name) or {"name": name, "value": np.float32(0.5)})
+    plan = Plan(progress=False, log=lambda m: None)
+    assert execute([job("a")], plan) == [({"name": "a", "value": 0.5}, False)]
+    assert execute([job("a")], plan) == [({"name": "a", "value": 0.5}, True)] and calls == ["a"]
+    plan.only_existing = True
+    assert execute([job("a"), job("b")], plan) == [({"name": "a", "value": 0.5}, True), (None, False)]
+    assert calls == ["a"] and not (tmp_path / "b.json").exists()
+    plan.only_existing, plan.force = False, True
+    execute([job("a")], plan)
+    assert calls == ["a", "a"]
+
+
+@pytest.mark.parametrize("target", ["stability", "variants", "fig8"])
+def test_only_existing_with_no_stored_run_trains_nothing(tmp_path, target):
+    plan = Plan(quick=True, seeds=(0,), out=tmp_path / "reproduction", workdir=tmp_path / "clouds", progress=False,
+                only_existing=True, log=lambda m: None)
+    with pytest.raises(ReproductionError, match=f"{target}: no finished run"):
+        reproduce([target], plan)
+    assert not (tmp_path / "clouds").exists() and not (tmp_path / "reproduction" / "runs").exists()

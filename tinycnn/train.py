@@ -22,6 +22,7 @@ from .atomic import atomic_write
 from .crops import ten_crop_predict_proba
 from .losses import softmax_cross_entropy
 from .optim import SGD
+from .sampling import stratified_split
 
 
 @dataclass
@@ -81,15 +82,13 @@ def evaluate(model, x, y, batch_size=256, ten_crop=False):
 
 
 def holdout_split(y, val_fraction, seed):
-    """Stratified indices (train_idx, val_idx): val_fraction of each class goes to val."""
+    """Stratified indices (train_idx, val_idx), each ascending: round(val_fraction * n_c) of
+    each class c go to val, drawn by default_rng(seed).permutation of each class in turn."""
     rng = np.random.default_rng(seed)
-    train_idx, val_idx = [], []
-    for label in np.unique(y):
-        idx = rng.permutation(np.flatnonzero(y == label))
-        n_val = int(round(len(idx) * val_fraction))
-        val_idx.append(idx[:n_val])
-        train_idx.append(idx[n_val:])
-    return np.sort(np.concatenate(train_idx)), np.sort(np.concatenate(val_idx))
+    classes, counts = np.unique(y, return_counts=True)
+    order = np.concatenate([rng.permutation(np.flatnonzero(y == c)) for c in classes])
+    val_idx, train_idx = stratified_split(y, order, [int(round(int(n) * val_fraction)) for n in counts])
+    return np.sort(train_idx), np.sort(val_idx)
 
 
 class _State:

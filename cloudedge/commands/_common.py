@@ -2,6 +2,7 @@
 import json
 
 from ..data import DATASETS
+from ..jsonable import jsonable
 from ..models import PRESETS
 from ..threads import blas_threads  # noqa: F401  (re-exported for the commands)
 
@@ -23,16 +24,7 @@ def add_common(p, dataset=True):
 
 def dump(obj):
     """JSON for stdout: numpy scalars and arrays become plain numbers and lists."""
-    return json.dumps(obj, indent=2, default=_default, sort_keys=False)
-
-
-def _default(value):
-    import numpy as np
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    return str(value)
+    return json.dumps(obj, indent=2, default=jsonable, sort_keys=False)
 
 
 def kb(n):

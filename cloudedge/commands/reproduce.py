@@ -3,10 +3,11 @@ import sys
 import time
 from pathlib import Path
 
+from ..reproduce import NAMES, Plan, reproduce
+from ..reproduce.report import load_results, verdicts, write_report
 from ._common import add_common, blas_threads, dump
 
-CHOICES = ("table2", "table3", "fig7", "fig8", "fig9", "fig10", "variants", "stability", "factors", "all",
-           "report")
+CHOICES = NAMES + ("all", "report")
 
 
 def register(subparsers):
@@ -56,7 +57,6 @@ def _ints(text, name):
 
 
 def plan_from_args(args):
-    from ..reproduce import Plan
     if args.seeds < 1:
         raise ValueError(f"--seeds must be >= 1, got {args.seeds}")
     if args.edge_epochs < 1 or args.cloud_epochs < 0:
@@ -74,8 +74,6 @@ def plan_from_args(args):
 
 
 def run(args):
-    from ..report import verdicts, write_report
-    from ..reproduce import reproduce
     plan = plan_from_args(args)
     report_path = Path(args.report) if args.report else plan.out.parent / "REPRODUCTION.md"
     start = time.perf_counter()
@@ -85,7 +83,6 @@ def run(args):
             results = reproduce([args.target], plan, report_path=report_path)
     else:
         write_report(plan.out, report_path)
-    from ..report import load_results
     out = {"target": args.target, "report": str(report_path), "wall_seconds": time.perf_counter() - start,
            "results": {t: {k: v for k, v in s.items() if k not in ("runs", "markdown")} for t, s in results.items()},
            "verdicts": [{"target": a, "status": b, "measured": c} for a, b, c in verdicts(load_results(plan.out))]}

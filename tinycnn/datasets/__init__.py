@@ -12,12 +12,12 @@ from .embedded import load_mnist_sample, sample_indices
 from .errors import DatasetNotFoundError, DownloadError
 from .idx import decode_idx, read_idx
 from .mnist import load_fashion_mnist, load_mnist
-from .paths import cache_root, fetch_file, find_file, search_dirs
+from .paths import DownloadOptions, cache_root, fetch_file, find_file, search_dirs
 from .sources import CIFAR10, FASHION_MNIST, MNIST, FileSpec, Source
 from .transforms import normalize, normalize_stats, split, split_indices, train_val_split
 
 __all__ = [
-    "CIFAR10", "FASHION_MNIST", "MNIST", "DatasetNotFoundError", "DownloadError", "FileSpec",
+    "CIFAR10", "FASHION_MNIST", "MNIST", "DatasetNotFoundError", "DownloadError", "DownloadOptions", "FileSpec",
     "Source", "cache_root", "decode_idx", "download_file", "fetch_file", "find_file",
     "load_cifar10", "load_fashion_mnist", "load_mnist", "load_mnist_sample", "normalize",
     "normalize_stats", "parse_cifar_records", "read_idx", "sample_indices", "search_dirs",

@@ -12,7 +12,7 @@ import gzip
 import os
 import tarfile
 import zlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +20,7 @@ import numpy as np
 from .checksums import check_file, checksum_table
 from .errors import DatasetNotFoundError
 from .mnist import NUM_CLASSES
-from .paths import DownloadOptions, candidate_names, fetch_file, search_dirs
+from .paths import DEFAULT_OPTIONS, DownloadOptions, candidate_names, fetch_file, search_dirs
 from .sources import CIFAR10, CIFAR10_ARCHIVE, CIFAR10_MEMBER_DIR, FileSpec
 
 __all__ = ["load_cifar10", "parse_cifar_records", "RECORD_BYTES"]
@@ -69,14 +69,9 @@ def parse_cifar_records(data: bytes, name: str = "<bytes>") -> tuple[np.ndarray,
 def load_cifar10(
     split: str = "train",
     data_dir: str | os.PathLike[str] | None = None,
-    download: bool = True,
     *,
-    mirror: str | Sequence[str] | None = None,
     checksums: Mapping[str, FileSpec | str] | None = None,
-    progress: bool = True,
-    attempts: int = 3,
-    timeout: float = 30.0,
-    backoff: float = 1.0,
+    options: DownloadOptions = DEFAULT_OPTIONS,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Load CIFAR-10 (binary version).
 
@@ -99,7 +94,6 @@ def load_cifar10(
     members = SPLIT_FILES[split]
     chunks = _read_extracted(members, data_dir, table)
     if chunks is None:
-        options = DownloadOptions(download, mirror, progress, attempts, timeout, backoff)
         try:
             archive = fetch_file(CIFAR10, CIFAR10_ARCHIVE, table, data_dir, options)
         except DatasetNotFoundError as exc:

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -25,25 +25,19 @@ SPLIT_FILES = {
 def load_mnist(
     split: str = "train",
     data_dir: str | os.PathLike[str] | None = None,
-    download: bool = True,
     *,
-    mirror: str | Sequence[str] | None = None,
     checksums: Mapping[str, FileSpec | str] | None = None,
-    progress: bool = True,
-    attempts: int = 3,
-    timeout: float = 30.0,
-    backoff: float = 1.0,
+    options: DownloadOptions = DEFAULT_OPTIONS,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Load the MNIST digits.
 
     Args:
         split: "train" (60,000) or "test" (10,000).
         data_dir: folder holding the IDX files (searched first; see docs/datasets.md).
-        download: fetch missing files into the user cache.
-        mirror: base URL(s) laid out as ``<mirror>/mnist/<file>``; default
-            ``$TINYCNN_MIRROR``, else the public mirrors.
         checksums: file name -> FileSpec or hex SHA-256, overriding the pinned sums.
-        progress, attempts, timeout, backoff: download behaviour (see ``download_file``).
+        options: whether and how to download missing files into the user cache
+            (:class:`DownloadOptions`: ``enabled``, ``mirror``, ``progress``, ``attempts``,
+            ``timeout``, ``backoff``); mirrors are laid out as ``<mirror>/mnist/<file>``.
 
     Returns:
         x: ``(N, 1, 28, 28) float32`` in [0, 1] (pixel / 255).
@@ -53,23 +47,15 @@ def load_mnist(
         ValueError: unknown split, malformed or mismatching file (names the file).
         DatasetNotFoundError: a file is nowhere and could not be downloaded.
     """
-    return load_idx_pair(
-        MNIST, split, data_dir, checksums,
-        DownloadOptions(download, mirror, progress, attempts, timeout, backoff),
-    )
+    return load_idx_pair(MNIST, split, data_dir, checksums, options)
 
 
 def load_fashion_mnist(
     split: str = "train",
     data_dir: str | os.PathLike[str] | None = None,
-    download: bool = True,
     *,
-    mirror: str | Sequence[str] | None = None,
     checksums: Mapping[str, FileSpec | str] | None = None,
-    progress: bool = True,
-    attempts: int = 3,
-    timeout: float = 30.0,
-    backoff: float = 1.0,
+    options: DownloadOptions = DEFAULT_OPTIONS,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Load Fashion-MNIST (Zalando); same file names and shapes as MNIST.
 
@@ -80,10 +66,7 @@ def load_fashion_mnist(
         x: ``(N, 1, 28, 28) float32`` in [0, 1]; y: ``(N,) int64`` in [0, 10).
         N is 60,000 for "train", 10,000 for "test".
     """
-    return load_idx_pair(
-        FASHION_MNIST, split, data_dir, checksums,
-        DownloadOptions(download, mirror, progress, attempts, timeout, backoff),
-    )
+    return load_idx_pair(FASHION_MNIST, split, data_dir, checksums, options)
 
 
 def load_idx_pair(

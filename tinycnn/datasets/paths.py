@@ -164,7 +164,7 @@ def _not_found_message(
     if not os.environ.get(ENV_DATA):
         lines.append(f"  (${ENV_DATA} is not set)")
     if not options.enabled:
-        lines.append("Download: disabled (download=False).")
+        lines.append("Download: disabled (DownloadOptions(enabled=False)).")
     else:
         lines.append("Download failed:")
         lines += [f"  - {a}" for a in attempts] or ["  - no mirror URL to try"]

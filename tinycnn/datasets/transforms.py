@@ -9,7 +9,8 @@ stream, which NumPy keeps fixed, and a stable sort):
 2. For each class, its indices in ``y`` order are shuffled by drawing one raw
    64-bit word per index (``bitgen.random_raw(n)``) and stable-sorting
    the indices by those words.
-3. The first ``k_c`` shuffled indices of class ``c`` go to part A, the rest to B.
+3. The first ``k_c`` shuffled indices of class ``c`` go to part A, the rest to B
+   (``tinycnn.sampling.stratified_split``).
    With ``n_per_class``, ``k_c = n_per_class``. With ``fraction`` (an exact
    rational, ``Fraction(fraction).limit_denominator(10**6)``), ``k_c`` are
    largest-remainder quotas: each class gets ``floor(fraction * n_c)``, and the
@@ -23,6 +24,8 @@ from fractions import Fraction
 from math import floor
 
 import numpy as np
+
+from ..sampling import stratified_split
 
 __all__ = ["normalize_stats", "normalize", "split_indices", "split", "train_val_split"]
 
@@ -153,17 +156,13 @@ def split_indices(
                 f"to part A) {empty} leave a part without that class"
             )
     bitgen = np.random.PCG64(seed)
-    part_a, part_b = [], []
-    for c, k in zip(classes, take, strict=True):
+    order = []
+    for c in classes:
         members = np.flatnonzero(y == c)
-        keys = bitgen.random_raw(members.size)
-        shuffled = members[np.argsort(keys, kind="stable")]
-        part_a.append(shuffled[:k])
-        part_b.append(shuffled[k:])
-    empty_idx = np.empty(0, dtype=np.int64)
-    idx_a = np.sort(np.concatenate(part_a)) if part_a else empty_idx
-    idx_b = np.sort(np.concatenate(part_b)) if part_b else empty_idx
-    return idx_a.astype(np.int64), idx_b.astype(np.int64)
+        order.append(members[np.argsort(bitgen.random_raw(members.size), kind="stable")])
+    order = np.concatenate(order) if order else np.empty(0, dtype=np.int64)
+    idx_a, idx_b = stratified_split(y, order, take)
+    return np.sort(idx_a), np.sort(idx_b)
 
 
 def split(

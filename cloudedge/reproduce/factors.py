@@ -1,0 +1,163 @@
+"""What makes the headline hold: the N = 120, k = 3 gap (EdgeCNN1-k minus EdgeCNN0-k after the
+initialization phase), over CloudCNN seeds x edge seeds, one factor changed at a time.
+
+``FACTORS`` varies one thing at a time from ``base_config``. Each (cell, cloud seed) is one
+stored run (``runs/factors/<cell_hash>.json``, cloudedge.study.measure_cloud's result), so an
+interrupted study resumes where it stopped; the gap and its interval are cloudedge.study's.
+"""
+from dataclasses import replace
+from functools import partial
+
+from ..cloud import CLOUD_EPOCHS, cloud_train_config
+from ..edge import edge_train_config
+from ..experiment import RunConfig, config_json, get_cloud
+from ..study import EDGE_SEEDS, measure_cloud, summarize, ten_crop_accuracy
+from .render import pyplot, write_outputs
+from .runs import Job, cell_hash, execute, store
+
+COLUMNS = ["dataset", "factor", "level", "gap", "gap_low", "gap_high", "acc0", "acc1", "clouds", "clouds_trained",
+           "edge_wins", "pairs", "gap_per_cloud"]
+
+
+def base_config(dataset="mnist"):
+    """The default setting at N = 120, k = 3: initialization phase only; CloudCNN trained as the
+    reproduction trains it (same cache key, so the study and the tables share their clouds)."""
+    return RunConfig(dataset=dataset, depth=3, labeled=120, uploads=0,
+                     cloud_train=cloud_train_config(max_epochs=CLOUD_EPOCHS[dataset]))
+
+
+# (factor, level, overrides of base_config); the first row of each data set is its baseline.
+FACTORS = (
+    ("baseline", "laptop widths (÷4), He-normal, 30 fixed edge epochs, cloud 6,000, k=3", "mnist", {}),
+    ("widths", "÷8 (eighth)", "mnist", {"preset": "eighth"}),
+    ("widths", "÷2 (half)", "mnist", {"preset": "half"}),
+    ("init", "Glorot-uniform", "mnist", {"init": "glorot-uniform"}),
+    ("edge procedure", "the paper's stopping rules", "mnist", {"edge_train": edge_train_config("paper")}),
+    ("cloud data", "all 8,000 (saw the edge pool)", "mnist", {"cloud_sees_edges": True}),
+    ("k", "5", "mnist", {"depth": 5}),
+    ("k", "10", "mnist", {"depth": 10}),
+    ("baseline", "laptop widths (÷4), He-normal, 30 fixed edge epochs, cloud 45,000, k=3", "fashion-mnist", {}),
+    ("cloud data", "15,000", "fashion-mnist", {"cloud_images": 15000}),
+    ("cloud data", "60,000 (saw the edge pool)", "fashion-mnist", {"cloud_sees_edges": True}),
+)
+
+
+def factor_cells(datasets=("mnist",)):
+    return [(f, level, ds, over) for f, level, ds, over in FACTORS if ds in datasets]
+
+
+def measure_gap(cfg, data, plan, edge_seeds, store_dir):
+    """measure_cloud for each of plan's seeds (the cloud seeds), each a job stored in store_dir,
+    then summarize. A cloud seed not stored counts as not run under plan.only_existing.
+    Returns {"clouds": [one result per cloud seed], "summary": summarize(clouds)}."""
+    configs = [replace(cfg, seed=s, edge_seed=None) for s in plan.seeds]
+    jobs = [Job(store_dir / f"{cell_hash(c, edge_seeds)}.json", partial(_measure, c, data, edge_seeds, plan))
+            for c in configs]
+    clouds = []
+    for c, job, (result, reused) in zip(configs, jobs, execute(jobs, plan)):
+        if result is None:
+            clouds.append({"cloud_seed": c.seed, "not_run": True})
+            continue
+        if reused and result["trained"] and "cloud_acc_10crop" not in result:   # stored before 10-crop was measured
+            result["cloud_acc_10crop"] = ten_crop_accuracy(get_cloud(data, c, plan.workdir)[0], data)
+            store(job.path, result)
+        clouds.append(result)
+    return {"clouds": clouds, "summary": summarize(clouds)}
+
+
+def _measure(cfg, data, edge_seeds, plan):
+    result = measure_cloud(cfg, data, edge_seeds, plan.workdir, plan.log)
+    result["config"] = config_json(cfg)
+    return result
+
+
+def run(plan, data_cache):
+    """Every cell of FACTORS for plan.study_datasets (only plan.study_factors, if given) over plan's
+    cloud seeds x 5 edge seeds; one row per cell; writes CSV, PNG, MD, JSON.
+    --quick: tiny preset, 2 edge seeds, the first three cells that keep k and the widths."""
+    rows = []
+    only = plan.study_factors
+    cells = [c for c in factor_cells(plan.study_datasets) if not only or c[0] in only or f"{c[2]}/{c[0]}" in only]
+    if plan.quick:
+        cells = [c for c in cells if "depth" not in c[3] and "preset" not in c[3]][:3]
+    edge_seeds = EDGE_SEEDS[:2] if plan.quick else EDGE_SEEDS
+    for factor, level, dataset, over in cells:
+        cfg = replace(base_config(dataset), **{"preset": plan.preset, **over})
+        if plan.quick:
+            cfg = replace(cfg, preset="tiny", cloud_train=replace(cfg.cloud_train, max_epochs=1),
+                          edge_train=replace(cfg.edge_train, max_epochs=3))
+        plan.log(f"factors: {dataset} / {factor}: {level}")
+        res = measure_gap(cfg, data_cache(dataset), plan, edge_seeds, plan.out / "runs" / "factors")
+        rows.append({"factor": factor, "level": level, "dataset": dataset, **res["summary"],
+                     "clouds_detail": res["clouds"]})
+    summary = {"target": "factors", "preset": plan.preset, "quick": plan.quick, "cloud_seeds": list(plan.seeds),
+               "edge_seeds": list(edge_seeds), "rows": rows}
+    return write_outputs(plan, "factors", summary, rows, COLUMNS, plot_factors, factors_markdown)
+
+
+def _pm(row):
+    if "gap" not in row:
+        return "no cloud trained"
+    return f"{row['gap']:+.2f} [{row['gap_low']:+.2f}, {row['gap_high']:+.2f}]"
+
+
+def factors_markdown(s):
+    L = [f"EdgeCNN1-k minus EdgeCNN0-k after the initialization phase on N = 120 labeled images, in points "
+         f"of test accuracy: mean over {len(s['cloud_seeds'])} CloudCNN seeds x {len(s['edge_seeds'])} edge "
+         f"seeds, with a 95% t interval over the per-cloud mean gaps (cloudedge/study.py). One factor "
+         f"changes per row; clouds that did not train are counted and left out.", "",
+         "| data set | factor | setting | gap (95% interval) | EdgeCNN0 | EdgeCNN1 | CloudCNN (10-crop) | "
+         "clouds trained | pairs won |", "|---|---|---|---|---|---|---|---|---|"]
+    for r in s["rows"]:
+        crops = [v for v in r.get("cloud_accs_10crop", []) if v is not None]
+        cloud = (f"{100 * min(r['cloud_accs']):.1f}-{100 * max(r['cloud_accs']):.1f}%" if r["cloud_accs"] else "-")
+        if crops:
+            cloud += f" ({100 * min(crops):.1f}-{100 * max(crops):.1f}%)"
+        acc = (f"{r['acc0']:.2f}%", f"{r['acc1']:.2f}%") if "acc0" in r else ("-", "-")
+        won = f"{r['edge_wins']}/{r['pairs']}" if "pairs" in r else "-"
+        late = f" ({r['clouds_not_run']} not run in time)" if r.get("clouds_not_run") else ""
+        L.append(f"| {r['dataset']} | {r['factor']} | {r['level']} | {_pm(r)} | {acc[0]} | {acc[1]} | {cloud} | "
+                 f"{r['clouds_trained']}/{r['clouds']}{late} | {won} |")
+    return "\n".join(L + ["", "Reading (generated from the numbers above):", ""] + factors_reading(s))
+
+
+def factors_reading(s):
+    """A plain reading of the table, generated from its numbers: per data set, the baseline and
+    how each factor moves the gap, and whether the interval excludes zero."""
+    lines = []
+    for dataset in dict.fromkeys(r["dataset"] for r in s["rows"]):
+        rows = [r for r in s["rows"] if r["dataset"] == dataset]
+        base = next((r for r in rows if r["factor"] == "baseline" and "gap" in r), None)
+        for r in rows:
+            if "gap" not in r:
+                lines.append(f"- {dataset}, {r['factor']} = {r['level']}: none of its {r['clouds']} CloudCNNs trained, "
+                             f"so there is no gap to measure (a deployment refuses such clouds).")
+                continue
+            where = ("above 0: transfer wins" if r["gap_low"] > 0 else
+                     "below 0: transfer loses" if r["gap_high"] < 0 else "includes 0: not settled")
+            delta = "" if base is None or r is base else f", {r['gap'] - base['gap']:+.2f} against the baseline"
+            failed = r["clouds"] - r["clouds_trained"]
+            if r.get("clouds_not_run"):
+                lines.append(f"- {dataset}, {r['factor']} = {r['level']}: measured on {r['clouds']} of "
+                             f"{r['clouds'] + r['clouds_not_run']} CloudCNN seeds (the rest did not finish in time).")
+            lines.append(f"- {dataset}, {r['factor']} = {r['level']}: gap {r['gap']:+.2f} points{delta}; interval "
+                         f"{where}; EdgeCNN1 won {r['edge_wins']} of {r['pairs']} pairs"
+                         + (f"; {failed} of {r['clouds']} CloudCNNs did not train" if failed else "") + ".")
+    return lines
+
+
+def plot_factors(s, path):
+    plt = pyplot()
+    rows = [r for r in s["rows"] if "gap" in r]
+    fig, ax = plt.subplots(figsize=(7, 0.45 * max(len(rows), 1) + 1.2))
+    for i, r in enumerate(rows):
+        ax.errorbar(r["gap"], i, xerr=[[r["gap"] - r["gap_low"]], [r["gap_high"] - r["gap"]]], fmt="o",
+                    color="C0", capsize=3)
+        ax.scatter(r["gap_per_cloud"], [i] * len(r["gap_per_cloud"]), marker="x", color="C1", s=18)
+    ax.axvline(0, color="k", lw=0.8)
+    ax.set_yticks(range(len(rows)), [f"{r['dataset']}: {r['factor']}: {r['level']}" for r in rows], fontsize=7)
+    ax.invert_yaxis()
+    ax.set_xlabel("EdgeCNN1-3 minus EdgeCNN0-3 at N = 120 (points); o = mean, 95% interval; x = each cloud")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
