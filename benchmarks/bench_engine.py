@@ -25,7 +25,7 @@ import numpy as np
 
 import tinycnn
 from tinycnn import Conv2D, SGD, softmax_cross_entropy
-from cloudedge.models import cloud_cnn, edge_cnn
+from cloudedge.models import DEFAULT_PRESET, cloud_cnn, edge_cnn, shared_prefix
 
 CONV_SHAPES = [(1, 32), (32, 32), (80, 80), (128, 128)]  # (in, out) channels, 3x3, pad 1
 BATCH, SIZE = 32, 28
@@ -174,6 +174,42 @@ def tinycnn_infer_step(model, shape):
     return lambda: model.forward(x)
 
 
+def frozen_prefix_steps(torch):
+    """(tinycnn step, PyTorch step) for EdgeCNN1-3 with its 3 conv layers frozen.
+
+    tinycnn: the head trains on the prefix's output computed once, as the edge's feature
+    cache does (cloudedge.feature_cache). PyTorch: the whole net runs each step, with
+    requires_grad=False on the prefix (autograd then skips its backward).
+    """
+    model = edge_cnn(3, seed=0)
+    p = shared_prefix(3)
+    model.freeze(p)
+    rng = np.random.default_rng(0)
+    x = rng.random((BATCH, 1, SIZE, SIZE), dtype=np.float32)
+    y = rng.integers(0, 10, BATCH)
+    head, features = model[p:], model[:p].infer(x)
+    opt = SGD(head, lr=0.01, momentum=0.9)
+
+    def ours():
+        loss, dlogits = softmax_cross_entropy(head.forward(features, training=True), y)
+        head.backward(dlogits, need_dx=False)
+        opt.step()
+
+    net = torch_net(model, torch)
+    for layer in list(net)[:p]:
+        for param in layer.parameters():
+            param.requires_grad_(False)
+    topt = torch.optim.SGD([q for q in net.parameters() if q.requires_grad], lr=0.01, momentum=0.9)
+    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
+
+    def theirs():
+        topt.zero_grad()
+        torch.nn.functional.cross_entropy(net(xt), yt).backward()
+        topt.step()
+
+    return ours, theirs
+
+
 def torch_net(model, torch):
     """The same architecture (and weights) as a tinycnn Sequential, in torch.nn."""
     nn = torch.nn
@@ -238,7 +274,9 @@ def main():
               "tinycnn_backend": tinycnn.backend(), "threads": threads, "blas": blas_info(),
               "OPENBLAS_CORETYPE": os.environ.get("OPENBLAS_CORETYPE", "<unset>"),
               "OPENBLAS_L2_SIZE": os.environ.get("OPENBLAS_L2_SIZE", "<unset>")}
-    print(f"tinycnn backend: {result['tinycnn_backend']}, numpy {np.__version__}, threads {threads}")
+    print(f"tinycnn backend: {result['tinycnn_backend']}, numpy {np.__version__}, threads {threads}, "
+          f"load average {os.getloadavg()[0]:.2f}")
+    result["load_average_start"] = os.getloadavg()
     for pool in result["blas"]:
         print(f"BLAS: {pool}")
     print(f"OPENBLAS_CORETYPE={result['OPENBLAS_CORETYPE']} OPENBLAS_L2_SIZE={result['OPENBLAS_L2_SIZE']}")
@@ -267,10 +305,12 @@ def main():
         torch = None
         print("\ntorch not importable: skipping the PyTorch comparison")
 
-    nets = {"EdgeCNN-3": edge_cnn(3, seed=0), "CloudCNN": cloud_cnn(seed=0)}
+    nets = {"EdgeCNN-3": edge_cnn(3, seed=0), "CloudCNN": cloud_cnn(seed=0),
+            f"EdgeCNN-3 {DEFAULT_PRESET}": edge_cnn(3, seed=0, preset=DEFAULT_PRESET),
+            f"CloudCNN {DEFAULT_PRESET}": cloud_cnn(seed=0, preset=DEFAULT_PRESET)}
     shape = (1, SIZE, SIZE)
     result["nets"] = {}
-    header = f"\n{'net':<10} {'train img/s':>12} {'batch-1 ms':>11}"
+    header = f"\n{'net':<17} {'train img/s':>12} {'batch-1 ms':>11}"
     if torch is not None:
         header += f" {'torch img/s':>12} {'torch ms':>9} {'train ratio':>12} {'latency ratio':>14}"
     print(header + "   (ratios: tinycnn/PyTorch, median of per-round ratios)")
@@ -281,7 +321,7 @@ def main():
             row = {"train_images_per_s": BATCH / t_ours,
                    "train_gflops": step_flops(model, shape) / t_ours / 1e9,
                    "latency_ms": 1e3 * median_seconds(infer, args.repeat * 8, warmup=3)}
-            print(f"{name:<10} {row['train_images_per_s']:12.1f} {row['latency_ms']:11.2f}")
+            print(f"{name:<17} {row['train_images_per_s']:12.1f} {row['latency_ms']:11.2f}")
         else:
             torch_train, torch_infer = torch_steps(model, shape, torch)
             t_ours, t_torch, r_time = paired_seconds(train, torch_train, args.repeat)
@@ -290,10 +330,18 @@ def main():
                    "train_gflops": step_flops(model, shape) / t_ours / 1e9,
                    "torch_train_images_per_s": BATCH / t_torch, "torch_latency_ms": 1e3 * l_torch,
                    "train_ratio": 1.0 / r_time, "latency_ratio": r_lat}
-            print(f"{name:<10} {row['train_images_per_s']:12.1f} {row['latency_ms']:11.2f}"
+            print(f"{name:<17} {row['train_images_per_s']:12.1f} {row['latency_ms']:11.2f}"
                   f" {row['torch_train_images_per_s']:12.1f} {row['torch_latency_ms']:9.2f}"
                   f" {row['train_ratio']:12.2f} {row['latency_ratio']:14.2f}")
         result["nets"][name] = row
+    if torch is not None:
+        frozen = frozen_prefix_steps(torch)
+        t_ours, t_torch, r_time = paired_seconds(*frozen, args.repeat)
+        result["frozen"] = {"train_images_per_s": BATCH / t_ours, "torch_train_images_per_s": BATCH / t_torch,
+                            "train_ratio": 1.0 / r_time}
+        print(f"EdgeCNN1-3, its 3 conv layers frozen: tinycnn trains the head on cached prefix features "
+              f"{BATCH / t_ours:.1f} img/s; PyTorch (requires_grad=False on the prefix) {BATCH / t_torch:.1f} "
+              f"img/s; ratio {1.0 / r_time:.2f}")
     result["sgemm_gflops"] = statistics.median(peaks)
     print(f"\ntraining step GFLOP/s as a share of this run's sgemm ({result['sgemm_gflops']:.1f} GFLOP/s): "
           + ", ".join(f"{name} {row['train_gflops']:.1f} ({100 * row['train_gflops'] / result['sgemm_gflops']:.1f}%)"
@@ -334,6 +382,19 @@ def markdown_report(result, command):
                        f"{row['train_ratio']:.2f} | {row['latency_ratio']:.2f}"
                        if "train_ratio" in row else "- | - | - | -")
         lines.append(f"| {name} | {row['train_images_per_s']:.1f} | {row['latency_ms']:.2f} | {torch_cells} |")
+    if "frozen" in result:
+        f = result["frozen"]
+        lines += ["", f"EdgeCNN1-3 with its 3 conv layers frozen (tinycnn: head on cached prefix features; "
+                      f"PyTorch: requires_grad=False on the prefix): {f['train_images_per_s']:.1f} vs "
+                      f"{f['torch_train_images_per_s']:.1f} img/s, ratio {f['train_ratio']:.2f}"]
+    lines += ["", f"Training step GFLOP/s as a share of this run's sgemm ({result['sgemm_gflops']:.1f} GFLOP/s): "
+                  + ", ".join(f"{name} {row['train_gflops']:.1f} "
+                              f"({100 * row['train_gflops'] / result['sgemm_gflops']:.1f}%)"
+                              for name, row in result["nets"].items())]
+    lines += ["", "Peak RSS, CloudCNN (paper widths), 3 training steps at batch 32 in a fresh process: "
+                  + "; ".join(f"{lib} {m['peak_rss_bytes'] / 2**20:.0f} MiB "
+                              f"(+{(m['peak_rss_bytes'] - m['rss_before_bytes']) / 2**20:.0f} MiB over its RSS "
+                              "before the first step)" for lib, m in result["memory"].items())]
     return "\n".join(lines) + "\n"
 
 
