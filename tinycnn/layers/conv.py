@@ -80,8 +80,9 @@ class Conv2D(Layer):
             for n in range(lo, hi):
                 self._im2col(x[n:n + 1], out=col)
                 np.matmul(W2, col, out=out[n])                 # out[n] = W @ col
+                out[n] += b                                    #          + b
+        b = self.params["b"][:, None]                          # (F, 1)
         parallel_for(N, images)
-        out += self.params["b"][:, None]                       # + b, per channel
         self.x = x
         return out.reshape(N, F, OH, OW)
 
@@ -109,11 +110,11 @@ class Conv2D(Layer):
                 if need_dx:
                     np.matmul(W2.T, dout[n], out=col)          # dcol = W.T @ dout[n]
                     self._col2im(col, out=dx[n:n + 1])
-            return dWT
-        partial = parallel_for(N, images)                      # one (K, F) dW.T per chunk
+            return dWT, (dout[lo:hi].sum(axis=(0, 2)) if trainable else None)   # db: sum of dout
+        partial = parallel_for(N, images)                      # per chunk: dW.T (K, F), db (F,)
         if trainable:
-            self.grad_buffer("W").reshape(F, -1)[...] = sum(partial).T
-            np.sum(dout, axis=(0, 2), out=self.grad_buffer("b"))   # db = sum of dout
+            self.grad_buffer("W").reshape(F, -1)[...] = sum(dWT for dWT, _ in partial).T
+            self.grad_buffer("b")[...] = sum(db for _, db in partial)
         self.clear_cache()
         return dx
 
