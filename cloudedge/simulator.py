@@ -1,4 +1,4 @@
-"""Several edges, one cloud, a virtual clock: the whole loop, deterministic from a seed (item 7).
+"""Several edges, one cloud, a virtual clock: the whole loop, deterministic from a seed.
 
 Each tick of ``tick`` virtual seconds, for every edge in a fixed order:
 
