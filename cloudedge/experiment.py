@@ -216,9 +216,9 @@ def edge_report(edge, y_train):
              for r in trainings]
     noise = None
     if edge.received:
-        ids = np.concatenate([r["ids"] for r in edge.received])
-        labels = np.concatenate([r["labels"] for r in edge.received])
-        keep = np.concatenate([r["keep"] for r in edge.received])
+        ids = np.concatenate([r.ids for r in edge.received])
+        labels = np.concatenate([r.labels for r in edge.received])
+        keep = np.concatenate([r.keep for r in edge.received])
         noise = noise_report(labels, keep, y_train[ids])
     return {**edge.summary(), "curve": curve, "noise": noise}
 

@@ -42,7 +42,7 @@ def test_same_seed_same_run_different_seed_different_run():
 
 def test_edges_use_disjoint_data_and_the_trainer_is_busy_while_training():
     sim, result = simulate(2)
-    ids = [set(e.dataset()[3]) for e in sim.edges]
+    ids = [set(e.store.arrays()[3]) for e in sim.edges]
     assert all(not (ids[i] & ids[j]) for i in range(3) for j in range(i + 1, 3))
     for row in result["timeline"]:
         if row["event"] == "retrain":

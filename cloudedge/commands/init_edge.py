@@ -31,6 +31,7 @@ def register(subparsers):
 def run(args):
     from ..cloud import Cloud
     from ..data import edge_data, load_dataset, split_cloud_edges
+    from .. import edge_files
     from ..edge import Edge, EdgeConfig
     start = time.perf_counter()
     cloud = Cloud.load(args.cloud)
@@ -51,15 +52,15 @@ def run(args):
             edge.receive_package(cloud.export_layers(args.depth))
         row = edge.initialize(x_train[share.labeled], y_train[share.labeled], ids=share.labeled)
         acc = edge.evaluate(x_test, y_test)
-    edge.save(args.out)
+    edge_files.save(edge, args.out)
     stream = {"cloud": str(Path(args.cloud).resolve()), "dataset": info["dataset"],
               "stream": share.stream.tolist(), "cursor": 0}
     with atomic_write(Path(args.out) / STREAM_FILE) as f:
         f.write(json.dumps(stream).encode())
     out = {"edge": edge.name, "out": str(args.out), "n_labeled": args.labeled, "accuracy": acc,
-           "train_seconds": row["train_seconds"], "bytes_down": edge.stats["bytes_down"],
+           "train_seconds": row["train_seconds"], "bytes_down": edge.stats.bytes_down,
            "seconds": time.perf_counter() - start}
     print(dump(out) if args.json else
           f"{edge.name} initialised on {args.labeled} labeled images: test accuracy {100 * acc:.2f}%; "
-          f"received {edge.stats['bytes_down']:,} bytes of layers; saved to {args.out}")
+          f"received {edge.stats.bytes_down:,} bytes of layers; saved to {args.out}")
     return 0
