@@ -14,13 +14,14 @@ images are (N, C, H, W) float32 in [0, 1]; labels (N,) int64. What the edge hold
 its model is in cloudedge.edge_state; saving and loading in cloudedge.edge_files.
 """
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, replace
 
 import numpy as np
 
-from tinycnn.train import TrainConfig, evaluate, fit, holdout_split
+from tinycnn.train import evaluate, fit, holdout_split
 
 from . import wire
+from .config import EdgeConfig
 from .edge_state import CloudLabels, EdgeStats, Score, TrainingStore, Upload
 from .feature_cache import cacheable_prefix, fit_cached
 from .labels import TrustAll, make_policy
@@ -28,61 +29,6 @@ from .models import edge_cnn, shared_prefix
 from .package import open_package
 from .retrain import EveryM, RetrainContext, make_trigger
 from .segmentation import Segmenter, to_uint8
-
-
-EDGE_PROCEDURES = ("fixed", "paper")
-
-
-def edge_train_config(procedure="fixed", **overrides):
-    """The edges' training, quiet. Both hold out a stratified 10% for validation.
-        fixed  (default) 30 epochs at lr 0.01, no lr decay, no early stop; ends with the
-               last weights
-        paper  the paper's rules (lr / 10 after 5 epochs without a better val accuracy, stop
-               after 10 without a lower val error), capped at 30 epochs; ends with the weights
-               of the best validation epoch
-    Why fixed: at N = 120 the validation set is 12 images, too few to pick an epoch by. With
-    the shipped CloudCNN, over 8 edge seeds, the paper's rules stopped after 1-2 s and gave
-    EdgeCNN1-3 59.5-82.1% (gap to EdgeCNN0-3 -15.7 to +10.0 points); fixed epochs gave
-    81.8-83.4% (gap +0.7 to +6.7). docs/REPRODUCTION.md (factors) has it over clouds.
-    """
-    if procedure not in EDGE_PROCEDURES:
-        raise ValueError(f"edge procedure must be one of {EDGE_PROCEDURES}, got {procedure!r}")
-    base = dict(max_epochs=30, lr_patience=5, stop_patience=10, progress=False)
-    if procedure == "fixed":
-        base.update(lr_patience=10**9, stop_patience=10**9, restore_best=False)
-    base.update(overrides)
-    return TrainConfig(**base)
-
-
-@dataclass
-class EdgeConfig:
-    """depth: conv layers k of EdgeCNN-k; shared: EdgeCNN1 (CloudCNN's k lower layers, frozen)
-    or EdgeCNN0 (from scratch). load_threshold: upload only while core-network load < this."""
-    depth: int = 3
-    shared: bool = True
-    input_shape: tuple = (1, 28, 28)
-    preset: str = "laptop"
-    pool_stride: int = 2
-    num_classes: int = 10
-    train: TrainConfig = field(default_factory=edge_train_config)
-    warm_start: bool = True       # Alg. 2 starts from W*_e; False re-initialises the head
-    feature_cache: bool = True    # train on cached frozen-prefix features (equal to float32 rounding)
-    segment: bool = True          # upload segmented objects (else raw images)
-    load_threshold: float = 0.5
-    seed: int = 0
-    init: str = "he-normal"       # of the layers trained here (models.edge_cnn)
-
-    def to_json(self):
-        d = asdict(self)
-        d["input_shape"] = list(self.input_shape)
-        return d
-
-    @classmethod
-    def from_json(cls, d):
-        d = dict(d)
-        d["train"] = TrainConfig(**d["train"])
-        d["input_shape"] = tuple(d["input_shape"])
-        return cls(**d)
 
 
 class UploadCodec:
@@ -126,7 +72,7 @@ class Edge:
         self.name = name
         self.config = c = config or EdgeConfig()
         self.label_policy = make_policy(label_policy or TrustAll())
-        self.trigger = make_trigger(trigger or EveryM(120))
+        self.trigger = make_trigger(trigger or EveryM())
         self.segmenter = segmenter or Segmenter()
         self.codec = UploadCodec(c.segment, self.segmenter, c.input_shape)
         self.monitor = monitor  # optional model -> accuracy, called after each training (reporting only)

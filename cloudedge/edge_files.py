@@ -20,7 +20,8 @@ import numpy as np
 import tinycnn
 from tinycnn.atomic import atomic_write
 
-from .edge import Edge, EdgeConfig
+from .config import EdgeConfig
+from .edge import Edge
 from .edge_state import EdgeStats, Score, Upload
 from .segmentation import Segmenter
 

@@ -209,7 +209,7 @@ def _why_not(s):
 def deviations(res):
     """Plain-language deviations, with numbers taken from the runs and the configs."""
     from .cloud import MIN_VAL_ACC, cloud_train_config
-    from .edge import edge_train_config
+    from .config import edge_train_config
     cloud, edge = cloud_train_config(), edge_train_config()
     lines = [f"- Init: He-normal for every conv and dense layer. The paper does not say; Keras, which its era "
              f"used, defaults to Glorot-uniform, with which our 15-layer CloudCNN did not leave chance at lr "

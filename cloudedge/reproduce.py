@@ -26,6 +26,7 @@ import numpy as np
 
 from . import paper
 from .cloud import CLOUD_EPOCHS
+from .config import EDGE_EPOCHS
 
 TABLE_TARGETS = {"table2": "mnist", "table3": "fashion-mnist", "fig7": "cifar10"}
 LARGE_TARGETS = {"fig8": "mnist-full", "fig9": "fashion-mnist"}
@@ -57,7 +58,7 @@ class Plan:
     large_sizes: tuple = ()         # fig8/fig9 training-set sizes; () = the preset's default
     large_depths: tuple = (3,)
     large_models: tuple = (0, 1)
-    edge_epochs: int = 30
+    edge_epochs: int = EDGE_EPOCHS
     cloud_epochs: int = 0           # 0 = cloud.CLOUD_EPOCHS[dataset]
     study_datasets: tuple = ("mnist",)   # factors: which data sets' cells to run
     study_factors: tuple = ()            # factors: only these factors (() = all)
@@ -81,10 +82,10 @@ def quick_data(data, n_train=1500, n_test=300):
 
 
 def run_config(plan, dataset, depth, seed, **overrides):
-    """The RunConfig of one table run (N=120, uploads to 1,200, every 120) for this plan."""
+    """The RunConfig of one table run (N=120, uploads to 1,200, every 120) for this plan;
+    overrides as cloudedge.config.updated takes them."""
     from .cloud import cloud_train_config
-    from .edge import edge_train_config
-    from .experiment import RunConfig
+    from .config import EdgeConfig, RunConfig, edge_train_config, updated
     sizes = CIFAR_SIZES if dataset == "cifar10" else paper.LABELED_SIZES
     labeled, top = sizes[0], sizes[-1]
     step = sizes[1] - sizes[0]
@@ -92,13 +93,12 @@ def run_config(plan, dataset, depth, seed, **overrides):
         labeled, top, step = 120, 360, 120
     edge_epochs, cloud_epochs = (3, 1) if plan.quick else (plan.edge_epochs,
                                                            plan.cloud_epochs or CLOUD_EPOCHS[dataset])
-    cfg = RunConfig(dataset=dataset, depth=depth, labeled=labeled, uploads=top - labeled, step=step,
-                    chunk=step // 2, seed=seed, preset=plan.preset,
+    cfg = RunConfig(dataset=dataset, labeled=labeled, uploads=top - labeled, step=step, chunk=step // 2, seed=seed,
                     cloud_train=cloud_train_config(max_epochs=cloud_epochs),
-                    edge_train=edge_train_config(max_epochs=edge_epochs))
+                    edge=EdgeConfig(depth=depth, preset=plan.preset, train=edge_train_config(max_epochs=edge_epochs)))
     if plan.cloud_seed is not None and int(plan.cloud_seed) != seed:
         cfg = replace(cfg, seed=int(plan.cloud_seed), edge_seed=seed)
-    return replace(cfg, **overrides)
+    return updated(cfg, **overrides)
 
 
 def config_hash(cfg, quick):
@@ -112,7 +112,7 @@ def config_hash(cfg, quick):
 
 def run_path(plan, cfg, tag="table"):
     edge = "" if getattr(cfg, "edge_seed", None) is None else f"-e{cfg.edge_seed}"
-    return plan.out / "runs" / (f"{tag}-{cfg.dataset}-{cfg.preset}-k{cfg.depth}-s{cfg.seed}{edge}-"
+    return plan.out / "runs" / (f"{tag}-{cfg.dataset}-{cfg.edge.preset}-k{cfg.edge.depth}-s{cfg.seed}{edge}-"
                                 f"{config_hash(cfg, plan.quick)}.json")
 
 
@@ -440,7 +440,7 @@ def run_large(target, plan, data_cache):
     for seed, k, n in _bar(jobs, plan, target):
         cfg = run_config(plan, dataset, k, seed, models=tuple(plan.large_models))
         key = config_hash(cfg, plan.quick)
-        path = plan.out / "runs" / f"{target}-{dataset}-{cfg.preset}-k{k}-s{seed}-n{n}-{key}.json"
+        path = plan.out / "runs" / f"{target}-{dataset}-{cfg.edge.preset}-k{k}-s{seed}-n{n}-{key}.json"
         if path.exists() and not plan.force:
             point = json.loads(path.read_text())
             point["reused"] = True
@@ -455,9 +455,9 @@ def run_large(target, plan, data_cache):
                 models.append({"model": edge.summary()["model"], "accuracy": edge.evaluate(x_test, y_test),
                                "epochs": row["epochs"], "train_seconds": row["train_seconds"]})
             point = {"target": target, "dataset": dataset, "seed": seed, "depth": k, "n_images": n,
-                     "preset": cfg.preset, "cloud_acc": cloud_acc, "cloud_cached": meta["cached"],
+                     "preset": cfg.edge.preset, "cloud_acc": cloud_acc, "cloud_cached": meta["cached"],
                      "cloud_train_size": cloud.info.get("n_train"), "models": models,
-                     "edge_max_epochs": cfg.edge_train.max_epochs, "seconds": time.perf_counter() - t0}
+                     "edge_max_epochs": cfg.edge.train.max_epochs, "seconds": time.perf_counter() - t0}
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(json.dumps(point, indent=1, default=_jsonable))
             point["reused"] = False
@@ -648,7 +648,7 @@ def plot_fig10(s, path):
 
 # ------------------------------------------------------------------------------ variants
 VARIANTS = (("trust-all (paper)", {}), ("confidence:0.9", {"label_policy": "confidence:0.9"}),
-            ("soft", {"label_policy": "soft"}), ("no feature cache", {"feature_cache": False}))
+            ("soft", {"label_policy": "soft"}), ("no feature cache", {"edge": {"feature_cache": False}}))
 
 
 def run_variants(plan, data_cache, dataset="mnist", depth=3, names=None):

@@ -28,9 +28,9 @@ from tinycnn.atomic import atomic_write
 from tinycnn.train import evaluate
 
 from .cloud import CLOUD_EPOCHS, UntrainedCloudError, cloud_train_config
+from .config import EdgeConfig, RunConfig, config_json, edge_train_config, updated
 from .data import edge_data
-from .edge import Edge, EdgeConfig, edge_train_config
-from .experiment import RunConfig, cloud_part, config_json, get_cloud
+from .experiment import cloud_part, get_cloud, make_edge
 
 CLOUD_SEEDS = (0, 1, 2)
 EDGE_SEEDS = (0, 1, 2, 3, 4)
@@ -92,12 +92,7 @@ def summarize(clouds):
 def edge_accuracy(cloud, data, cfg, share, shared, seed):
     """Test accuracy of EdgeCNN{shared}-k after Algorithm 1 on share.labeled (one edge seed)."""
     x_train, y_train, x_test, y_test = data
-    econf = EdgeConfig(depth=cfg.depth, shared=shared, input_shape=cloud.input_shape, preset=cfg.preset,
-                       pool_stride=cfg.pool_stride, num_classes=cloud.num_classes, train=cfg.edge_train,
-                       seed=seed, init=cfg.init)
-    edge = Edge(f"EdgeCNN{int(shared)}-{cfg.depth}", econf)
-    if shared:
-        edge.receive_package(cloud.export_layers(cfg.depth))
+    edge = make_edge(cloud, cfg, shared, seed)
     edge.initialize(x_train[share.labeled], y_train[share.labeled], ids=share.labeled)
     return edge.evaluate(x_test, y_test)
 
@@ -146,7 +141,7 @@ def headline(cloud, data, cfg, edge_seeds=EDGE_SEEDS, progress=None):
     """The N = cfg.labeled gap for this one cloud over edge seeds, and the study's figure over clouds."""
     acc0, acc1 = edge_pairs(cloud, data, cfg, edge_seeds, progress)
     one = summarize([{"trained": True, "cloud_acc": None, "acc0": acc0, "acc1": acc1}])
-    return {"labeled": cfg.labeled, "depth": cfg.depth, "edge_seeds": list(edge_seeds), "acc0": acc0,
+    return {"labeled": cfg.labeled, "depth": cfg.edge.depth, "edge_seeds": list(edge_seeds), "acc0": acc0,
             "acc1": acc1, "this_cloud": one, "over_clouds": stored_headline(cfg.dataset)}
 
 
@@ -215,20 +210,20 @@ def cell_hash(cfg, edge_seeds):
 def base_config(dataset="mnist"):
     """The default setting at N = 120, k = 3: initialization phase only; CloudCNN trained as the
     reproduction trains it (same cache key, so the study and the tables share their clouds)."""
-    return RunConfig(dataset=dataset, depth=3, labeled=120, uploads=0,
-                     cloud_train=cloud_train_config(max_epochs=CLOUD_EPOCHS[dataset]))
+    return RunConfig(dataset=dataset, uploads=0, cloud_train=cloud_train_config(max_epochs=CLOUD_EPOCHS[dataset]))
 
 
-# (factor, level, overrides of base_config); the first row of each data set is its baseline.
+# (factor, level, data set, changes to base_config for cloudedge.config.updated); the first row
+# of each data set is its baseline.
 FACTORS = (
     ("baseline", "laptop widths (÷4), He-normal, 30 fixed edge epochs, cloud 6,000, k=3", "mnist", {}),
-    ("widths", "÷8 (eighth)", "mnist", {"preset": "eighth"}),
-    ("widths", "÷2 (half)", "mnist", {"preset": "half"}),
-    ("init", "Glorot-uniform", "mnist", {"init": "glorot-uniform"}),
-    ("edge procedure", "the paper's stopping rules", "mnist", {"edge_train": edge_train_config("paper")}),
+    ("widths", "÷8 (eighth)", "mnist", {"edge": {"preset": "eighth"}}),
+    ("widths", "÷2 (half)", "mnist", {"edge": {"preset": "half"}}),
+    ("init", "Glorot-uniform", "mnist", {"edge": {"init": "glorot-uniform"}}),
+    ("edge procedure", "the paper's stopping rules", "mnist", {"edge": {"train": edge_train_config("paper")}}),
     ("cloud data", "all 8,000 (saw the edge pool)", "mnist", {"cloud_sees_edges": True}),
-    ("k", "5", "mnist", {"depth": 5}),
-    ("k", "10", "mnist", {"depth": 10}),
+    ("k", "5", "mnist", {"edge": {"depth": 5}}),
+    ("k", "10", "mnist", {"edge": {"depth": 10}}),
     ("baseline", "laptop widths (÷4), He-normal, 30 fixed edge epochs, cloud 45,000, k=3", "fashion-mnist", {}),
     ("cloud data", "15,000", "fashion-mnist", {"cloud_images": 15000}),
     ("cloud data", "60,000 (saw the edge pool)", "fashion-mnist", {"cloud_sees_edges": True}),
@@ -245,13 +240,10 @@ def run_factors(plan, data_cache, datasets=("mnist",), only=()):
     rows = []
     cells = [c for c in factor_cells(datasets) if not only or c[0] in only or f"{c[2]}/{c[0]}" in only]
     if plan.quick:
-        cells = [c for c in cells if "depth" not in c[3] and "preset" not in c[3]][:3]
+        cells = [c for c in cells if not {"depth", "preset"} & set(c[3].get("edge", {}))][:3]
     edge_seeds = EDGE_SEEDS[:2] if plan.quick else EDGE_SEEDS
     for factor, level, dataset, over in cells:
-        cfg = replace(base_config(dataset), **{"preset": plan.preset, **over})
-        if plan.quick:
-            cfg = replace(cfg, preset="tiny", cloud_train=replace(cfg.cloud_train, max_epochs=1),
-                          edge_train=replace(cfg.edge_train, max_epochs=3))
+        cfg = factor_config(plan, dataset, over)
         plan.log(f"factors: {dataset} / {factor}: {level}")
         res = measure_gap(cfg, data_cache(dataset), plan.seeds, edge_seeds, plan.workdir,
                           plan.out / "runs" / "factors", progress=plan.log, only_existing=plan.only_existing)
@@ -259,6 +251,15 @@ def run_factors(plan, data_cache, datasets=("mnist",), only=()):
                      "clouds_detail": res["clouds"]})
     return {"target": "factors", "preset": plan.preset, "quick": plan.quick, "cloud_seeds": list(plan.seeds),
             "edge_seeds": list(edge_seeds), "rows": rows}
+
+
+def factor_config(plan, dataset, over):
+    """base_config(dataset) at plan's preset with one factor's changes (quick: tiny, 1 cloud and 3 edge epochs)."""
+    cfg = updated(base_config(dataset), **{**over, "edge": {"preset": plan.preset, **over.get("edge", {})}})
+    if plan.quick:
+        cfg = updated(cfg, cloud_train=replace(cfg.cloud_train, max_epochs=1),
+                      edge={"preset": "tiny", "train": replace(cfg.edge.train, max_epochs=3)})
+    return cfg
 
 
 def _pm(row):
@@ -351,7 +352,7 @@ def run_stability(plan, data_cache, warmups=(0, 200)):
         for warmup in warmups:
             runs = []
             for s in seeds:
-                cfg = RunConfig(dataset=dataset, preset=preset, seed=s, init=init,
+                cfg = RunConfig(dataset=dataset, seed=s, edge=EdgeConfig(preset=preset, init=init),
                                 cloud_images=min(images, 300) if plan.quick and images else images,
                                 cloud_train=cloud_train_config(max_epochs=1, warmup_steps=warmup))
                 ids, _ = cloud_part(data[1], cfg)

@@ -54,7 +54,7 @@ def test_demo_config_is_the_papers_mnist_setting():
     from cloudedge.cli import build_parser
     from cloudedge.commands.demo import demo_config
     cfg = demo_config(build_parser().parse_args(["demo"]))
-    assert (cfg.depth, cfg.labeled, cfg.labeled + cfg.uploads, cfg.step, cfg.preset) == (3, 120, 1200, 120, "laptop")
+    assert (cfg.edge.depth, cfg.labeled, cfg.labeled + cfg.uploads, cfg.step, cfg.edge.preset) == (3, 120, 1200, 120, "laptop")
 
 
 def test_bad_arguments_are_errors(tmp_path, capsys):

@@ -1,8 +1,8 @@
 """The multi-edge simulator is deterministic from its seed and keeps the edges' data apart."""
 import numpy as np
 
-from cloudedge.edge import edge_train_config
-from cloudedge.simulator import SimConfig, Simulator
+from cloudedge.config import EdgeConfig, SimConfig, edge_train_config
+from cloudedge.simulator import Simulator
 from tinycnn.datasets import load_mnist_sample
 from test_cloudedge_support import tiny_cloud
 from test_cloudedge_support import one_blas_thread  # noqa: F401  (autouse fixture)
@@ -16,8 +16,8 @@ def data():
 
 def simulate(seed, **kw):
     cfg = SimConfig(n_edges=3, shared=(True, False), labeled=60, rate=3.0, tick=10, duration=120,
-                    load="random:3", trigger="every:40", preset="tiny", seed=seed, eval_images=200,
-                    edge_train=edge_train_config(max_epochs=2), **kw)
+                    load="random:3", trigger="every:40", seed=seed, eval_images=200,
+                    edge=EdgeConfig(preset="tiny", train=edge_train_config(max_epochs=2)), **kw)
     sim = Simulator(tiny_cloud(seed=1), data(), cfg)
     return sim, sim.run()
 

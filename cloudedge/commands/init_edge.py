@@ -5,6 +5,7 @@ from pathlib import Path
 
 from tinycnn.atomic import atomic_write
 
+from ..config import EdgeConfig, RunConfig
 from ._common import add_common, blas_threads, dump
 
 STREAM_FILE = "stream.json"
@@ -18,13 +19,13 @@ def register(subparsers):
     add_common(p, dataset=False)
     p.add_argument("--cloud", required=True, help="CloudCNN .npz written by train-cloud")
     p.add_argument("--out", required=True, help="folder for the edge's state")
-    p.add_argument("--depth", type=int, default=3)
-    p.add_argument("--labeled", type=int, default=120)
+    p.add_argument("--depth", type=int, default=EdgeConfig.depth)
+    p.add_argument("--labeled", type=int, default=RunConfig.labeled)
     p.add_argument("--scratch", action="store_true", help="EdgeCNN0: no shared layers")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--label-policy", default="trust-all")
-    p.add_argument("--trigger", default="every:120")
-    p.add_argument("--load-threshold", type=float, default=0.5)
+    p.add_argument("--label-policy", default=RunConfig.label_policy)
+    p.add_argument("--trigger", default=f"every:{RunConfig.step}")
+    p.add_argument("--load-threshold", type=float, default=EdgeConfig.load_threshold)
     p.set_defaults(func=run)
 
 
@@ -32,7 +33,7 @@ def run(args):
     from ..cloud import Cloud
     from ..data import edge_data, load_dataset, split_cloud_edges
     from .. import edge_files
-    from ..edge import Edge, EdgeConfig
+    from ..edge import Edge
     start = time.perf_counter()
     cloud = Cloud.load(args.cloud)
     info = cloud.info
