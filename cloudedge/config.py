@@ -136,7 +136,7 @@ class SimConfig:
     n_edges: int = 3
     shared: tuple = (True,)
     labeled: int = RunConfig.labeled   # N per edge
-    alpha: float = 0.5                 # class-mix skew across edges (None = i.i.d.)
+    alpha: float | None = 0.5          # class-mix skew across edges (None = i.i.d.)
     rate: float = 2.0                  # uploads per virtual second per edge
     tick: float = 10.0                 # virtual seconds per step
     duration: float = 600.0            # virtual seconds

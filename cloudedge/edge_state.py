@@ -62,7 +62,7 @@ class EdgeStats:
 class _Chunk:
     x: np.ndarray           # (n, C, H, W) float32
     hard: np.ndarray        # (n,) int64
-    soft: object            # (n, K) float32, or None: one-hot of hard
+    soft: np.ndarray | None  # (n, K) float32; None: one-hot of hard
     ids: np.ndarray         # (n,) int64
     origin: str             # "labeled" (the N images of Algorithm 1) or "cloud"
 

@@ -48,11 +48,11 @@ class Plan:
     seeds: tuple = (0, 1, 2)
     quick: bool = False
     out: Path = DEFAULT_OUT
-    workdir: object = None          # CloudCNN cache folder (None = the default cache)
+    workdir: str | Path | None = None   # CloudCNN cache folder (None = the default cache)
     progress: bool = True
     force: bool = False
     only_existing: bool = False     # summarize the runs already on disk, run nothing new
-    cloud_seed: object = None       # None: each seed trains its own CloudCNN; an int: one shared
+    cloud_seed: int | None = None   # None: each seed trains its own CloudCNN; an int: one shared
                                     # CloudCNN (that seed) and the seeds vary only the edges
     depths: tuple = DEPTHS
     large_sizes: tuple = ()         # fig8/fig9 training-set sizes; () = the preset's default
