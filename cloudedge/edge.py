@@ -60,13 +60,7 @@ class UploadCodec:
 
 
 class Edge:
-    """One edge server. See the module docstring for the life cycle.
-
-    State: model (EdgeCNN), store (TrainingStore: N labeled + the cloud's labels kept), buffer
-    ([Upload] waiting for the cloud), version (trainings so far), pending (labels not yet trained
-    on), scores ({version: Score}), received ([CloudLabels], for reporting), history (one row per
-    event), stats (EdgeStats).
-    """
+    """One edge server (config: cloudedge.config.EdgeConfig). See the module docstring for the life cycle."""
 
     def __init__(self, name, config=None, label_policy=None, trigger=None, segmenter=None, monitor=None):
         self.name = name
@@ -79,16 +73,16 @@ class Edge:
         self.model = self._new_model(c.seed)
         self.m = c.depth if c.shared else 0
         self.manifest = None
-        self.store = TrainingStore(c.num_classes)
+        self.store = TrainingStore(c.num_classes)   # N labeled images + the cloud labels kept
         self.n_initial = 0           # N: labeled images the edge started with
         self.n_trained = 0           # size of the last training set
         self.pending = 0             # accepted cloud labels not yet trained on
-        self.version = 0             # trainings so far
-        self.buffer = []
-        self.scores = {}
-        self.training_ids = np.empty(0, dtype=np.int64)
-        self.received = []
-        self.history = []
+        self.version = 0             # trainings so far: the version of the model in service
+        self.buffer = []             # [Upload]: answered, waiting for the cloud's labels
+        self.scores = {}             # model version -> Score: its answers against the cloud's labels
+        self.training_ids = np.empty(0, dtype=np.int64)   # ids of the last training set
+        self.received = []           # [CloudLabels], one per sync (reporting only)
+        self.history = []            # one row per event: package, init, sync, retrain
         self.stats = EdgeStats()
 
     # --- Algorithm 1: initialization ----------------------------------------------------------
