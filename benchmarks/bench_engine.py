@@ -163,7 +163,7 @@ def tinycnn_train_step(model, shape):
 
     def step():
         loss, dlogits = softmax_cross_entropy(model.forward(x, training=True), y)
-        model.backward(dlogits)
+        model.backward(dlogits, need_dx=False)
         opt.step()
 
     return step

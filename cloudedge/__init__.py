@@ -9,8 +9,9 @@
 See docs/cloudedge.md.
 """
 from .cloud import Cloud
-from .edge import Edge, EdgeConfig, edge_train_config
-from .experiment import RunConfig, get_cloud, run_edges, run_experiment
+from .config import EdgeConfig, RunConfig, SimConfig, edge_train_config
+from .edge import Edge
+from .experiment import get_cloud, run_edges, run_experiment
 from .feature_cache import cacheable_prefix, fit_cached
 from .labels import ConfidenceThreshold, SoftLabels, TrustAll, make_policy
 from .loads import Constant, Diurnal, RandomLoad, Trace, make_load
@@ -18,7 +19,7 @@ from .models import cloud_cnn, edge_cnn, filter_plan, shared_prefix
 from .package import make_package, open_package
 from .retrain import EveryM, ExpectedGain, make_trigger
 from .segmentation import Segmenter
-from .simulator import SimConfig, Simulator
+from .simulator import Simulator
 
 __all__ = [
     "Cloud", "ConfidenceThreshold", "Constant", "Diurnal", "Edge", "EdgeConfig", "EveryM", "ExpectedGain",

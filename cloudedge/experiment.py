@@ -1,5 +1,6 @@
 """One run of the framework, end to end: the accuracy-vs-images tables of Section 4.3.
 
+    cfg = RunConfig()                   # cloudedge.config: the paper's MNIST setting
     cloud = get_cloud(data, cfg)        # train CloudCNN on the cloud part (or load it from the cache)
     result = run_edges(cloud, data, cfg)  # EdgeCNN0-k and EdgeCNN1-k: Alg. 1, then a stream through Alg. 2
 
@@ -13,53 +14,24 @@ only: nothing from the test split ever reaches training).
 import hashlib
 import json
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
 
 from tinycnn.datasets import cache_root
-from tinycnn.train import TrainConfig, evaluate
+from tinycnn.train import evaluate
 
 from . import pretrained
-from .cloud import Cloud, cloud_train_config
+from .cloud import Cloud
+from .config import config_json
 from .data import edge_data, load_dataset, split_cloud_edges
-from .edge import Edge, EdgeConfig, edge_train_config
+from .edge import Edge
 from .labels import make_policy, noise_report
 from .loads import Trace, make_load
 from .retrain import make_trigger
 
 CLOUD_RECIPE = 2  # bump when the way CloudCNN is trained changes, to invalidate cached clouds
-
-
-@dataclass
-class RunConfig:
-    """Everything one run depends on. Sizes are numbers of images."""
-    dataset: str = "mnist"
-    depth: int = 3
-    labeled: int = 120                 # N
-    uploads: int = 1080                # images streamed through the update phase
-    step: int = 120                    # M of the paper's every-M trigger
-    chunk: int = 60                    # images users upload per tick
-    seed: int = 0                      # the cloud/edge partition and CloudCNN
-    edge_seed: int | None = None       # the edges' labeled images, init and shuffles (None: seed)
-    preset: str = "laptop"
-    pool_stride: int = 2
-    cloud_fraction: float = 0.75       # of the train split, for the cloud; the rest is the edge pool
-    cloud_images: int = 0              # > 0: the cloud trains on a seeded subset of its part this big
-    cloud_sees_edges: bool = False     # True: the cloud trains on the whole train split, edge pool too
-                                       # (as the paper's cloud did); the edges still draw from the pool
-    init: str = "he-normal"            # of every CloudCNN and EdgeCNN layer ("glorot-uniform": Keras')
-    cloud_train: TrainConfig = field(default_factory=cloud_train_config)
-    edge_train: TrainConfig = field(default_factory=edge_train_config)
-    label_policy: str = "trust-all"
-    trigger: str = ""                  # "" = every:step
-    segment: bool = True
-    feature_cache: bool = True
-    warm_start: bool = True
-    load: object = None                # a load trace; None = busy on even ticks, idle on odd ones
-    load_threshold: float = 0.5
-    models: tuple = (0, 1)             # EdgeCNN0 and/or EdgeCNN1
 
 
 def default_load():
@@ -72,11 +44,12 @@ def cloud_key(cfg, cloud_ids):
     cloud_fraction, cloud_images and cloud_sees_edges). init enters only when not the default,
     so keys of He-normal clouds (and the shipped ones) stay as they were."""
     train = {k: v for k, v in asdict(cfg.cloud_train).items() if k != "progress"}
-    fields = {"recipe": CLOUD_RECIPE, "dataset": cfg.dataset, "preset": cfg.preset,
-              "pool_stride": cfg.pool_stride, "seed": cfg.seed, "train": train,
+    arch = cfg.edge
+    fields = {"recipe": CLOUD_RECIPE, "dataset": cfg.dataset, "preset": arch.preset,
+              "pool_stride": arch.pool_stride, "seed": cfg.seed, "train": train,
               "ids": hashlib.sha256(np.asarray(cloud_ids, np.int64).tobytes()).hexdigest()}
-    if cfg.init != "he-normal":
-        fields["init"] = cfg.init
+    if arch.init != "he-normal":
+        fields["init"] = arch.init
     return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -105,8 +78,9 @@ def train_cloud(data, cfg, progress=False):
     x_train, y_train = data[0], data[1]
     cloud_ids, _ = cloud_part(y_train, cfg)
     train_cfg = replace(cfg.cloud_train, seed=cfg.seed, progress=progress)
-    cloud = Cloud.train(x_train[cloud_ids], y_train[cloud_ids], preset=cfg.preset,
-                        pool_stride=cfg.pool_stride, config=train_cfg, seed=cfg.seed, init=cfg.init)
+    arch = cfg.edge
+    cloud = Cloud.train(x_train[cloud_ids], y_train[cloud_ids], preset=arch.preset,
+                        pool_stride=arch.pool_stride, config=train_cfg, seed=cfg.seed, init=arch.init)
     cloud.info.update(dataset=cfg.dataset, cloud_fraction=cfg.cloud_fraction,
                       train_ids_sha256=ids_digest(cloud_ids), cloud_key=cloud_key(cfg, cloud_ids))
     return cloud
@@ -121,7 +95,7 @@ def get_cloud(data, cfg, workdir=None, use_cache=True, progress=False):
     """
     cloud_ids, _ = cloud_part(data[1], cfg)
     key = cloud_key(cfg, cloud_ids)
-    path = Path(workdir or default_workdir()) / f"cloud-{cfg.dataset}-{cfg.preset}-{key}.npz"
+    path = Path(workdir or default_workdir()) / f"cloud-{cfg.dataset}-{cfg.edge.preset}-{key}.npz"
     start = time.perf_counter()
     shipped = None
     if use_cache and not path.exists():
@@ -140,21 +114,21 @@ def get_cloud(data, cfg, workdir=None, use_cache=True, progress=False):
                    "path": str(path)}
 
 
+def make_edge(cloud, cfg, shared, seed, monitor=None):
+    """EdgeCNN{shared}-k of run cfg: cfg.edge with this edge's model kind and seed and the cloud's
+    image shape and classes; an EdgeCNN1 receives the cloud's layer package (Alg. 1, line 1)."""
+    econf = replace(cfg.edge, shared=bool(shared), seed=seed, input_shape=cloud.input_shape,
+                    num_classes=cloud.num_classes)
+    edge = Edge(f"EdgeCNN{int(bool(shared))}-{econf.depth}", econf, make_policy(cfg.label_policy),
+                make_trigger(cfg.trigger or f"every:{cfg.step}"), cloud.segmenter, monitor)
+    if shared:
+        edge.receive_package(cloud.export_layers(econf.depth))
+    return edge
+
+
 def make_edges(cloud, cfg, monitor=None):
-    """EdgeCNN0-k and/or EdgeCNN1-k as cfg.models says; EdgeCNN1 gets the cloud's package."""
-    edges = []
-    for shared in cfg.models:
-        econf = EdgeConfig(depth=cfg.depth, shared=bool(shared), input_shape=cloud.input_shape,
-                           preset=cfg.preset, pool_stride=cfg.pool_stride, num_classes=cloud.num_classes,
-                           train=cfg.edge_train, warm_start=cfg.warm_start, feature_cache=cfg.feature_cache,
-                           segment=cfg.segment, load_threshold=cfg.load_threshold, seed=edge_seed(cfg),
-                           init=cfg.init)
-        edge = Edge(f"EdgeCNN{int(bool(shared))}-{cfg.depth}", econf, make_policy(cfg.label_policy),
-                    make_trigger(cfg.trigger or f"every:{cfg.step}"), cloud.segmenter, monitor)
-        if shared:
-            edge.receive_package(cloud.export_layers(cfg.depth))
-        edges.append(edge)
-    return edges
+    """EdgeCNN0-k and/or EdgeCNN1-k as cfg.models says, seeded with edge_seed(cfg)."""
+    return [make_edge(cloud, cfg, shared, edge_seed(cfg), monitor) for shared in cfg.models]
 
 
 def edge_seed(cfg):
@@ -216,10 +190,10 @@ def edge_report(edge, y_train):
              for r in trainings]
     noise = None
     if edge.received:
-        ids = np.concatenate([r["ids"] for r in edge.received])
-        reply = type("Reply", (), {"labels": np.concatenate([r["labels"] for r in edge.received])})
-        keep = np.concatenate([r["keep"] for r in edge.received])
-        noise = noise_report(reply, keep, y_train[ids])
+        ids = np.concatenate([r.ids for r in edge.received])
+        labels = np.concatenate([r.labels for r in edge.received])
+        keep = np.concatenate([r.keep for r in edge.received])
+        noise = noise_report(labels, keep, y_train[ids])
     return {**edge.summary(), "curve": curve, "noise": noise}
 
 
@@ -232,8 +206,8 @@ def run_experiment(cfg, workdir=None, use_cache=True, progress=False, data=None)
     cloud_acc = cloud.evaluate(data[2], data[3])
     result = run_edges(cloud, data, cfg, progress)
     by_model = {e["model"].split("-")[0]: e for e in result["edges"]}
-    out = {"dataset": cfg.dataset, "depth": cfg.depth, "n_labeled": cfg.labeled, "uploads": cfg.uploads,
-           "seed": cfg.seed, "preset": cfg.preset, "cloud_acc": cloud_acc,
+    out = {"dataset": cfg.dataset, "depth": cfg.edge.depth, "n_labeled": cfg.labeled, "uploads": cfg.uploads,
+           "seed": cfg.seed, "preset": cfg.edge.preset, "cloud_acc": cloud_acc,
            "edge0_acc": by_model.get("EdgeCNN0", {}).get("accuracy"),
            "edge1_acc": by_model.get("EdgeCNN1", {}).get("accuracy"),
            "cloud": {**cloud.stats, "cached": cloud_meta["cached"], "source": cloud_meta["source"],
@@ -243,13 +217,6 @@ def run_experiment(cfg, workdir=None, use_cache=True, progress=False, data=None)
            "seconds": time.perf_counter() - start, "config": config_json(cfg)}
     out["_edges"], out["_cloud"] = result["_edges"], cloud
     return out
-
-
-def config_json(cfg):
-    d = asdict(cfg)
-    d["load"] = repr(cfg.load) if cfg.load is not None else "busy on even ticks, idle on odd ticks"
-    d["models"] = list(cfg.models)
-    return d
 
 
 def public(result):

@@ -1,4 +1,4 @@
-"""Frozen-feature cache (beyond the paper, item 6b).
+"""Frozen-feature cache (beyond the paper: the same training, without recomputing frozen layers).
 
 When the first p layers of a model are frozen and none of them is stochastic, their
 output for an image never changes, so it can be computed once and the remaining

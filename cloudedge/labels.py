@@ -1,4 +1,4 @@
-"""What an edge does with the cloud's labels (beyond the paper, item 6a).
+"""What an edge does with the cloud's labels (the paper trusts them all; the rest is beyond it).
 
 The paper assumes CloudCNN is always right (``TrustAll``). Two alternatives:
 ``ConfidenceThreshold(t)`` keeps only objects whose top probability is >= t, and
@@ -90,12 +90,13 @@ def make_policy(spec):
     raise ValueError(f"label policy must be 'trust-all', 'confidence[:t]' or 'soft[:T]', got {spec!r}")
 
 
-def noise_report(reply, keep, truth):
+def noise_report(labels, keep, truth):
     """Label-noise rates against ground truth the edge never sees (for reporting only).
+    labels: (n,) the cloud's labels; keep: (n,) bool, the policy's mask; truth: (n,) the true labels.
 
     Returns {"sent", "sent_wrong", "sent_noise", "kept", "kept_wrong", "kept_noise"}.
     """
-    wrong = reply.labels != np.asarray(truth)
+    wrong = np.asarray(labels) != np.asarray(truth)
     sent, kept = len(wrong), int(keep.sum())
     return {"sent": sent, "sent_wrong": int(wrong.sum()), "sent_noise": float(wrong.mean()) if sent else 0.0,
             "kept": kept, "kept_wrong": int(wrong[keep].sum()),

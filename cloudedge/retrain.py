@@ -1,4 +1,4 @@
-"""When an edge retrains (Alg. 2 line 4; beyond the paper, item 6c).
+"""When an edge retrains (Alg. 2 line 4; the paper fixes M, the rest is beyond it).
 
 ``EveryM(M)``: the paper's rule, retrain once M new labels have accumulated.
 

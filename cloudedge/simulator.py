@@ -1,4 +1,4 @@
-"""Several edges, one cloud, a virtual clock: the whole loop, deterministic from a seed (item 7).
+"""Several edges, one cloud, a virtual clock: the whole loop, deterministic from a seed.
 
 Each tick of ``tick`` virtual seconds, for every edge in a fixed order:
 
@@ -14,14 +14,12 @@ the same config produce the same timeline; wall-clock fields are reported separa
 Accuracy after each training is measured on the test split (``eval_images`` of it),
 both overall and weighted by the edge's own class mix.
 """
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, replace
 
 import numpy as np
 
-from tinycnn.train import TrainConfig
-
 from .data import edge_data, edge_pools, split_cloud_edges
-from .edge import Edge, EdgeConfig, edge_train_config
+from .edge import Edge
 from .labels import make_policy
 from .loads import make_load
 from .retrain import make_trigger
@@ -29,31 +27,8 @@ from .retrain import make_trigger
 WALL_FIELDS = ("train_seconds", "infer_seconds", "label_seconds")
 
 
-@dataclass
-class SimConfig:
-    n_edges: int = 3
-    shared: tuple = (True,)            # per edge, cycled: EdgeCNN1 (True) or EdgeCNN0
-    depth: int = 3
-    labeled: int = 120                 # N per edge
-    alpha: float = 0.5                 # class-mix skew across edges (None = i.i.d.)
-    rate: float = 2.0                  # uploads per virtual second per edge
-    tick: float = 10.0                 # virtual seconds per step
-    duration: float = 600.0            # virtual seconds
-    load: str = "diurnal:300"          # core-network load trace (cloudedge.loads.make_load)
-    load_threshold: float = 0.5
-    label_policy: str = "trust-all"
-    trigger: str = "every:120"
-    throughput: float = 2000.0         # sample passes per virtual second when training
-    eval_images: int = 1000
-    seed: int = 0
-    preset: str = "laptop"
-    pool_stride: int = 2
-    cloud_fraction: float = 0.75
-    edge_train: TrainConfig = field(default_factory=edge_train_config)
-
-
 class Simulator:
-    """Simulator(cloud, data, cfg): data = (x_train, y_train, x_test, y_test)."""
+    """Simulator(cloud, data, cfg): cfg a SimConfig (cloudedge.config); data = (x_train, y_train, x_test, y_test)."""
 
     def __init__(self, cloud, data, cfg):
         self.cloud, self.cfg = cloud, cfg
@@ -68,10 +43,8 @@ class Simulator:
         for e, edge_pool in enumerate(pools):
             share = edge_data(self.y_train, edge_pool, cfg.labeled, seed=cfg.seed + e)
             shared = bool(cfg.shared[e % len(cfg.shared)])
-            econf = EdgeConfig(depth=cfg.depth, shared=shared, input_shape=cloud.input_shape,
-                               preset=cfg.preset, pool_stride=cfg.pool_stride, num_classes=K,
-                               train=cfg.edge_train, load_threshold=cfg.load_threshold, seed=cfg.seed + e)
-            edge = Edge(f"edge{e}-EdgeCNN{int(shared)}-{cfg.depth}", econf, make_policy(cfg.label_policy),
+            econf = replace(cfg.edge, shared=shared, seed=cfg.seed + e, input_shape=cloud.input_shape, num_classes=K)
+            edge = Edge(f"edge{e}-EdgeCNN{int(shared)}-{econf.depth}", econf, make_policy(cfg.label_policy),
                         make_trigger(cfg.trigger), cloud.segmenter)
             self.edges.append(edge)
             self.shares.append(share)
@@ -99,7 +72,7 @@ class Simulator:
         cfg = self.cfg
         for e, (edge, share) in enumerate(zip(self.edges, self.shares)):
             if edge.config.shared:
-                edge.receive_package(self.cloud.export_layers(cfg.depth))
+                edge.receive_package(self.cloud.export_layers(edge.config.depth))
             row = edge.initialize(self.x_train[share.labeled], self.y_train[share.labeled], ids=share.labeled)
             acc, local = self._score(e)
             self._record(0.0, e, "init", n_samples=row["n_samples"], accuracy=acc, local_accuracy=local,

@@ -26,8 +26,7 @@ from tinycnn.train import evaluate
 
 from .cloud import UntrainedCloudError
 from .data import edge_data
-from .edge import Edge, EdgeConfig
-from .experiment import cloud_part, get_cloud
+from .experiment import cloud_part, get_cloud, make_edge
 
 EDGE_SEEDS = (0, 1, 2, 3, 4)
 
@@ -88,12 +87,7 @@ def summarize(clouds):
 def edge_accuracy(cloud, data, cfg, share, shared, seed):
     """Test accuracy of EdgeCNN{shared}-k after Algorithm 1 on share.labeled (one edge seed)."""
     x_train, y_train, x_test, y_test = data
-    econf = EdgeConfig(depth=cfg.depth, shared=shared, input_shape=cloud.input_shape, preset=cfg.preset,
-                       pool_stride=cfg.pool_stride, num_classes=cloud.num_classes, train=cfg.edge_train,
-                       seed=seed, init=cfg.init)
-    edge = Edge(f"EdgeCNN{int(shared)}-{cfg.depth}", econf)
-    if shared:
-        edge.receive_package(cloud.export_layers(cfg.depth))
+    edge = make_edge(cloud, cfg, shared, seed)
     edge.initialize(x_train[share.labeled], y_train[share.labeled], ids=share.labeled)
     return edge.evaluate(x_test, y_test)
 
@@ -142,7 +136,7 @@ def headline(cloud, data, cfg, edge_seeds=EDGE_SEEDS, progress=None):
     """The N = cfg.labeled gap for this one cloud over edge seeds, and the study's figure over clouds."""
     acc0, acc1 = edge_pairs(cloud, data, cfg, edge_seeds, progress)
     one = summarize([{"trained": True, "cloud_acc": None, "acc0": acc0, "acc1": acc1}])
-    return {"labeled": cfg.labeled, "depth": cfg.depth, "edge_seeds": list(edge_seeds), "acc0": acc0,
+    return {"labeled": cfg.labeled, "depth": cfg.edge.depth, "edge_seeds": list(edge_seeds), "acc0": acc0,
             "acc1": acc1, "this_cloud": one, "over_clouds": stored_headline(cfg.dataset)}
 
 

@@ -138,7 +138,7 @@ class LabelReply:
     ids: np.ndarray
     labels: np.ndarray
     confidence: np.ndarray
-    probs: np.ndarray = None
+    probs: np.ndarray | None = None
 
 
 def encode_labels(reply, num_classes):

@@ -27,12 +27,13 @@ from pathlib import Path
 import numpy as np
 
 from cloudedge.data import load_dataset
-from cloudedge.experiment import RunConfig, get_cloud, public, run_edges
+from cloudedge.config import RunConfig, SimConfig, updated
+from cloudedge.experiment import get_cloud, public, run_edges
 from cloudedge.figures import plot_accuracy, plot_dataflow
 from cloudedge.models import PRESETS, cloud_cnn, edge_cnn
 from cloudedge.paper import LABELED_SIZES, TABLE2_MNIST
 from cloudedge.segmentation import Segmenter
-from cloudedge.simulator import SimConfig, Simulator
+from cloudedge.simulator import Simulator
 from cloudedge.threads import blas_threads
 from tinycnn.train import TrainConfig, evaluate
 
@@ -40,9 +41,8 @@ STUDIES = ("params", "n120", "demo", "segmentation", "cache", "labels", "trigger
 
 
 def demo_config(**changes):
-    base = RunConfig(depth=3, labeled=120, uploads=1080, step=120, chunk=60, preset="laptop",
-                     cloud_train=TrainConfig(max_epochs=4, progress=False))
-    return replace(base, **changes)
+    """RunConfig's defaults (the paper's MNIST setting), CloudCNN trained 4 epochs; changes as config.updated takes them."""
+    return updated(RunConfig(cloud_train=TrainConfig(max_epochs=4, progress=False)), **changes)
 
 
 def curve(edge_report):
@@ -123,7 +123,7 @@ def study_demo(cloud, data, figures, seeds=(0, 1, 2)):
 def study_segmentation(cloud, data):
     out = {}
     for segment in (True, False):
-        run = run_edges(cloud, data, demo_config(segment=segment))
+        run = run_edges(cloud, data, demo_config(edge={"segment": segment}))
         out["segmented" if segment else "raw"] = {
             e["model"]: {"curve": curve(e), "final": e["accuracy"], "bytes_up": e["bytes_up"]}
             for e in public(run)["edges"]}
@@ -147,7 +147,7 @@ def study_cache(cloud, data):
     runs = {}
     for cached in (True, False):
         start = time.perf_counter()
-        runs[cached] = run_edges(cloud, data, demo_config(models=(1,), feature_cache=cached))
+        runs[cached] = run_edges(cloud, data, demo_config(models=(1,), edge={"feature_cache": cached}))
         e = public(runs[cached])["edges"][0]
         out["cached" if cached else "uncached"] = {"train_seconds": e["train_seconds"],
                                                    "wall_seconds": time.perf_counter() - start,
@@ -204,7 +204,7 @@ def study_simulate(cloud, data, figures):
     ax2 = ax.twinx()
     from cloudedge.loads import make_load
     ax2.plot(t, [make_load(cfg.load)(v) for v in t], color="gray", alpha=0.4, label="core load")
-    ax2.axhline(cfg.load_threshold, color="gray", linestyle=":", alpha=0.6)
+    ax2.axhline(cfg.edge.load_threshold, color="gray", linestyle=":", alpha=0.6)
     ax2.set_ylabel("core-network load")
     ax.set_xlabel("virtual time (s)")
     ax.set_ylabel("accuracy on the edge's class mix (%)")

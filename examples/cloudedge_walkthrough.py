@@ -43,7 +43,7 @@ def main():
             if row:
                 print(f"tick {tick}: retrained on {row['n_samples']} images -> "
                       f"{edge.evaluate(x_test, y_test):.4f} ({row['train_seconds']:.1f} s)")
-    print({k: edge.stats[k] for k in ("bytes_up", "raw_bytes_up", "bytes_down", "syncs", "syncs_skipped")})
+    print({k: getattr(edge.stats, k) for k in ("bytes_up", "raw_bytes_up", "bytes_down", "syncs", "syncs_skipped")})
 
 
 if __name__ == "__main__":

@@ -23,8 +23,9 @@ import pytest
 
 from cloudedge import pretrained
 from cloudedge.cloud import Cloud
+from cloudedge.config import EdgeConfig, RunConfig
 from cloudedge.data import edge_data, load_dataset
-from cloudedge.experiment import RunConfig, cloud_part, cloud_key
+from cloudedge.experiment import cloud_part, cloud_key
 from cloudedge.study import edge_accuracy
 from test_cloudedge_support import one_blas_thread  # noqa: F401  (autouse fixture)
 
@@ -32,7 +33,7 @@ from test_cloudedge_support import one_blas_thread  # noqa: F401  (autouse fixtu
 @pytest.fixture(scope="module")
 def shipped():
     data = load_dataset("mnist")
-    cfg = RunConfig(dataset="mnist", depth=3, labeled=120, uploads=0)
+    cfg = RunConfig(dataset="mnist", labeled=120, uploads=0, edge=EdgeConfig(depth=3))
     cloud_ids, pool = cloud_part(data[1], cfg)
     path = pretrained.lookup(cloud_key(cfg, cloud_ids))
     assert path is not None, "the default MNIST CloudCNN must be shipped (cloudedge/pretrained)"

@@ -89,7 +89,8 @@ def test_no_cacheable_prefix_falls_back_to_fit():
 def test_the_edge_trains_through_fit_cached_and_matches_uncached_training():
     """Edge._train calls fit_cached with the features it keeps; the result equals an edge that
     recomputes everything (feature_cache=False) on this BLAS, to float32 rounding at worst."""
-    from cloudedge.edge import Edge, EdgeConfig, edge_train_config
+    from cloudedge.config import EdgeConfig, edge_train_config
+    from cloudedge.edge import Edge
     from test_cloudedge_support import tiny_cloud
     import cloudedge.edge as edge_module
     cloud = tiny_cloud()

@@ -1,12 +1,14 @@
 """Data policy: disjoint parts, and no test-set label (or image) ever reaches training."""
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cloudedge.data import edge_data, edge_pools, split_cloud_edges
-from cloudedge.edge import edge_train_config
-from cloudedge.experiment import RunConfig, run_experiment
+from cloudedge.config import EdgeConfig, RunConfig, edge_train_config
+from cloudedge.experiment import get_cloud, run_edges, run_experiment
 from tinycnn.datasets import load_mnist_sample
 from tinycnn.train import TrainConfig
 from test_cloudedge_support import params_equal
@@ -39,9 +41,9 @@ def test_skewed_edges_have_different_class_mixes():
 
 
 def small_run(data, seed=0):
-    cfg = RunConfig(preset="tiny", labeled=100, uploads=120, step=60, chunk=30, cloud_fraction=0.3, seed=seed,
+    cfg = RunConfig(labeled=100, uploads=120, step=60, chunk=30, cloud_fraction=0.3, seed=seed,
                     cloud_train=TrainConfig(max_epochs=1, progress=False),
-                    edge_train=edge_train_config(max_epochs=2))
+                    edge=EdgeConfig(preset="tiny", train=edge_train_config(max_epochs=2)))
     return run_experiment(cfg, use_cache=False, data=data)
 
 
@@ -67,8 +69,8 @@ def test_no_test_label_or_image_reaches_training():
 def test_uploads_beyond_the_pool_are_an_error():
     x, y = load_mnist_sample("train")
     xt, yt = load_mnist_sample("test")
-    cfg = RunConfig(preset="tiny", uploads=10_000, cloud_fraction=0.8,
-                    cloud_train=TrainConfig(max_epochs=1, progress=False))
+    cfg = RunConfig(uploads=10_000, cloud_fraction=0.8, cloud_train=TrainConfig(max_epochs=1, progress=False),
+                    edge=EdgeConfig(preset="tiny"))
     with pytest.raises(ValueError, match="uploads=10000"):
         run_experiment(cfg, use_cache=False, data=(x[:1000], y[:1000], xt[:10], yt[:10]))
 
@@ -77,11 +79,9 @@ def test_edges_refuse_a_cloud_trained_on_another_partition():
     x, y = load_mnist_sample("train")
     xt, yt = load_mnist_sample("test")
     data = (x[:1500], y[:1500], xt[:50], yt[:50])
-    cfg = RunConfig(preset="tiny", labeled=100, uploads=0, cloud_fraction=0.3,
-                    cloud_train=TrainConfig(max_epochs=1, progress=False))
-    from cloudedge.experiment import get_cloud, run_edges
+    cfg = RunConfig(labeled=100, uploads=0, cloud_fraction=0.3, cloud_train=TrainConfig(max_epochs=1, progress=False),
+                    edge=EdgeConfig(preset="tiny"))
     cloud, _ = get_cloud(data, cfg, use_cache=False)
     with pytest.raises(ValueError, match="overlap"):
-        run_edges(cloud, data, RunConfig(preset="tiny", labeled=100, uploads=0, cloud_fraction=0.3, seed=1))
-    assert run_edges(cloud, data, RunConfig(preset="tiny", labeled=100, uploads=0, cloud_fraction=0.3,
-                                            edge_seed=1, edge_train=cfg.edge_train))["edges"]
+        run_edges(cloud, data, replace(cfg, seed=1))
+    assert run_edges(cloud, data, replace(cfg, edge_seed=1))["edges"]

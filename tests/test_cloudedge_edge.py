@@ -1,9 +1,10 @@
 """Invariants of Algorithms 1 and 2 on an Edge talking to a Cloud (tiny models: mechanics only)."""
+import json
+
 import numpy as np
 import pytest
 
-from cloudedge import wire
-from cloudedge.edge import Edge
+from cloudedge import edge_files, wire
 from test_cloudedge_support import RecordingCloud, mnist, params_equal, tiny_cloud, tiny_edge
 from test_cloudedge_support import one_blas_thread  # noqa: F401  (autouse fixture)
 
@@ -50,14 +51,14 @@ def test_retrain_set_is_exactly_n_plus_m(digits, policy):
     edge = start(tiny_edge(policy=policy, trigger="every:60"), cloud.cloud, digits)
     assert np.array_equal(edge.training_ids, np.arange(N))
     stream(edge, cloud, digits, ticks=4)
-    kept = np.concatenate([r["ids"][r["keep"]] for r in edge.received])
+    kept = np.concatenate([r.ids[r.keep] for r in edge.received])
     last = [r for r in edge.history if r["event"] == "retrain"][-1]
     assert np.array_equal(np.sort(edge.training_ids), np.sort(np.concatenate([np.arange(N), kept])))
     assert last["n_samples"] == N + len(kept) == len(edge.training_ids)
     assert last["n_labeled"] == N and last["n_cloud"] == len(kept)
     # the labels trained on are exactly what the cloud sent for those ids
-    _, hard, _, ids = edge.dataset()
-    sent = {int(i): int(label) for r in edge.received for i, label in zip(r["ids"], r["labels"])}
+    _, hard, _, ids = edge.store.arrays()
+    sent = {int(i): int(label) for r in edge.received for i, label in zip(r.ids, r.labels)}
     assert all(hard[k] == sent[int(i)] for k, i in enumerate(ids) if i >= N)
 
 
@@ -78,15 +79,15 @@ def test_sync_waits_for_an_idle_network(digits):
 def test_bytes_counted_equal_bytes_serialized(digits, segment):
     cloud = RecordingCloud(tiny_cloud())
     edge = start(tiny_edge(policy="soft", segment=segment), cloud.cloud, digits)
-    package_bytes = edge.stats["bytes_down"]
+    package_bytes = edge.stats.bytes_down
     stream(edge, cloud, digits, ticks=3, loads=[0.9, 0.1])
     up, down = sum(map(len, cloud.received)), sum(map(len, cloud.sent))
-    assert edge.stats["bytes_up"] == up == cloud.cloud.stats["bytes_in"]
-    assert edge.stats["bytes_down"] == package_bytes + down
+    assert edge.stats.bytes_up == up == cloud.cloud.stats["bytes_in"]
+    assert edge.stats.bytes_down == package_bytes + down
     assert cloud.cloud.stats["bytes_out"] == package_bytes + down
-    assert edge.stats["raw_bytes_up"] == sum(wire.images_message_bytes(len(wire.decode_labels(m).ids), (1, 28, 28))
+    assert edge.stats.raw_bytes_up == sum(wire.images_message_bytes(len(wire.decode_labels(m).ids), (1, 28, 28))
                                              for m in cloud.sent)
-    assert (edge.stats["bytes_up"] < edge.stats["raw_bytes_up"]) == segment
+    assert (edge.stats.bytes_up < edge.stats.raw_bytes_up) == segment
 
 
 def test_feature_cache_does_not_change_the_edge(digits):
@@ -107,8 +108,8 @@ def test_save_load_resumes_identically(digits, tmp_path):
     stream(a, cloud_a, digits, ticks=2, loads=[0.1, 0.9])    # leaves a non-empty buffer
     stream(b, cloud_b, digits, ticks=2, loads=[0.1, 0.9])
     assert b.buffered > 0
-    b.save(tmp_path / "edge")
-    b = Edge.load(tmp_path / "edge")
+    edge_files.save(b, tmp_path / "edge")
+    b = edge_files.load(tmp_path / "edge")
     assert b.buffered == a.buffered and params_equal(a.model, b.model)
     for edge, cloud in ((a, cloud_a), (b, cloud_b)):
         edge.sync(cloud, 0.0)
@@ -116,6 +117,31 @@ def test_save_load_resumes_identically(digits, tmp_path):
     assert params_equal(a.model, b.model)
     assert np.array_equal(a.training_ids, b.training_ids)
     assert b.model.frozen_prefix == 6
+
+
+def test_saved_files_keep_the_documented_layout(digits, tmp_path):
+    """Edges saved by earlier versions must still load: the layout of cloudedge.edge_files holds."""
+    cloud = tiny_cloud(seed=6)
+    edge = start(tiny_edge(policy="soft"), cloud, digits)
+    stream(edge, cloud, digits, ticks=2, loads=[0.1, 0.9])     # ends with a non-empty buffer
+    assert edge.buffered > 0 and edge.scores
+    edge_files.save(edge, tmp_path)
+    with np.load(tmp_path / "data.npz") as npz:
+        data = {k: npz[k] for k in npz.files}
+    assert set(data) == {"x", "hard", "ids", "origin", "soft", "buffer", "buffer_meta"}
+    x, hard, soft, ids = edge.store.arrays()
+    assert data["x"].dtype == np.float32 and np.array_equal(data["x"], x)
+    assert np.array_equal(data["hard"], hard) and np.array_equal(data["ids"], ids)
+    assert np.array_equal(data["soft"], soft)
+    assert data["origin"].tolist() == ["labeled"] * N + ["cloud"] * (len(ids) - N)
+    assert wire.message_kind(data["buffer"].tobytes()) == "objects"
+    assert data["buffer_meta"].tolist() == [[u.prediction, u.version] for u in edge.buffer]
+    state = json.loads((tmp_path / "state.json").read_text())
+    assert set(state) == {"name", "config", "manifest", "label_policy", "trigger", "segmenter", "n_initial",
+                          "n_trained", "pending", "round", "scores", "training_ids", "stats", "history"}
+    assert state["round"] == edge.version and state["n_trained"] == edge.n_trained
+    assert state["scores"] == {str(v): [s.agreeing, s.scored, s.n_trained] for v, s in edge.scores.items()}
+    assert state["stats"]["bytes_down"] == edge.stats.bytes_down > 0
 
 
 def test_scratch_edge_trains_every_layer(digits):

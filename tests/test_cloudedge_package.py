@@ -32,7 +32,7 @@ def test_bytes_counted_equal_bytes_serialized():
     assert cloud.stats["bytes_out"] == len(data)
     edge = tiny_edge()
     edge.receive_package(data)
-    assert edge.stats["bytes_down"] == len(data)
+    assert edge.stats.bytes_down == len(data)
     # the payload inside is the engine's own .npz of the prefix
     _, payload = read_manifest(data)
     assert payload == cloud.model[:6].to_bytes()

@@ -48,7 +48,7 @@ def test_noise_report_counts_against_ground_truth():
     truth[:3] = (truth[:3] + 1) % 10
     keep = np.zeros(10, bool)
     keep[2:] = True
-    rep = noise_report(r, keep, truth)
+    rep = noise_report(r.labels, keep, truth)
     assert rep == {"sent": 10, "sent_wrong": 3, "sent_noise": 0.3, "kept": 8, "kept_wrong": 1, "kept_noise": 0.125}
 
 

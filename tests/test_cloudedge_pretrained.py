@@ -7,7 +7,8 @@ import pytest
 
 from cloudedge import pretrained
 from cloudedge.data import load_dataset
-from cloudedge.experiment import RunConfig, cloud_key, cloud_part, get_cloud
+from cloudedge.config import RunConfig
+from cloudedge.experiment import cloud_key, cloud_part, get_cloud
 from test_cloudedge_support import one_blas_thread  # noqa: F401  (autouse fixture)
 
 

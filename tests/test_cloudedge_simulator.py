@@ -1,8 +1,8 @@
 """The multi-edge simulator is deterministic from its seed and keeps the edges' data apart."""
 import numpy as np
 
-from cloudedge.edge import edge_train_config
-from cloudedge.simulator import SimConfig, Simulator
+from cloudedge.config import EdgeConfig, SimConfig, edge_train_config
+from cloudedge.simulator import Simulator
 from tinycnn.datasets import load_mnist_sample
 from test_cloudedge_support import tiny_cloud
 from test_cloudedge_support import one_blas_thread  # noqa: F401  (autouse fixture)
@@ -16,8 +16,8 @@ def data():
 
 def simulate(seed, **kw):
     cfg = SimConfig(n_edges=3, shared=(True, False), labeled=60, rate=3.0, tick=10, duration=120,
-                    load="random:3", trigger="every:40", preset="tiny", seed=seed, eval_images=200,
-                    edge_train=edge_train_config(max_epochs=2), **kw)
+                    load="random:3", trigger="every:40", seed=seed, eval_images=200,
+                    edge=EdgeConfig(preset="tiny", train=edge_train_config(max_epochs=2)), **kw)
     sim = Simulator(tiny_cloud(seed=1), data(), cfg)
     return sim, sim.run()
 
@@ -41,14 +41,15 @@ def test_same_seed_same_run_different_seed_different_run():
 
 
 def test_edges_use_disjoint_data_and_the_trainer_is_busy_while_training():
-    sim, result = simulate(2)
-    ids = [set(e.dataset()[3]) for e in sim.edges]
+    sim, result = simulate(2, throughput=15.0)      # slow trainers: a training outlasts the next tick
+    ids = [set(e.store.arrays()[3]) for e in sim.edges]
     assert all(not (ids[i] & ids[j]) for i in range(3) for j in range(i + 1, 3))
-    for row in result["timeline"]:
-        if row["event"] == "retrain":
-            assert row["busy_until"] == row["t"] + row["sample_passes"] / sim.cfg.throughput
-    retrains = [(r["edge"], r["t"], r["busy_until"]) for r in result["timeline"] if r["event"] == "retrain"]
-    for name in {r[0] for r in retrains}:
-        mine = [r for r in retrains if r[0] == name]
-        assert all(later[1] >= earlier[2] for earlier, later in zip(mine, mine[1:]))
+    retrains = [r for r in result["timeline"] if r["event"] == "retrain"]
+    assert all(r["busy_until"] == r["t"] + r["sample_passes"] / sim.cfg.throughput for r in retrains)
+    pairs = []                                      # consecutive retrainings of one edge
+    for e in sim.edges:
+        mine = [r for r in retrains if r["edge"] == e.name]
+        pairs += zip(mine, mine[1:])
+    assert any(a["busy_until"] > a["t"] + sim.cfg.tick for a, _ in pairs)   # the trainer was busy across a tick
+    assert all(b["t"] >= a["busy_until"] for a, b in pairs)                # and no training started meanwhile
     assert sum(r["bytes_up"] for r in result["edges"]) == result["cloud"]["bytes_in"]

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from cloudedge.cloud import Cloud
-from cloudedge.edge import Edge, EdgeConfig, edge_train_config
+from cloudedge.config import EdgeConfig, edge_train_config
+from cloudedge.edge import Edge
 from cloudedge.models import cloud_cnn
 from cloudedge.threads import blas_threads
 from tinycnn.datasets import load_mnist_sample

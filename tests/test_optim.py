@@ -17,7 +17,7 @@ def small_cnn(rng=0, dtype=np.float32):
 
 def train_step(model, opt, x, y):
     loss, d = softmax_cross_entropy(model.forward(x, training=True), y)
-    model.backward(d)
+    model.backward(d, need_dx=False)
     opt.step()
     return loss
 
@@ -148,7 +148,7 @@ def test_all_frozen_model_step_is_a_no_op():
     opt = SGD(model, lr=1.0, momentum=0.9, weight_decay=0.5)
     x, y = batch(np.random.default_rng(0))
     loss, d = softmax_cross_entropy(model.forward(x, training=True), y)
-    assert model.backward(d) is None
+    assert model.backward(d, need_dx=False) is None
     opt.step()
     assert opt.velocity == {}
     for name, p in model.named_params():
@@ -267,7 +267,7 @@ def test_clipped_norm_is_min_of_norm_and_max_norm_and_frozen_grads_are_untouched
     model.freeze(2)
     x, y = batch(rng)
     loss, d = softmax_cross_entropy(model.forward(x, training=True), y)
-    model.backward(d)
+    model.backward(d, need_dx=False)
     frozen = {k: v.copy() for k, v in model[0].grads.items()}
     opt = SGD(model)
     before = opt.clip_grad_norm(max_norm)

@@ -27,7 +27,7 @@ from test_server_support import (
 
 from cloudedge.cli import main as cli_main
 from cloudedge.commands.serve_edge import build_runtime, register
-from cloudedge.edge import Edge
+from cloudedge import edge_files
 from cloudedge.package import make_package
 from cloudedge.server import httpclient, payload
 from cloudedge.server.http import App, Response, Server, ServerThread
@@ -49,7 +49,7 @@ def _edge_metrics(edge):
 
 def _snapshot(state_dir):
     path = Path(state_dir) / "snapshots" / (Path(state_dir) / "CURRENT").read_text().strip()
-    return Edge.load(path)
+    return edge_files.load(path)
 
 
 def test_initialization_and_update_over_http(cloud, tmp_path, capsys):
@@ -86,8 +86,8 @@ def test_initialization_and_update_over_http(cloud, tmp_path, capsys):
     cloud_params = dict(server.cloud.model.named_params())
     for name, value in snap.model[:6].named_params():
         np.testing.assert_array_equal(value, cloud_params[name])
-    _, _, _, ids = snap.dataset()
-    cloud_ids = ids[snap.origins() == "cloud"]
+    _, _, _, ids = snap.store.arrays()
+    cloud_ids = ids[snap.store.origins() == "cloud"]
     assert sorted(cloud_ids.tolist()) == labeled_ids(state) == list(range(edge_uploads))
 
 
@@ -144,8 +144,8 @@ def test_kill9_with_uploads_pending_loses_nothing_and_labels_nothing_twice(tmp_p
         counters = get_metrics(thread.url)["counters"]
         assert counters["objects_labeled"] == 14                            # none labeled twice
         snap = _snapshot(state)
-        _, _, _, ids = snap.dataset()
-        cloud_ids = ids[snap.origins() == "cloud"].tolist()
+        _, _, _, ids = snap.store.arrays()
+        cloud_ids = ids[snap.store.origins() == "cloud"].tolist()
         assert sorted(cloud_ids) == sent and len(set(cloud_ids)) == len(cloud_ids)   # absorbed once each
     finally:
         thread.stop()
@@ -252,12 +252,12 @@ def test_labels_rejected_by_the_policy_are_absorbed_once_too(cloud, tmp_path):
     images, _ = digits(4)
     assert [edge.serve(image[None, :, :, None])["ids"] for image in images] == [[0], [1], [2], [3]]
     assert edge.sync_once(load=0.0)["uploaded"] == 4
-    n_before = len(edge.edge.dataset()[1])
+    n_before = len(edge.edge.store)
     assert n_before == 60                                  # N labeled only: all 4 cloud labels rejected
     # killed (no close): a restart replays the 4 stored labels, and the policy rejects them again
     again = _runtime(thread.url, tmp_path, *options).start()
-    assert again.status["replayed"] == 4 and len(again.edge.dataset()[1]) == n_before
+    assert again.status["replayed"] == 4 and len(again.edge.store) == n_before
     again.close()
     # stopped gracefully: the snapshot records them as absorbed, so nothing is replayed
     third = _runtime(thread.url, tmp_path, *options).start()
-    assert third.status["replayed"] == 0 and len(third.edge.dataset()[1]) == n_before
+    assert third.status["replayed"] == 0 and len(third.edge.store) == n_before

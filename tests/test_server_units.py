@@ -298,7 +298,8 @@ class _LocalCloud:
 
 
 def _runtime(state_dir):
-    from cloudedge.edge import Edge, EdgeConfig, edge_train_config
+    from cloudedge.config import EdgeConfig, edge_train_config
+    from cloudedge.edge import Edge
     from cloudedge.server.edge_runtime import EdgeRuntime
     from test_cloudedge_support import mnist
     x, y = mnist(60)

@@ -10,7 +10,7 @@ import tinycnn
 from tinycnn import Conv2D, Dense, Dropout, Flatten, MaxPool2D, ReLU, Sequential
 from tinycnn.crops import crop_offsets, default_crop, resize_bilinear, ten_crop_predict_proba, ten_crops
 from tinycnn.datasets import load_mnist_sample, split
-from tinycnn.train import History, TrainConfig, _State, _update_schedule, evaluate, fit
+from tinycnn.train import TrainConfig, _State, _update_schedule, evaluate, fit
 
 
 def small_net(seed=0):

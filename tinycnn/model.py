@@ -61,12 +61,13 @@ class Sequential:
                 return i
         return None
 
-    def backward(self, dout, need_dx=False):
+    def backward(self, dout, need_dx=True):
         """Back-propagate dout (gradient of the loss wrt the output); fills each trainable
-        layer's grads. Returns dL/dx of the model's input if need_dx, else None.
+        layer's grads. Returns dL/dx of the model's input if need_dx, else None (the
+        layer contract, tinycnn.layers.base).
 
-        Without need_dx, layers below the lowest trainable one are not visited and the
-        lowest trainable layer computes its grads but no dx: nothing below needs it.
+        need_dx=False is what training wants: layers below the lowest trainable one are
+        not visited and the lowest trainable layer computes its grads but no dx.
         """
         stop = 0 if need_dx else self.lowest_trainable()
         if stop is None:

@@ -1,10 +1,10 @@
-"""The paper's training procedure (Ding et al. 2022, Section 4.3.1), for any Sequential.
+"""Training for any Sequential: mini-batch SGD with momentum, a validation split, lr decay
+on a plateau, stopping rules, checkpoints and resume.
 
-Mini-batch SGD, momentum 0.9, batch 32, lr 0.01. The training data are split 9:1
-into train/validation. The lr is divided by 10 when validation accuracy has not
-improved for ``lr_patience`` epochs; training stops when validation error has not
-dropped for ``stop_patience`` epochs (paper: 30), when the lr has fallen by more
-than ``max_lr_drop`` (paper: 1000x) in total, or after ``max_epochs``.
+Without an explicit validation set, a stratified ``val_fraction`` of the data is held out.
+The lr is divided by 10 when validation accuracy has not improved for ``lr_patience``
+epochs; training stops when validation error has not dropped for ``stop_patience`` epochs,
+when the lr has fallen by more than ``max_lr_drop`` in total, or after ``max_epochs``.
 
 Determinism: epoch e shuffles with default_rng([seed, e]) and reseeds Dropout with
 [seed, e], so a run resumed from its epoch checkpoint is bit-identical to one that
@@ -35,7 +35,7 @@ class TrainConfig:
     lr_patience: int = 5            # epochs without a new best val accuracy before lr /= 10
     stop_patience: int = 30         # epochs without a new lowest val error before stopping
     max_lr_drop: float = 1000.0     # stop once lr0 / lr > max_lr_drop
-    max_epochs: int = 50            # a cap for laptops; the paper has none
+    max_epochs: int = 50
     restore_best: bool = True       # end with the weights of the best validation epoch
     warmup_steps: int = 0           # lr ramps linearly from lr/warmup_steps to lr over these steps
     clip_norm: float = 0.0          # > 0: clip the global gradient L2 norm to this before each step
@@ -65,7 +65,7 @@ def evaluate(model, x, y, batch_size=256, ten_crop=False):
     """Mean loss and accuracy of model on (x, y), in eval mode. Returns (loss, acc).
 
     ten_crop: average the softmax over the 10 standard crops (tinycnn.crops; pass a
-    dict such as {"crop": (24, 24), "mode": "resize"} to choose), as the paper tests.
+    dict such as {"crop": (24, 24), "mode": "resize"} to choose).
     """
     if ten_crop:
         options = ten_crop if isinstance(ten_crop, dict) else {}
@@ -132,7 +132,7 @@ def _load_checkpoint(path, model, opt, state):
 
 
 def fit(model, x, y, config=None, x_val=None, y_val=None, checkpoint=None, resume=False):
-    """Train model on (x, y) with the paper's procedure; returns a History.
+    """Train model on (x, y) with SGD and the rules of the module docstring; returns a History.
 
     x: (N, C, H, W) float32, y: (N,) int labels (or (N, K) soft labels, then pass x_val/y_val).
     Without x_val/y_val, a stratified ``val_fraction`` of (x, y) is held out.
@@ -208,7 +208,7 @@ def _train_epoch(model, opt, x, y, cfg, epoch, hard):
         idx = order[i:i + cfg.batch_size]
         logits = model.forward(x[idx], training=True)
         loss, dlogits = softmax_cross_entropy(logits, y[idx])
-        model.backward(dlogits)
+        model.backward(dlogits, need_dx=False)     # grads only: nothing below the lowest trainable layer
         if cfg.clip_norm:
             opt.clip_grad_norm(cfg.clip_norm)
         opt.step()
@@ -223,7 +223,7 @@ def _train_epoch(model, opt, x, y, cfg, epoch, hard):
 
 
 def _update_schedule(state, row, opt, cfg, model, best_weights):
-    """Apply the paper's lr decay and stopping rules after an epoch; returns best weights."""
+    """Apply the lr decay and stopping rules after an epoch; returns best weights."""
     if row["val_acc"] > state.best_val_acc:
         state.best_val_acc = row["val_acc"]
         state.epochs_since_best_acc = 0

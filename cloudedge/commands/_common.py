@@ -3,7 +3,7 @@ import json
 
 from ..data import DATASETS
 from ..jsonable import jsonable
-from ..models import PRESETS
+from ..models import DEFAULT_PRESET, PRESETS
 from ..threads import blas_threads  # noqa: F401  (re-exported for the commands)
 
 
@@ -12,7 +12,7 @@ def add_common(p, dataset=True):
     if dataset:
         p.add_argument("--dataset", choices=DATASETS, default="mnist",
                        help="mnist = the embedded 8,000/2,000 sample (offline, default)")
-        p.add_argument("--preset", choices=sorted(PRESETS), default="laptop",
+        p.add_argument("--preset", choices=sorted(PRESETS), default=DEFAULT_PRESET,
                        help="model widths (default laptop; paper = the paper's, slow)")
         p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1,

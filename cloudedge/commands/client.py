@@ -53,7 +53,7 @@ def stream_digits(dataset, labeled, seed, skip, count):
     import numpy as np
 
     from ..data import edge_data, load_dataset, split_cloud_edges
-    from ..experiment import RunConfig
+    from ..config import RunConfig
     x_train, y_train, _, _ = load_dataset(dataset)
     if x_train.shape[1] != 1:
         raise ValueError(f"the client sends grey digits scaled to RGB; dataset {dataset} has "

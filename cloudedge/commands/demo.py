@@ -9,7 +9,7 @@ digits vs number of training images, then the N = 120 gap over 5 edge seeds with
 interval, and the factors study's gap over CloudCNN seeds.
 """
 from ..cloud import CLOUD_MAX_EPOCHS, cloud_train_config
-from ..experiment import RunConfig
+from ..config import EdgeConfig, RunConfig
 from ._common import add_common
 from .experiment import run_and_print
 
@@ -29,9 +29,9 @@ def register(subparsers):
 
 
 def demo_config(args):
-    return RunConfig(dataset=args.dataset, depth=3, labeled=120, uploads=1080, step=120, chunk=60,
-                     seed=args.seed, preset=args.preset,
-                     cloud_train=cloud_train_config(max_epochs=args.cloud_epochs))
+    """RunConfig's defaults (the paper's MNIST setting) with the common options."""
+    return RunConfig(dataset=args.dataset, seed=args.seed, cloud_train=cloud_train_config(max_epochs=args.cloud_epochs),
+                     edge=EdgeConfig(preset=args.preset))
 
 
 def run(args):

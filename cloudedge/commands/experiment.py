@@ -3,7 +3,7 @@ import time
 from pathlib import Path
 
 from ..cloud import CLOUD_MAX_EPOCHS, cloud_train_config
-from ..edge import EDGE_PROCEDURES
+from ..config import EDGE_EPOCHS, EDGE_PROCEDURES, EdgeConfig, RunConfig, edge_train_config
 from ._common import add_common, blas_threads, dump
 from ._report import report
 
@@ -14,24 +14,31 @@ def register(subparsers):
                               description="Train (or load) CloudCNN, initialise EdgeCNN0-K and EdgeCNN1-K on N labeled "
                                           "images, stream M uploads through the update phase, report accuracies.")
     add_common(p)
-    p.add_argument("--depth", type=int, default=3, help="K: conv layers of EdgeCNN-K = shared layers m (default 3)")
-    p.add_argument("--labeled", type=int, default=120, help="N labeled images at the edge (default 120)")
-    p.add_argument("--uploads", type=int, default=0, help="images streamed through the update phase (default 0)")
-    p.add_argument("--step", type=int, default=120, help="M: retrain every M new labels (default 120)")
-    p.add_argument("--chunk", type=int, default=60, help="images users upload per tick (default 60)")
+    p.add_argument("--depth", type=int, default=EdgeConfig.depth,
+                   help=f"K: conv layers of EdgeCNN-K = shared layers m (default {EdgeConfig.depth})")
+    p.add_argument("--labeled", type=int, default=RunConfig.labeled,
+                   help=f"N labeled images at the edge (default {RunConfig.labeled})")
+    p.add_argument("--uploads", type=int, default=RunConfig.uploads,
+                   help=f"images streamed through the update phase (default {RunConfig.uploads}; 0: Alg. 1 only)")
+    p.add_argument("--step", type=int, default=RunConfig.step,
+                   help=f"M: retrain every M new labels (default {RunConfig.step})")
+    p.add_argument("--chunk", type=int, default=RunConfig.chunk,
+                   help=f"images users upload per tick (default {RunConfig.chunk})")
     p.add_argument("--edge-seed", type=int, default=None,
                    help="seed of the edges' labeled images and training (default: --seed)")
-    p.add_argument("--pool-stride", type=int, choices=(1, 2), default=2)
+    p.add_argument("--pool-stride", type=int, choices=(1, 2), default=EdgeConfig.pool_stride)
     p.add_argument("--models", choices=("both", "0", "1"), default="both", help="EdgeCNN0, EdgeCNN1 or both")
-    p.add_argument("--label-policy", default="trust-all", help="trust-all | confidence[:t] | soft[:T]")
-    p.add_argument("--trigger", default="", help="every[:M] | gain[:rate] (default every:STEP)")
+    p.add_argument("--label-policy", default=RunConfig.label_policy, help="trust-all | confidence[:t] | soft[:T]")
+    p.add_argument("--trigger", default=RunConfig.trigger, help="every[:M] | gain[:rate] (default every:STEP)")
     p.add_argument("--no-segment", action="store_true", help="upload raw images instead of segmented objects")
     p.add_argument("--no-feature-cache", action="store_true", help="train through the frozen layers every epoch")
     p.add_argument("--cold-start", action="store_true", help="re-initialise the head before each retraining")
     p.add_argument("--cloud-epochs", type=int, default=CLOUD_MAX_EPOCHS,
                    help=f"CloudCNN's max epochs (default {CLOUD_MAX_EPOCHS})")
-    p.add_argument("--cloud-fraction", type=float, default=0.75, help="share of the train split for the cloud")
-    p.add_argument("--edge-epochs", type=int, default=30, help="max epochs per edge training (default 30)")
+    p.add_argument("--cloud-fraction", type=float, default=RunConfig.cloud_fraction,
+                   help="share of the train split for the cloud")
+    p.add_argument("--edge-epochs", type=int, default=EDGE_EPOCHS,
+                   help=f"max epochs per edge training (default {EDGE_EPOCHS})")
     p.add_argument("--edge-procedure", choices=EDGE_PROCEDURES, default=EDGE_PROCEDURES[0],
                    help="fixed: train every epoch, keep the last weights (default); paper: the paper's "
                         "lr-decay and stopping rules on the 10%% validation split")
@@ -42,21 +49,20 @@ def register(subparsers):
 
 
 def config_from_args(args):
-    from ..edge import edge_train_config
-    from ..experiment import RunConfig
     models = {"both": (0, 1), "0": (0,), "1": (1,)}[args.models]
     for name in ("depth", "labeled", "step", "cloud_epochs", "edge_epochs"):
         if getattr(args, name) < 1:
             raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
     if args.uploads < 0 or args.chunk < 1:
         raise ValueError(f"need --uploads >= 0 and --chunk >= 1, got {args.uploads}, {args.chunk}")
-    return RunConfig(dataset=args.dataset, depth=args.depth, labeled=args.labeled, uploads=args.uploads,
-                     step=args.step, chunk=args.chunk, seed=args.seed, edge_seed=args.edge_seed, preset=args.preset,
-                     pool_stride=args.pool_stride, cloud_fraction=args.cloud_fraction,
-                     cloud_train=cloud_train_config(max_epochs=args.cloud_epochs),
-                     edge_train=edge_train_config(args.edge_procedure, max_epochs=args.edge_epochs),
-                     label_policy=args.label_policy, trigger=args.trigger, segment=not args.no_segment,
-                     feature_cache=not args.no_feature_cache, warm_start=not args.cold_start, models=models)
+    edge = EdgeConfig(depth=args.depth, preset=args.preset, pool_stride=args.pool_stride,
+                      train=edge_train_config(args.edge_procedure, max_epochs=args.edge_epochs),
+                      warm_start=not args.cold_start, feature_cache=not args.no_feature_cache,
+                      segment=not args.no_segment)
+    return RunConfig(dataset=args.dataset, labeled=args.labeled, uploads=args.uploads, step=args.step,
+                     chunk=args.chunk, seed=args.seed, edge_seed=args.edge_seed, cloud_fraction=args.cloud_fraction,
+                     cloud_train=cloud_train_config(max_epochs=args.cloud_epochs), edge=edge,
+                     label_policy=args.label_policy, trigger=args.trigger, models=models)
 
 
 def run(args):

@@ -5,6 +5,7 @@ from pathlib import Path
 
 from tinycnn.atomic import atomic_write
 
+from ..config import EdgeConfig, RunConfig
 from ._common import add_common, blas_threads, dump
 
 STREAM_FILE = "stream.json"
@@ -18,20 +19,21 @@ def register(subparsers):
     add_common(p, dataset=False)
     p.add_argument("--cloud", required=True, help="CloudCNN .npz written by train-cloud")
     p.add_argument("--out", required=True, help="folder for the edge's state")
-    p.add_argument("--depth", type=int, default=3)
-    p.add_argument("--labeled", type=int, default=120)
+    p.add_argument("--depth", type=int, default=EdgeConfig.depth)
+    p.add_argument("--labeled", type=int, default=RunConfig.labeled)
     p.add_argument("--scratch", action="store_true", help="EdgeCNN0: no shared layers")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--label-policy", default="trust-all")
-    p.add_argument("--trigger", default="every:120")
-    p.add_argument("--load-threshold", type=float, default=0.5)
+    p.add_argument("--label-policy", default=RunConfig.label_policy)
+    p.add_argument("--trigger", default=f"every:{RunConfig.step}")
+    p.add_argument("--load-threshold", type=float, default=EdgeConfig.load_threshold)
     p.set_defaults(func=run)
 
 
 def run(args):
     from ..cloud import Cloud
     from ..data import edge_data, load_dataset, split_cloud_edges
-    from ..edge import Edge, EdgeConfig
+    from .. import edge_files
+    from ..edge import Edge
     start = time.perf_counter()
     cloud = Cloud.load(args.cloud)
     info = cloud.info
@@ -51,15 +53,15 @@ def run(args):
             edge.receive_package(cloud.export_layers(args.depth))
         row = edge.initialize(x_train[share.labeled], y_train[share.labeled], ids=share.labeled)
         acc = edge.evaluate(x_test, y_test)
-    edge.save(args.out)
+    edge_files.save(edge, args.out)
     stream = {"cloud": str(Path(args.cloud).resolve()), "dataset": info["dataset"],
               "stream": share.stream.tolist(), "cursor": 0}
     with atomic_write(Path(args.out) / STREAM_FILE) as f:
         f.write(json.dumps(stream).encode())
     out = {"edge": edge.name, "out": str(args.out), "n_labeled": args.labeled, "accuracy": acc,
-           "train_seconds": row["train_seconds"], "bytes_down": edge.stats["bytes_down"],
+           "train_seconds": row["train_seconds"], "bytes_down": edge.stats.bytes_down,
            "seconds": time.perf_counter() - start}
     print(dump(out) if args.json else
           f"{edge.name} initialised on {args.labeled} labeled images: test accuracy {100 * acc:.2f}%; "
-          f"received {edge.stats['bytes_down']:,} bytes of layers; saved to {args.out}")
+          f"received {edge.stats.bytes_down:,} bytes of layers; saved to {args.out}")
     return 0

@@ -3,6 +3,7 @@ import sys
 import time
 from pathlib import Path
 
+from ..config import EDGE_EPOCHS
 from ..reproduce import NAMES, Plan, reproduce
 from ..reproduce.report import load_results, verdicts, write_report
 from ._common import add_common, blas_threads, dump
@@ -27,7 +28,8 @@ def register(subparsers):
     p.add_argument("--sizes", default="", help="fig8/fig9 training-set sizes, comma separated (default per data set)")
     p.add_argument("--large-models", choices=("both", "1"), default="both",
                    help="fig8/fig9: EdgeCNN0 and EdgeCNN1, or EdgeCNN1 only (cheaper)")
-    p.add_argument("--edge-epochs", type=int, default=30, help="max epochs per edge training (default 30)")
+    p.add_argument("--edge-epochs", type=int, default=EDGE_EPOCHS,
+                   help=f"max epochs per edge training (default {EDGE_EPOCHS})")
     p.add_argument("--cloud-epochs", type=int, default=0,
                    help="max CloudCNN epochs (default 0 = per data set: 4 on MNIST, 2 on Fashion-MNIST)")
     p.add_argument("--cloud-seed", type=int, default=None,

@@ -4,6 +4,7 @@ import os
 import sys
 
 from ..cloud import CLOUD_MAX_EPOCHS, cloud_train_config
+from ..models import DEFAULT_PRESET
 from ..server import process
 
 
@@ -17,7 +18,7 @@ def register(subparsers):
                    help="a CloudCNN saved by Cloud.save (e.g. from `cloudedge train-cloud`); "
                         "default: train one on the cloud part of --dataset, or load it from the cache")
     p.add_argument("--dataset", default="mnist", help="for training when no --model (default: embedded MNIST)")
-    p.add_argument("--preset", default="laptop", choices=["laptop", "paper"])
+    p.add_argument("--preset", default=DEFAULT_PRESET, choices=["laptop", "paper"])
     p.add_argument("--epochs", type=int, default=CLOUD_MAX_EPOCHS,
                    help=f"max epochs when training (default {CLOUD_MAX_EPOCHS})")
     p.add_argument("--seed", type=int, default=0)
@@ -36,7 +37,8 @@ def load_cloud(args):
     """The Cloud to serve and a JSON-able note on where it came from."""
     from ..cloud import Cloud
     from ..data import load_dataset
-    from ..experiment import RunConfig, get_cloud
+    from ..config import EdgeConfig, RunConfig
+    from ..experiment import get_cloud
     from ..models import cloud_cnn
     if args.model:
         return Cloud.load(args.model), {"source": args.model}
@@ -44,8 +46,8 @@ def load_cloud(args):
         x_train = load_dataset(args.dataset)[0]
         model = cloud_cnn(x_train.shape[1:], preset=args.preset, seed=args.seed)
         return Cloud(model, x_train.shape[1:], info={"untrained": True}), {"source": "untrained"}
-    cfg = RunConfig(dataset=args.dataset, preset=args.preset, seed=args.seed,
-                    cloud_train=cloud_train_config(max_epochs=args.epochs))
+    cfg = RunConfig(dataset=args.dataset, seed=args.seed, cloud_train=cloud_train_config(max_epochs=args.epochs),
+                    edge=EdgeConfig(preset=args.preset))
     cloud, meta = get_cloud(load_dataset(args.dataset), cfg)
     return cloud, {"source": meta["path"], "cached": meta["cached"], "seconds": meta["seconds"]}
 

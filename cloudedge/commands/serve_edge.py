@@ -3,6 +3,7 @@
 import secrets
 from pathlib import Path
 
+from ..config import EDGE_EPOCHS, EdgeConfig, RunConfig, edge_train_config
 from ..server import process
 
 
@@ -18,19 +19,21 @@ def register(subparsers):
     p.add_argument("--state-dir", required=True, help="folder for the object store, snapshots and edge id")
     p.add_argument("--name", default=None, help="edge id sent to the cloud (default: a random id kept in --state-dir)")
     p.add_argument("--dataset", default="mnist", help="where the N labeled images come from (default: embedded MNIST)")
-    p.add_argument("--labeled", type=int, default=120, help="N labeled images for Alg. 1 (default 120)")
-    p.add_argument("--depth", type=int, default=3, help="k of EdgeCNN-k (default 3)")
+    p.add_argument("--labeled", type=int, default=RunConfig.labeled,
+                   help=f"N labeled images for Alg. 1 (default {RunConfig.labeled})")
+    p.add_argument("--depth", type=int, default=EdgeConfig.depth, help=f"k of EdgeCNN-k (default {EdgeConfig.depth})")
     p.add_argument("--edgecnn", type=int, choices=[0, 1], default=1,
                    help="1: EdgeCNN1 with the cloud's k lower layers frozen (default); 0: from scratch")
-    p.add_argument("--preset", default="laptop", choices=["laptop", "paper"])
+    p.add_argument("--preset", default=EdgeConfig.preset, choices=["laptop", "paper"])
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--max-epochs", type=int, default=30, help="epochs cap of each training (default 30)")
-    p.add_argument("--retrain", default="every:120", help="trigger: 'every:M' (the paper) or 'gain:RATE'")
-    p.add_argument("--label-policy", default="trust-all", help="'trust-all', 'confidence:T' or 'soft[:T]'")
+    p.add_argument("--max-epochs", type=int, default=EDGE_EPOCHS,
+                   help=f"epochs cap of each training (default {EDGE_EPOCHS})")
+    p.add_argument("--retrain", default=f"every:{RunConfig.step}", help="trigger: 'every:M' (the paper) or 'gain:RATE'")
+    p.add_argument("--label-policy", default=RunConfig.label_policy, help="'trust-all', 'confidence:T' or 'soft[:T]'")
     p.add_argument("--load", default="constant:0.0",
                    help="core-network load trace: 'constant:L', 'diurnal:PERIOD_S', 'random:SEED' "
                         "(cloudedge.loads); uploads only while load < --load-threshold")
-    p.add_argument("--load-threshold", type=float, default=0.5)
+    p.add_argument("--load-threshold", type=float, default=EdgeConfig.load_threshold)
     p.add_argument("--upload-rate", type=float, default=None, help="cap the uplink to the cloud, KiB/s")
     p.add_argument("--upload-batch", type=int, default=64, help="objects per upload (default 64)")
     p.add_argument("--upload-interval", type=float, default=0.5, help="seconds between upload attempts")
@@ -62,8 +65,7 @@ def build_runtime(args, cloud_token):
     from tinycnn.train import evaluate
 
     from ..data import edge_data, load_dataset, split_cloud_edges
-    from ..edge import Edge, EdgeConfig, edge_train_config
-    from ..experiment import RunConfig
+    from ..edge import Edge
     from ..labels import make_policy
     from ..retrain import make_trigger
     from ..server.edge_runtime import EdgeRuntime

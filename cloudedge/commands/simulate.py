@@ -2,6 +2,7 @@
 import time
 
 from ..cloud import CLOUD_MAX_EPOCHS, cloud_train_config
+from ..config import EdgeConfig, RunConfig, SimConfig
 from ._common import add_common, blas_threads, dump
 
 
@@ -12,41 +13,51 @@ def register(subparsers):
                                           "core-network load trace, the cloud labels, edges retrain. The same "
                                           "seed gives the same timeline.")
     add_common(p)
-    p.add_argument("--edges", type=int, default=3)
-    p.add_argument("--shared", default="1", help="per edge, cycled: 1 = EdgeCNN1, 0 = EdgeCNN0 (e.g. 1,0)")
-    p.add_argument("--depth", type=int, default=3)
-    p.add_argument("--labeled", type=int, default=120)
-    p.add_argument("--alpha", type=float, default=0.5, help="class skew (Dirichlet alpha; <= 0: i.i.d.)")
-    p.add_argument("--rate", type=float, default=2.0, help="uploads per virtual second per edge")
-    p.add_argument("--tick", type=float, default=10.0)
-    p.add_argument("--duration", type=float, default=600.0, help="virtual seconds")
-    p.add_argument("--load", default="diurnal:300", help="constant:L | diurnal:PERIOD | random:SEED")
-    p.add_argument("--load-threshold", type=float, default=0.5)
-    p.add_argument("--label-policy", default="trust-all")
-    p.add_argument("--trigger", default="every:120")
-    p.add_argument("--throughput", type=float, default=2000.0, help="training sample passes per virtual second")
+    sim = SimConfig                         # the defaults
+    p.add_argument("--edges", type=int, default=sim.n_edges)
+    p.add_argument("--shared", default=",".join(str(int(s)) for s in sim.shared),
+                   help="per edge, cycled: 1 = EdgeCNN1, 0 = EdgeCNN0 (e.g. 1,0)")
+    p.add_argument("--depth", type=int, default=EdgeConfig.depth)
+    p.add_argument("--labeled", type=int, default=sim.labeled)
+    p.add_argument("--alpha", type=float, default=sim.alpha, help="class skew (Dirichlet alpha; <= 0: i.i.d.)")
+    p.add_argument("--rate", type=float, default=sim.rate, help="uploads per virtual second per edge")
+    p.add_argument("--tick", type=float, default=sim.tick)
+    p.add_argument("--duration", type=float, default=sim.duration, help="virtual seconds")
+    p.add_argument("--load", default=sim.load, help="constant:L | diurnal:PERIOD | random:SEED")
+    p.add_argument("--load-threshold", type=float, default=EdgeConfig.load_threshold)
+    p.add_argument("--label-policy", default=sim.label_policy)
+    p.add_argument("--trigger", default=sim.trigger)
+    p.add_argument("--throughput", type=float, default=sim.throughput, help="training sample passes per virtual second")
     p.add_argument("--cloud-epochs", type=int, default=CLOUD_MAX_EPOCHS,
                    help=f"CloudCNN's max epochs (default {CLOUD_MAX_EPOCHS})")
-    p.add_argument("--cloud-fraction", type=float, default=0.75, help="share of the train split for the cloud")
+    p.add_argument("--cloud-fraction", type=float, default=sim.cloud_fraction,
+                   help="share of the train split for the cloud")
     p.add_argument("--workdir", default=None)
     p.add_argument("--no-cache", action="store_true")
     p.set_defaults(func=run)
 
 
+def config_from_args(args):
+    """(SimConfig, the RunConfig its cloud is trained or cached as)."""
+    shared = tuple(bool(int(v)) for v in args.shared.split(","))
+    edge = EdgeConfig(depth=args.depth, preset=args.preset, load_threshold=args.load_threshold)
+    cfg = SimConfig(n_edges=args.edges, shared=shared, labeled=args.labeled,
+                    alpha=args.alpha if args.alpha > 0 else None, rate=args.rate, tick=args.tick,
+                    duration=args.duration, load=args.load, label_policy=args.label_policy, trigger=args.trigger,
+                    throughput=args.throughput, seed=args.seed, cloud_fraction=args.cloud_fraction, edge=edge)
+    # the cloud the edges share: trained (or cached) as a run with the same seed, split and architecture
+    run_cfg = RunConfig(dataset=args.dataset, seed=cfg.seed, cloud_fraction=cfg.cloud_fraction,
+                        cloud_train=cloud_train_config(max_epochs=args.cloud_epochs), edge=edge)
+    return cfg, run_cfg
+
+
 def run(args):
     from ..data import load_dataset
-    from ..experiment import RunConfig, get_cloud
-    from ..simulator import SimConfig, Simulator
+    from ..experiment import get_cloud
+    from ..simulator import Simulator
     start = time.perf_counter()
-    shared = tuple(bool(int(v)) for v in args.shared.split(","))
+    cfg, run_cfg = config_from_args(args)
     data = load_dataset(args.dataset, progress=not args.quiet)
-    cfg = SimConfig(n_edges=args.edges, shared=shared, depth=args.depth, labeled=args.labeled,
-                    alpha=args.alpha if args.alpha > 0 else None, rate=args.rate, tick=args.tick,
-                    duration=args.duration, load=args.load, load_threshold=args.load_threshold,
-                    label_policy=args.label_policy, trigger=args.trigger, throughput=args.throughput,
-                    seed=args.seed, preset=args.preset, cloud_fraction=args.cloud_fraction)
-    run_cfg = RunConfig(dataset=args.dataset, seed=args.seed, preset=args.preset, cloud_fraction=args.cloud_fraction,
-                        cloud_train=cloud_train_config(max_epochs=args.cloud_epochs))
     with blas_threads(args.threads):
         cloud, meta = get_cloud(data, run_cfg, args.workdir, not args.no_cache, progress=not args.quiet)
         result = Simulator(cloud, data, cfg).run(progress=not args.quiet)

@@ -3,6 +3,7 @@ import time
 from pathlib import Path
 
 from ..cloud import CLOUD_MAX_EPOCHS, UntrainedCloudError, cloud_train_config
+from ..config import EdgeConfig, RunConfig
 from ._common import add_common, blas_threads, dump
 
 
@@ -13,21 +14,22 @@ def register(subparsers):
                                           "(.npz) plus OUT.json; init-edge and update read them.")
     add_common(p)
     p.add_argument("--out", required=True, help="path of the CloudCNN .npz to write")
-    p.add_argument("--pool-stride", type=int, choices=(1, 2), default=2)
+    p.add_argument("--pool-stride", type=int, choices=(1, 2), default=EdgeConfig.pool_stride)
     p.add_argument("--epochs", type=int, default=CLOUD_MAX_EPOCHS,
                    help=f"max epochs (default {CLOUD_MAX_EPOCHS})")
-    p.add_argument("--cloud-fraction", type=float, default=0.75)
+    p.add_argument("--cloud-fraction", type=float, default=RunConfig.cloud_fraction)
     p.set_defaults(func=run)
 
 
 def run(args):
     from ..data import load_dataset
-    from ..experiment import RunConfig, train_cloud
+    from ..experiment import train_cloud
     from ..study import ten_crop_accuracy
     start = time.perf_counter()
     data = load_dataset(args.dataset, progress=not args.quiet)
-    cfg = RunConfig(dataset=args.dataset, preset=args.preset, pool_stride=args.pool_stride, seed=args.seed,
-                    cloud_fraction=args.cloud_fraction, cloud_train=cloud_train_config(max_epochs=args.epochs))
+    cfg = RunConfig(dataset=args.dataset, seed=args.seed, cloud_fraction=args.cloud_fraction,
+                    cloud_train=cloud_train_config(max_epochs=args.epochs),
+                    edge=EdgeConfig(preset=args.preset, pool_stride=args.pool_stride))
     with blas_threads(args.threads):
         cloud = train_cloud(data, cfg, progress=not args.quiet)
         acc = cloud.evaluate(data[2], data[3])

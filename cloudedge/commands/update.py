@@ -26,12 +26,12 @@ def register(subparsers):
 def run(args):
     from ..cloud import Cloud
     from ..data import load_dataset
-    from ..edge import Edge
+    from .. import edge_files
     start = time.perf_counter()
     folder = Path(args.edge)
     stream = json.loads((folder / STREAM_FILE).read_text())
     cloud = Cloud.load(stream["cloud"])
-    edge = Edge.load(folder)
+    edge = edge_files.load(folder)
     x_train, _, x_test, y_test = load_dataset(stream["dataset"], progress=not args.quiet)
     ids = stream["stream"][stream["cursor"]:stream["cursor"] + args.uploads]
     if args.uploads and not ids:
@@ -43,7 +43,7 @@ def run(args):
         row = {"auto": edge.maybe_retrain, "force": edge.retrain, "never": lambda: None}[args.retrain]()
         acc = edge.evaluate(x_test, y_test)
     stream["cursor"] += len(ids)
-    edge.save(folder)
+    edge_files.save(edge, folder)
     with atomic_write(folder / STREAM_FILE) as f:
         f.write(json.dumps(stream).encode())
     out = {"edge": edge.name, "uploaded_by_users": len(ids), "sync": sync,

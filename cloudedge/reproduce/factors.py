@@ -9,8 +9,8 @@ from dataclasses import replace
 from functools import partial
 
 from ..cloud import CLOUD_EPOCHS, cloud_train_config
-from ..edge import edge_train_config
-from ..experiment import RunConfig, config_json, get_cloud
+from ..config import RunConfig, config_json, edge_train_config, updated
+from ..experiment import get_cloud
 from ..study import EDGE_SEEDS, measure_cloud, summarize, ten_crop_accuracy
 from .render import pyplot, write_outputs
 from .runs import Job, cell_hash, execute, store
@@ -22,20 +22,20 @@ COLUMNS = ["dataset", "factor", "level", "gap", "gap_low", "gap_high", "acc0", "
 def base_config(dataset="mnist"):
     """The default setting at N = 120, k = 3: initialization phase only; CloudCNN trained as the
     reproduction trains it (same cache key, so the study and the tables share their clouds)."""
-    return RunConfig(dataset=dataset, depth=3, labeled=120, uploads=0,
-                     cloud_train=cloud_train_config(max_epochs=CLOUD_EPOCHS[dataset]))
+    return RunConfig(dataset=dataset, uploads=0, cloud_train=cloud_train_config(max_epochs=CLOUD_EPOCHS[dataset]))
 
 
-# (factor, level, overrides of base_config); the first row of each data set is its baseline.
+# (factor, level, data set, changes to base_config for cloudedge.config.updated); the first row
+# of each data set is its baseline.
 FACTORS = (
     ("baseline", "laptop widths (÷4), He-normal, 30 fixed edge epochs, cloud 6,000, k=3", "mnist", {}),
-    ("widths", "÷8 (eighth)", "mnist", {"preset": "eighth"}),
-    ("widths", "÷2 (half)", "mnist", {"preset": "half"}),
-    ("init", "Glorot-uniform", "mnist", {"init": "glorot-uniform"}),
-    ("edge procedure", "the paper's stopping rules", "mnist", {"edge_train": edge_train_config("paper")}),
+    ("widths", "÷8 (eighth)", "mnist", {"edge": {"preset": "eighth"}}),
+    ("widths", "÷2 (half)", "mnist", {"edge": {"preset": "half"}}),
+    ("init", "Glorot-uniform", "mnist", {"edge": {"init": "glorot-uniform"}}),
+    ("edge procedure", "the paper's stopping rules", "mnist", {"edge": {"train": edge_train_config("paper")}}),
     ("cloud data", "all 8,000 (saw the edge pool)", "mnist", {"cloud_sees_edges": True}),
-    ("k", "5", "mnist", {"depth": 5}),
-    ("k", "10", "mnist", {"depth": 10}),
+    ("k", "5", "mnist", {"edge": {"depth": 5}}),
+    ("k", "10", "mnist", {"edge": {"depth": 10}}),
     ("baseline", "laptop widths (÷4), He-normal, 30 fixed edge epochs, cloud 45,000, k=3", "fashion-mnist", {}),
     ("cloud data", "15,000", "fashion-mnist", {"cloud_images": 15000}),
     ("cloud data", "60,000 (saw the edge pool)", "fashion-mnist", {"cloud_sees_edges": True}),
@@ -44,6 +44,15 @@ FACTORS = (
 
 def factor_cells(datasets=("mnist",)):
     return [(f, level, ds, over) for f, level, ds, over in FACTORS if ds in datasets]
+
+
+def factor_config(plan, dataset, over):
+    """base_config(dataset) at plan's preset with one factor's changes (quick: tiny, 1 cloud and 3 edge epochs)."""
+    cfg = updated(base_config(dataset), **{**over, "edge": {"preset": plan.preset, **over.get("edge", {})}})
+    if plan.quick:
+        cfg = updated(cfg, cloud_train=replace(cfg.cloud_train, max_epochs=1),
+                      edge={"preset": "tiny", "train": replace(cfg.edge.train, max_epochs=3)})
+    return cfg
 
 
 def measure_gap(cfg, data, plan, edge_seeds, store_dir):
@@ -79,13 +88,10 @@ def run(plan, data_cache):
     only = plan.study_factors
     cells = [c for c in factor_cells(plan.study_datasets) if not only or c[0] in only or f"{c[2]}/{c[0]}" in only]
     if plan.quick:
-        cells = [c for c in cells if "depth" not in c[3] and "preset" not in c[3]][:3]
+        cells = [c for c in cells if not {"depth", "preset"} & set(c[3].get("edge", {}))][:3]
     edge_seeds = EDGE_SEEDS[:2] if plan.quick else EDGE_SEEDS
     for factor, level, dataset, over in cells:
-        cfg = replace(base_config(dataset), **{"preset": plan.preset, **over})
-        if plan.quick:
-            cfg = replace(cfg, preset="tiny", cloud_train=replace(cfg.cloud_train, max_epochs=1),
-                          edge_train=replace(cfg.edge_train, max_epochs=3))
+        cfg = factor_config(plan, dataset, over)
         plan.log(f"factors: {dataset} / {factor}: {level}")
         res = measure_gap(cfg, data_cache(dataset), plan, edge_seeds, plan.out / "runs" / "factors")
         rows.append({"factor": factor, "level": level, "dataset": dataset, **res["summary"],

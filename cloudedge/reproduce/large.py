@@ -40,7 +40,7 @@ def point_job(plan, target, dataset, data, seed, depth, n):
     order, each scored on the test split, as a stored job."""
     cfg = run_config(plan, dataset, depth, seed, models=tuple(plan.large_models))
     path = (plan.out / "runs" /
-            f"{target}-{dataset}-{cfg.preset}-k{depth}-s{seed}-n{n}-{config_hash(cfg, plan.quick)}.json")
+            f"{target}-{dataset}-{cfg.edge.preset}-k{depth}-s{seed}-n{n}-{config_hash(cfg, plan.quick)}.json")
 
     def run():
         x_train, y_train, x_test, y_test = data
@@ -54,9 +54,9 @@ def point_job(plan, target, dataset, data, seed, depth, n):
             models.append({"model": edge.summary()["model"], "accuracy": edge.evaluate(x_test, y_test),
                            "epochs": row["epochs"], "train_seconds": row["train_seconds"]})
         return {"target": target, "dataset": dataset, "seed": seed, "depth": depth, "n_images": n,
-                "preset": cfg.preset, "cloud_acc": cloud_acc, "cloud_cached": meta["cached"],
+                "preset": cfg.edge.preset, "cloud_acc": cloud_acc, "cloud_cached": meta["cached"],
                 "cloud_train_size": cloud.info.get("n_train"), "models": models,
-                "edge_max_epochs": cfg.edge_train.max_epochs, "seconds": time.perf_counter() - t0}
+                "edge_max_epochs": cfg.edge.train.max_epochs, "seconds": time.perf_counter() - t0}
     return Job(path, run)
 
 

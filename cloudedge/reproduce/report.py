@@ -15,7 +15,7 @@ from tinycnn import Dense
 
 from .. import paper
 from ..cloud import MIN_VAL_ACC, cloud_train_config
-from ..edge import edge_train_config
+from ..config import edge_train_config
 from ..models import PRESETS, cloud_cnn, filter_plan
 from .targets import NAMES, TARGETS
 

@@ -23,8 +23,8 @@ from tinycnn.atomic import atomic_write
 from .. import paper
 from ..cloud import CLOUD_EPOCHS, cloud_train_config
 from ..data import load_dataset
-from ..edge import edge_train_config
-from ..experiment import RunConfig, config_json, public, run_experiment
+from ..config import EDGE_EPOCHS, EdgeConfig, RunConfig, config_json, edge_train_config, updated
+from ..experiment import public, run_experiment
 from ..jsonable import jsonable
 
 DEPTHS = (3, 5, 10)
@@ -43,17 +43,17 @@ class Plan:
     seeds: tuple = (0, 1, 2)
     quick: bool = False
     out: Path = DEFAULT_OUT
-    workdir: object = None          # CloudCNN cache folder (None = the default cache)
+    workdir: str | Path | None = None   # CloudCNN cache folder (None = the default cache)
     progress: bool = True
     force: bool = False             # re-run even when a stored run matches
     only_existing: bool = False     # summarize the runs already on disk, run nothing new
-    cloud_seed: object = None       # None: each seed trains its own CloudCNN; an int: one shared
+    cloud_seed: int | None = None   # None: each seed trains its own CloudCNN; an int: one shared
                                     # CloudCNN (that seed) and the seeds vary only the edges
     depths: tuple = DEPTHS
     large_sizes: tuple = ()         # fig8/fig9 training-set sizes; () = the preset's default
     large_depths: tuple = (3,)
     large_models: tuple = (0, 1)
-    edge_epochs: int = 30
+    edge_epochs: int = EDGE_EPOCHS
     cloud_epochs: int = 0           # 0 = cloud.CLOUD_EPOCHS[dataset]
     study_datasets: tuple = ("mnist",)   # factors: which data sets' cells to run
     study_factors: tuple = ()            # factors: only these factors (() = all)
@@ -89,7 +89,8 @@ class DataCache:
 
 # ------------------------------------------------------------------------------ one run
 def run_config(plan, dataset, depth, seed, **overrides):
-    """The RunConfig of one table run (N=120, uploads to 1,200, every 120) for this plan."""
+    """The RunConfig of one table run (N=120, uploads to 1,200, every 120) for this plan;
+    overrides as cloudedge.config.updated takes them."""
     sizes = CIFAR_SIZES if dataset == "cifar10" else paper.LABELED_SIZES
     labeled, top = sizes[0], sizes[-1]
     step = sizes[1] - sizes[0]
@@ -97,13 +98,12 @@ def run_config(plan, dataset, depth, seed, **overrides):
         labeled, top, step = 120, 360, 120
     edge_epochs, cloud_epochs = (3, 1) if plan.quick else (plan.edge_epochs,
                                                            plan.cloud_epochs or CLOUD_EPOCHS[dataset])
-    cfg = RunConfig(dataset=dataset, depth=depth, labeled=labeled, uploads=top - labeled, step=step,
-                    chunk=step // 2, seed=seed, preset=plan.preset,
+    cfg = RunConfig(dataset=dataset, labeled=labeled, uploads=top - labeled, step=step, chunk=step // 2, seed=seed,
                     cloud_train=cloud_train_config(max_epochs=cloud_epochs),
-                    edge_train=edge_train_config(max_epochs=edge_epochs))
+                    edge=EdgeConfig(depth=depth, preset=plan.preset, train=edge_train_config(max_epochs=edge_epochs)))
     if plan.cloud_seed is not None and int(plan.cloud_seed) != seed:
         cfg = replace(cfg, seed=int(plan.cloud_seed), edge_seed=seed)
-    return replace(cfg, **overrides)
+    return updated(cfg, **overrides)
 
 
 def config_hash(cfg, quick):
@@ -123,7 +123,7 @@ def cell_hash(cfg, edge_seeds):
 def run_path(plan, cfg, tag="table"):
     """Where a table run is stored: <out>/runs/<tag>-<dataset>-<preset>-k<depth>-s<seed>[-e<edge seed>]-<hash>.json."""
     edge = "" if cfg.edge_seed is None else f"-e{cfg.edge_seed}"
-    return plan.out / "runs" / (f"{tag}-{cfg.dataset}-{cfg.preset}-k{cfg.depth}-s{cfg.seed}{edge}-"
+    return plan.out / "runs" / (f"{tag}-{cfg.dataset}-{cfg.edge.preset}-k{cfg.edge.depth}-s{cfg.seed}{edge}-"
                                 f"{config_hash(cfg, plan.quick)}.json")
 
 

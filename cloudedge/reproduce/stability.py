@@ -11,7 +11,8 @@ from functools import partial
 import numpy as np
 
 from ..cloud import MIN_VAL_ACC, Cloud, cloud_train_config
-from ..experiment import RunConfig, cloud_part
+from ..config import EdgeConfig, RunConfig
+from ..experiment import cloud_part
 from .render import pyplot, write_outputs
 from .runs import Job, ReproductionError, cell_hash, execute
 
@@ -30,7 +31,7 @@ def run(plan, data_cache, warmups=(0, 200)):
     for dataset, init, images in cells:
         data = data_cache(dataset)
         for warmup in warmups:
-            configs = [RunConfig(dataset=dataset, preset=preset, seed=s, init=init,
+            configs = [RunConfig(dataset=dataset, seed=s, edge=EdgeConfig(preset=preset, init=init),
                                  cloud_images=min(images, 300) if plan.quick and images else images,
                                  cloud_train=cloud_train_config(max_epochs=1, warmup_steps=warmup))
                        for s in seeds]
@@ -52,12 +53,12 @@ def run(plan, data_cache, warmups=(0, 200)):
 def one_epoch(cfg, data, plan):
     """One epoch of CloudCNN for cfg (no restart): its best validation accuracy, and whether it trained."""
     ids, _ = cloud_part(data[1], cfg)
-    cloud = Cloud.train(data[0][ids], data[1][ids], preset=cfg.preset, seed=cfg.seed, init=cfg.init, restarts=0,
+    cloud = Cloud.train(data[0][ids], data[1][ids], preset=cfg.edge.preset, seed=cfg.seed, init=cfg.edge.init, restarts=0,
                         config=replace(cfg.cloud_train, seed=cfg.seed))
-    result = {"dataset": cfg.dataset, "init": cfg.init, "warmup": cfg.cloud_train.warmup_steps, "seed": cfg.seed,
+    result = {"dataset": cfg.dataset, "init": cfg.edge.init, "warmup": cfg.cloud_train.warmup_steps, "seed": cfg.seed,
               "n_train": int(len(ids)), "best_val_acc": cloud.info["best_val_acc"], "trained": cloud.info["trained"],
               "seconds": cloud.info["train_seconds"]}
-    plan.log(f"stability: {cfg.dataset} {cfg.init} warm-up {result['warmup']} seed {cfg.seed}: "
+    plan.log(f"stability: {cfg.dataset} {cfg.edge.init} warm-up {result['warmup']} seed {cfg.seed}: "
              f"val acc {100 * result['best_val_acc']:.1f}%")
     return result
 

@@ -6,7 +6,7 @@ from .render import fmt, pyplot, write_outputs
 from .runs import ReproductionError, execute, experiment_job, run_config
 
 VARIANTS = (("trust-all (paper)", {}), ("confidence:0.9", {"label_policy": "confidence:0.9"}),
-            ("soft", {"label_policy": "soft"}), ("no feature cache", {"feature_cache": False}))
+            ("soft", {"label_policy": "soft"}), ("no feature cache", {"edge": {"feature_cache": False}}))
 
 
 def run(plan, data_cache, dataset="mnist", depth=3, names=None):

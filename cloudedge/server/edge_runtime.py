@@ -4,7 +4,7 @@ Three things hold the state, each written atomically:
 
 store       (store.ObjectStore) every accepted upload, as the model-input image (C, H, W)
             uint8, written and fsynced before the user gets an answer; later its label.
-snapshot    a cloudedge.edge.Edge saved by Edge.save into snapshots/<k>/ after each training,
+snapshot    a cloudedge.edge.Edge saved by cloudedge.edge_files.save into snapshots/<k>/ after each training,
             made current by rewriting the file CURRENT (so a snapshot is switched as a whole).
 serving     an independent copy of the Edge's model that answers requests; replaced by a
             new copy (one reference swap) only after a training has finished, so no
@@ -30,8 +30,7 @@ import numpy as np
 import tinycnn
 from tinycnn.atomic import atomic_write
 
-from .. import wire
-from ..edge import Edge
+from .. import edge_files, wire
 from . import httpclient
 from .imaging import to_float, to_model_input, to_uint8
 from .remote import ReplayCloud
@@ -45,7 +44,7 @@ class StateError(RuntimeError):
 
 
 class Snapshots:
-    """snapshots/<k:06d>/ written by Edge.save plus absorbed.npy (the store ids whose labels
+    """snapshots/<k:06d>/ written by edge_files.save plus absorbed.npy (the store ids whose labels
     the edge has seen, kept or rejected by its label policy); CURRENT names the current one."""
 
     def __init__(self, root):
@@ -86,7 +85,7 @@ class Snapshots:
         path = self.dir / f"{k:06d}"
         if path.exists():        # left over from a crash before CURRENT moved
             shutil.rmtree(path)
-        edge.save(path)
+        edge_files.save(edge, path)
         with atomic_write(path / "absorbed.npy") as f:
             np.save(f, np.array(sorted(absorbed), dtype=np.int64), allow_pickle=False)
         with atomic_write(self.pointer) as f:
@@ -129,7 +128,7 @@ class EdgeRuntime:
         path = self.snapshots.current()
         if path is not None:
             try:
-                self.edge = Edge.load(path, monitor=self.monitor)
+                self.edge = edge_files.load(path, monitor=self.monitor)
             except (OSError, ValueError, KeyError) as exc:
                 raise StateError(f"snapshot {path} cannot be loaded ({type(exc).__name__}: {exc}); restore it, "
                                  f"or start fresh on purpose with another --state-dir") from None

@@ -7,6 +7,7 @@ temporary file is removed, so a partial or bad download never appears as a file.
 from __future__ import annotations
 
 import hashlib
+import os
 import http.client
 import time
 import urllib.error

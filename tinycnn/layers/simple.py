@@ -68,7 +68,7 @@ class Dropout(Layer):
             raise ValueError(f"Dropout p must be a float in [0, 1), got {p!r}")
         self.p = float(p)
         self.rng = np.random.default_rng(seed)
-        self.mask = None  # x.shape, 0 or 1/(1-p); None after an eval forward
+        self.mask = None  # after a training forward: x.shape, 0 or 1/(1-p); after an eval forward: 1
 
     def config(self):
         return {"p": self.p}
