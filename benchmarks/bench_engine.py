@@ -25,7 +25,7 @@ import numpy as np
 
 import tinycnn
 from tinycnn import Conv2D, SGD, softmax_cross_entropy
-from cloudedge.models import DEFAULT_PRESET, cloud_cnn, edge_cnn, shared_prefix
+from cloudedge.system.models import DEFAULT_PRESET, cloud_cnn, edge_cnn, shared_prefix
 
 CONV_SHAPES = [(1, 32), (32, 32), (80, 80), (128, 128)]  # (in, out) channels, 3x3, pad 1
 BATCH, SIZE = 32, 28
@@ -92,7 +92,7 @@ def sgemm_step(threads):
 MEMORY_PROBE = """
 import resource, sys, numpy as np
 lib = sys.argv[1]
-from cloudedge.models import cloud_cnn
+from cloudedge.system.models import cloud_cnn
 model = cloud_cnn(seed=0)
 x = np.random.default_rng(0).random((32, 1, 28, 28), dtype=np.float32)
 y = np.random.default_rng(0).integers(0, 10, 32)
@@ -178,7 +178,7 @@ def frozen_prefix_steps(torch):
     """(tinycnn step, PyTorch step) for EdgeCNN1-3 with its 3 conv layers frozen.
 
     tinycnn: the head trains on the prefix's output computed once, as the edge's feature
-    cache does (cloudedge.feature_cache). PyTorch: the whole net runs each step, with
+    cache does (cloudedge.policies.feature_cache). PyTorch: the whole net runs each step, with
     requires_grad=False on the prefix (autograd then skips its backward).
     """
     model = edge_cnn(3, seed=0)

@@ -26,14 +26,14 @@ from pathlib import Path
 
 import numpy as np
 
-from cloudedge.data import load_dataset
-from cloudedge.config import RunConfig, SimConfig, updated
-from cloudedge.experiment import get_cloud, public, run_edges
-from cloudedge.figures import plot_accuracy, plot_dataflow
-from cloudedge.models import PRESETS, cloud_cnn, edge_cnn
+from cloudedge.system.data import load_dataset
+from cloudedge.system.config import RunConfig, SimConfig, updated
+from cloudedge.experiments.experiment import get_cloud, public, run_edges
+from cloudedge.experiments.figures import plot_accuracy, plot_dataflow
+from cloudedge.system.models import PRESETS, cloud_cnn, edge_cnn
 from cloudedge.paper import LABELED_SIZES, TABLE2_MNIST
-from cloudedge.segmentation import Segmenter
-from cloudedge.simulator import Simulator
+from cloudedge.policies.segmentation import Segmenter
+from cloudedge.timing.simulator import Simulator
 from cloudedge.threads import blas_threads
 from tinycnn.train import TrainConfig, evaluate
 
@@ -202,7 +202,7 @@ def study_simulate(cloud, data, figures):
                 [100 * rows[-1]["local_accuracy"]], where="post", label=e["name"])
     t = np.linspace(0, cfg.duration, 200)
     ax2 = ax.twinx()
-    from cloudedge.loads import make_load
+    from cloudedge.policies.loads import make_load
     ax2.plot(t, [make_load(cfg.load)(v) for v in t], color="gray", alpha=0.4, label="core load")
     ax2.axhline(cfg.edge.load_threshold, color="gray", linestyle=":", alpha=0.6)
     ax2.set_ylabel("core-network load")

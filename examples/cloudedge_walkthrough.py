@@ -9,7 +9,7 @@ the core network is idle, and retrains every 120 new labels (Algorithm 2).
 import argparse
 
 from cloudedge import Cloud, Edge, EdgeConfig
-from cloudedge.data import edge_data, split_cloud_edges
+from cloudedge.system.data import edge_data, split_cloud_edges
 from cloudedge.threads import blas_threads
 from tinycnn.datasets import load_mnist_sample
 from tinycnn.train import TrainConfig

@@ -11,7 +11,7 @@ import argparse
 import json
 import time
 
-from cloudedge.models import edge_cnn
+from cloudedge.system.models import edge_cnn
 from tinycnn.datasets import load_fashion_mnist
 from tinycnn.train import TrainConfig, evaluate, fit
 

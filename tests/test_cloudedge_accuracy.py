@@ -4,7 +4,7 @@ lower layers, EdgeCNN1-3 beats EdgeCNN0-3 trained from scratch on N = 120 labele
 The CloudCNN is the one shipped in the package (cloudedge/pretrained: laptop preset, seed 0,
 fixed before anything was measured, trained by `cloudedge train-cloud`), so no CPU's rounding
 can change the cloud under test; what is measured is the edge side, the function the
-reproduction runs (cloudedge.study.edge_accuracy), on eight edge seeds, each with its own 120
+reproduction runs (cloudedge.experiments.study.edge_accuracy), on eight edge seeds, each with its own 120
 labeled digits of the edge pool and init seed.
 
 The assertion: the mean gap is more than 3 standard errors above zero (se = sd / sqrt(8) over
@@ -22,11 +22,11 @@ import numpy as np
 import pytest
 
 from cloudedge import pretrained
-from cloudedge.cloud import Cloud
-from cloudedge.config import EdgeConfig, RunConfig
-from cloudedge.data import edge_data, load_dataset
-from cloudedge.experiment import cloud_part, cloud_key
-from cloudedge.study import edge_accuracy
+from cloudedge.system.cloud import Cloud
+from cloudedge.system.config import EdgeConfig, RunConfig
+from cloudedge.system.data import edge_data, load_dataset
+from cloudedge.experiments.experiment import cloud_part, cloud_key
+from cloudedge.experiments.study import edge_accuracy
 from test_cloudedge_support import one_blas_thread  # noqa: F401  (autouse fixture)
 
 

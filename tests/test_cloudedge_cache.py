@@ -4,9 +4,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cloudedge.feature_cache import (batch_invariance, cacheable_prefix, fit_cached, is_stochastic,
+from cloudedge.policies.feature_cache import (batch_invariance, cacheable_prefix, fit_cached, is_stochastic,
                                      prefix_features)
-from cloudedge.models import cloud_cnn, edge_cnn
+from cloudedge.system.models import cloud_cnn, edge_cnn
 from tinycnn import Dropout, ReLU
 from tinycnn.train import TrainConfig, fit
 from test_cloudedge_support import mnist, params_equal
@@ -89,10 +89,10 @@ def test_no_cacheable_prefix_falls_back_to_fit():
 def test_the_edge_trains_through_fit_cached_and_matches_uncached_training():
     """Edge._train calls fit_cached with the features it keeps; the result equals an edge that
     recomputes everything (feature_cache=False) on this BLAS, to float32 rounding at worst."""
-    from cloudedge.config import EdgeConfig, edge_train_config
-    from cloudedge.edge import Edge
+    from cloudedge.system.config import EdgeConfig, edge_train_config
+    from cloudedge.system.edge import Edge
     from test_cloudedge_support import tiny_cloud
-    import cloudedge.edge as edge_module
+    import cloudedge.system.edge as edge_module
     cloud = tiny_cloud()
     x, y = mnist(120)
     calls = []

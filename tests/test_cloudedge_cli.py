@@ -4,10 +4,10 @@ import json
 import numpy as np
 import pytest
 
-from cloudedge import edge_files
+from cloudedge.system import edge_files
 from cloudedge.cli import main
-from cloudedge.cloud import Cloud
-from cloudedge.data import load_dataset
+from cloudedge.system.cloud import Cloud
+from cloudedge.system.data import load_dataset
 from test_cloudedge_support import one_blas_thread  # noqa: F401  (autouse fixture)
 
 

@@ -1,14 +1,14 @@
-"""cloudedge.config: nested configs, one default each, and run keys that stored runs are found by."""
+"""cloudedge.system.config: nested configs, one default each, and run keys that stored runs are found by."""
 from dataclasses import asdict
 
 import pytest
 
 from cloudedge.cli import build_parser
 from cloudedge.commands import demo, experiment, simulate
-from cloudedge.config import EdgeConfig, RunConfig, SimConfig, config_json, updated
+from cloudedge.system.config import EdgeConfig, RunConfig, SimConfig, config_json, updated
 from cloudedge.reproduce.factors import factor_config
 from cloudedge.reproduce.runs import Plan, cell_hash, run_config, run_path
-from cloudedge.study import EDGE_SEEDS
+from cloudedge.experiments.study import EDGE_SEEDS
 
 
 def test_stored_runs_keep_their_keys():

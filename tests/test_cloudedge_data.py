@@ -6,9 +6,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cloudedge.data import edge_data, edge_pools, split_cloud_edges
-from cloudedge.config import EdgeConfig, RunConfig, edge_train_config
-from cloudedge.experiment import get_cloud, run_edges, run_experiment
+from cloudedge.system.data import edge_data, edge_pools, split_cloud_edges
+from cloudedge.system.config import EdgeConfig, RunConfig, edge_train_config
+from cloudedge.experiments.experiment import get_cloud, run_edges, run_experiment
 from tinycnn.datasets import load_mnist_sample
 from tinycnn.train import TrainConfig
 from test_cloudedge_support import params_equal

@@ -4,7 +4,8 @@ import json
 import numpy as np
 import pytest
 
-from cloudedge import edge_files, wire
+from cloudedge.system import edge_files
+from cloudedge.system import wire
 from test_cloudedge_support import RecordingCloud, mnist, params_equal, tiny_cloud, tiny_edge
 from test_cloudedge_support import one_blas_thread  # noqa: F401  (autouse fixture)
 
@@ -120,7 +121,7 @@ def test_save_load_resumes_identically(digits, tmp_path):
 
 
 def test_saved_files_keep_the_documented_layout(digits, tmp_path):
-    """Edges saved by earlier versions must still load: the layout of cloudedge.edge_files holds."""
+    """Edges saved by earlier versions must still load: the layout of cloudedge.system.edge_files holds."""
     cloud = tiny_cloud(seed=6)
     edge = start(tiny_edge(policy="soft"), cloud, digits)
     stream(edge, cloud, digits, ticks=2, loads=[0.1, 0.9])     # ends with a non-empty buffer

@@ -7,9 +7,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cloudedge.cli import main as cli_main
-from cloudedge.cloud import MIN_VAL_ACC, Cloud, UntrainedCloudError
-from cloudedge.models import cloud_cnn, edge_cnn, shared_prefix
-from cloudedge.package import MAGIC, make_package, open_package, read_manifest
+from cloudedge.system.cloud import MIN_VAL_ACC, Cloud, UntrainedCloudError
+from cloudedge.system.models import cloud_cnn, edge_cnn, shared_prefix
+from cloudedge.system.package import MAGIC, make_package, open_package, read_manifest
 from test_cloudedge_support import SHAPE, mnist, params_equal, tiny_cloud, tiny_edge
 from tinycnn.train import TrainConfig, fit
 from test_cloudedge_support import one_blas_thread  # noqa: F401  (autouse fixture)
@@ -134,7 +134,7 @@ def test_a_cloud_that_did_not_train_is_restarted_then_refused(tmp_path, capsys):
 def test_a_cloud_above_the_threshold_is_not_restarted_and_resumes_exactly(monkeypatch):
     """The threshold at 0, so the first epoch passes; the run then resumes from that epoch's
     checkpoint and must equal one uninterrupted fit. The tiny preset is never gated."""
-    monkeypatch.setattr("cloudedge.cloud.MIN_VAL_ACC", 0.0)
+    monkeypatch.setattr("cloudedge.system.cloud.MIN_VAL_ACC", 0.0)
     x, y = mnist(300)
     cfg = TrainConfig(max_epochs=2, progress=False)
     cloud = Cloud.train(x, y, preset="eighth", seed=0, config=cfg)
@@ -143,7 +143,7 @@ def test_a_cloud_above_the_threshold_is_not_restarted_and_resumes_exactly(monkey
     fit(plain, x, y, cfg)
     assert params_equal(plain, cloud.model)
     cloud.export_layers(3)
-    monkeypatch.setattr("cloudedge.cloud.MIN_VAL_ACC", 1.01)          # nothing reaches it
+    monkeypatch.setattr("cloudedge.system.cloud.MIN_VAL_ACC", 1.01)          # nothing reaches it
     tiny = Cloud.train(x, y, preset="tiny", seed=0, config=TrainConfig(max_epochs=1, progress=False))
     assert len(tiny.info["attempts"]) == 1 and not tiny.info["trained"]
     tiny.export_layers(3)                                              # mechanics preset: not gated

@@ -4,10 +4,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cloudedge.labels import ConfidenceThreshold, SoftLabels, TrustAll, make_policy, noise_report
-from cloudedge.loads import Constant, Diurnal, RandomLoad, Trace, make_load
-from cloudedge.retrain import EveryM, ExpectedGain, RetrainContext, fit_power_law, make_trigger
-from cloudedge.wire import LabelReply
+from cloudedge.policies.labels import ConfidenceThreshold, SoftLabels, TrustAll, make_policy, noise_report
+from cloudedge.policies.loads import Constant, Diurnal, RandomLoad, Trace, make_load
+from cloudedge.policies.retrain import EveryM, ExpectedGain, RetrainContext, fit_power_law, make_trigger
+from cloudedge.system.wire import LabelReply
 from test_cloudedge_support import one_blas_thread  # noqa: F401  (autouse fixture)
 
 

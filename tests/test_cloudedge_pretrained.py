@@ -6,9 +6,9 @@ from pathlib import Path
 import pytest
 
 from cloudedge import pretrained
-from cloudedge.data import load_dataset
-from cloudedge.config import RunConfig
-from cloudedge.experiment import cloud_key, cloud_part, get_cloud
+from cloudedge.system.data import load_dataset
+from cloudedge.system.config import RunConfig
+from cloudedge.experiments.experiment import cloud_key, cloud_part, get_cloud
 from test_cloudedge_support import one_blas_thread  # noqa: F401  (autouse fixture)
 
 

@@ -5,8 +5,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cloudedge import wire
-from cloudedge.segmentation import Segmenter, resize_bilinear, restore, segment, to_uint8
+from cloudedge.system import wire
+from cloudedge.policies.segmentation import Segmenter, resize_bilinear, restore, segment, to_uint8
 from test_cloudedge_support import mnist
 from test_cloudedge_support import one_blas_thread  # noqa: F401  (autouse fixture)
 

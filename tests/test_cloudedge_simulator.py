@@ -1,8 +1,8 @@
 """The multi-edge simulator is deterministic from its seed and keeps the edges' data apart."""
 import numpy as np
 
-from cloudedge.config import EdgeConfig, SimConfig, edge_train_config
-from cloudedge.simulator import Simulator
+from cloudedge.system.config import EdgeConfig, SimConfig, edge_train_config
+from cloudedge.timing.simulator import Simulator
 from tinycnn.datasets import load_mnist_sample
 from test_cloudedge_support import tiny_cloud
 from test_cloudedge_support import one_blas_thread  # noqa: F401  (autouse fixture)

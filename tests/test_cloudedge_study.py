@@ -1,4 +1,4 @@
-"""cloudedge.study: the interval over clouds and the summary; the factors target's resumable cells;
+"""cloudedge.experiments.study: the interval over clouds and the summary; the factors target's resumable cells;
 the stability and factors targets' mechanics on the tiny preset (accuracy is not asserted here)."""
 import json
 import math
@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from cloudedge import study
+from cloudedge.experiments import study
 from cloudedge.cli import main as cli_main
 from cloudedge.reproduce import Plan, factors
 from test_cloudedge_support import one_blas_thread  # noqa: F401  (autouse fixture)

@@ -3,10 +3,10 @@ and ``one_blas_thread``, an autouse fixture each cloudedge test module imports."
 import numpy as np
 import pytest
 
-from cloudedge.cloud import Cloud
-from cloudedge.config import EdgeConfig, edge_train_config
-from cloudedge.edge import Edge
-from cloudedge.models import cloud_cnn
+from cloudedge.system.cloud import Cloud
+from cloudedge.system.config import EdgeConfig, edge_train_config
+from cloudedge.system.edge import Edge
+from cloudedge.system.models import cloud_cnn
 from cloudedge.threads import blas_threads
 from tinycnn.datasets import load_mnist_sample
 

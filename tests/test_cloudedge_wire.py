@@ -4,8 +4,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cloudedge import wire
-from cloudedge.segmentation import Segmenter, SegmentedObject
+from cloudedge.system import wire
+from cloudedge.policies.segmentation import Segmenter, SegmentedObject
 from test_cloudedge_support import one_blas_thread  # noqa: F401  (autouse fixture)
 
 

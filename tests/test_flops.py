@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cloudedge.models import PAPER_PLAN, cloud_cnn, edge_cnn, shared_prefix
+from cloudedge.system.models import PAPER_PLAN, cloud_cnn, edge_cnn, shared_prefix
 from tinycnn import (
     Conv2D,
     Dense,

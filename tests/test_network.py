@@ -1,12 +1,12 @@
-"""cloudedge.network: link arithmetic by hand, monotonicity, break-even and calibration."""
+"""cloudedge.timing.network: link arithmetic by hand, monotonicity, break-even and calibration."""
 import math
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cloudedge import network as net
-from cloudedge.network import Execution, KiB, Link, MiB, Path
+from cloudedge.timing import network as net
+from cloudedge.timing.network import Execution, KiB, Link, MiB, Path
 
 LTE, WIFI = net.access_link("lte"), net.access_link("wifi")
 

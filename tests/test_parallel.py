@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 import tinycnn
 from tinycnn import SGD, Conv2D, Dense, Sequential, softmax_cross_entropy
 from tinycnn.parallel import chunks, parallel_for, scratch, threads
-from cloudedge.models import edge_cnn
+from cloudedge.system.models import edge_cnn
 from conftest import conv_geometries, seeds
 
 

@@ -27,8 +27,8 @@ from test_server_support import (
 
 from cloudedge.cli import main as cli_main
 from cloudedge.commands.serve_edge import build_runtime, register
-from cloudedge import edge_files
-from cloudedge.package import make_package
+from cloudedge.system import edge_files
+from cloudedge.system.package import make_package
 from cloudedge.server import httpclient, payload
 from cloudedge.server.http import App, Response, Server, ServerThread
 from cloudedge.server.shaping import Shape

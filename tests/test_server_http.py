@@ -21,11 +21,12 @@ from test_server_support import (
     start_cloud,
 )
 
-from cloudedge import network, wire
+from cloudedge.timing import network
+from cloudedge.system import wire
 from cloudedge.cli import main as cli_main
 from cloudedge.commands.serve_cloud import load_cloud, register
-from cloudedge.package import open_package
-from cloudedge.segmentation import Segmenter
+from cloudedge.system.package import open_package
+from cloudedge.policies.segmentation import Segmenter
 from cloudedge.server import httpclient, payload
 from cloudedge.server.http import App, HttpError, Response, Server, ServerThread
 from cloudedge.server.shaping import Shape
@@ -415,7 +416,7 @@ def test_client_against_the_cloud_alone_over_a_custom_link(cloud, capsys):
 def test_each_edge_has_its_own_secret_and_may_act_only_as_itself():
     from cloudedge.server.cloud_server import CloudServer
     from test_server_support import make_cloud
-    from cloudedge.segmentation import segment
+    from cloudedge.policies.segmentation import segment
     edge_a, edge_b = "A-secret-123", "B-secret-456"
     server = CloudServer(make_cloud(), token=TOKEN, edge_tokens={"a": edge_a, "b": edge_b})
     images, _ = digits(2)

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from cloudedge.cloud import Cloud
-from cloudedge.models import cloud_cnn
+from cloudedge.system.cloud import Cloud
+from cloudedge.system.models import cloud_cnn
 from cloudedge.server import httpclient, payload
 from cloudedge.server.cloud_server import CloudServer
 from cloudedge.server.http import Server, ServerThread

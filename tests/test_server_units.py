@@ -7,8 +7,9 @@ import time
 import numpy as np
 import pytest
 
-from cloudedge import network, wire
-from cloudedge.segmentation import Segmenter
+from cloudedge.timing import network
+from cloudedge.system import wire
+from cloudedge.policies.segmentation import Segmenter
 from cloudedge.server import httpclient, payload
 from cloudedge.server.imaging import to_model_input, upscale
 from cloudedge.server.remote import ReplayCloud
@@ -298,8 +299,8 @@ class _LocalCloud:
 
 
 def _runtime(state_dir):
-    from cloudedge.config import EdgeConfig, edge_train_config
-    from cloudedge.edge import Edge
+    from cloudedge.system.config import EdgeConfig, edge_train_config
+    from cloudedge.system.edge import Edge
     from cloudedge.server.edge_runtime import EdgeRuntime
     from test_cloudedge_support import mnist
     x, y = mnist(60)

@@ -7,7 +7,7 @@ import pytest
 
 from cloudedge.cli import main
 from cloudedge.commands.timing_measure import PAPER, preprocess, raw_image
-from cloudedge.models import edge_cnn, shared_prefix
+from cloudedge.system.models import edge_cnn, shared_prefix
 from tinycnn.flops import profile
 
 

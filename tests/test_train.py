@@ -235,7 +235,7 @@ def test_evaluate_with_ten_crop(digits):
 def test_edgecnn3_learns_mnist_from_1000_digits():
     """EdgeCNN-3 (paper filter plan, fc 1024) on 1,000 embedded MNIST digits: >= 90% on
     1,000 held-out digits, in well under a minute on 2 cores."""
-    from cloudedge.models import edge_cnn
+    from cloudedge.system.models import edge_cnn
 
     x_train, y_train = load_mnist_sample("train")
     x_test, y_test = load_mnist_sample("test")

@@ -1,9 +1,9 @@
 """Options and helpers shared by the framework's subcommands (demo, experiment, ...)."""
 import json
 
-from ..data import DATASETS
+from ..system.data import DATASETS
 from ..jsonable import jsonable
-from ..models import DEFAULT_PRESET, PRESETS
+from ..system.models import DEFAULT_PRESET, PRESETS
 from ..threads import blas_threads  # noqa: F401  (re-exported for the commands)
 
 

@@ -21,7 +21,7 @@ def register(subparsers):
     p.add_argument("--sizes", default="60", help="image sizes in KiB, comma-separated (default 60; "
                                                  "'paper' = 60,124,256,512,1024,2048,4096)")
     p.add_argument("--link", default="none", choices=["none", "lte", "wifi", "5g", "custom"],
-                   help="emulated access link of the device (cloudedge.network presets; default none)")
+                   help="emulated access link of the device (cloudedge.timing.network presets; default none)")
     p.add_argument("--custom-link", default=None, metavar="UP,DOWN,RTT", help="KiB/s, KiB/s, ms for --link custom")
     p.add_argument("--concurrency", type=int, default=1, help="devices sending at once (default 1)")
     p.add_argument("--token", default=None, help=f"bearer token (default: ${process.TOKEN_ENV})")
@@ -52,8 +52,8 @@ def stream_digits(dataset, labeled, seed, skip, count):
     """(count, H, W) uint8 digits from the edge's upload stream and their true labels."""
     import numpy as np
 
-    from ..data import edge_data, load_dataset, split_cloud_edges
-    from ..config import RunConfig
+    from ..system.data import edge_data, load_dataset, split_cloud_edges
+    from ..system.config import RunConfig
     x_train, y_train, _, _ = load_dataset(dataset)
     if x_train.shape[1] != 1:
         raise ValueError(f"the client sends grey digits scaled to RGB; dataset {dataset} has "
@@ -67,7 +67,7 @@ def stream_digits(dataset, labeled, seed, skip, count):
 
 
 def run(args):
-    from ..network import edge_path
+    from ..timing.network import edge_path
     from ..server import client
     from ..server.shaping import Shape
     targets = {name: url for name, url in (("edge", args.edge), ("cloud", args.cloud)) if url}

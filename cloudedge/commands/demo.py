@@ -8,8 +8,8 @@ idle every other tick, retrain every M = 120 new labels); prints accuracy on the
 digits vs number of training images, then the N = 120 gap over 5 edge seeds with its 95%
 interval, and the factors study's gap over CloudCNN seeds.
 """
-from ..cloud import CLOUD_MAX_EPOCHS, cloud_train_config
-from ..config import EdgeConfig, RunConfig
+from ..system.cloud import CLOUD_MAX_EPOCHS, cloud_train_config
+from ..system.config import EdgeConfig, RunConfig
 from ._common import add_common
 from .experiment import run_and_print
 

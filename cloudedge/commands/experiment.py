@@ -2,8 +2,8 @@
 import time
 from pathlib import Path
 
-from ..cloud import CLOUD_MAX_EPOCHS, cloud_train_config
-from ..config import EDGE_EPOCHS, EDGE_PROCEDURES, EdgeConfig, RunConfig, edge_train_config
+from ..system.cloud import CLOUD_MAX_EPOCHS, cloud_train_config
+from ..system.config import EDGE_EPOCHS, EDGE_PROCEDURES, EdgeConfig, RunConfig, edge_train_config
 from ._common import add_common, blas_threads, dump
 from ._report import report
 
@@ -71,9 +71,9 @@ def run(args):
 
 def run_and_print(cfg, args):
     """Run one experiment (RunConfig cfg); print its JSON or its report (cloudedge.commands.demo)."""
-    from ..data import load_dataset
-    from ..experiment import public, run_experiment
-    from ..study import headline
+    from ..system.data import load_dataset
+    from ..experiments.experiment import public, run_experiment
+    from ..experiments.study import headline
     start = time.perf_counter()
     data = load_dataset(cfg.dataset, progress=not args.quiet)
     with blas_threads(args.threads):
@@ -85,7 +85,7 @@ def run_and_print(cfg, args):
     out["headline"] = h
     out["wall_seconds"] = time.perf_counter() - start
     if args.plot:
-        from ..figures import plot_accuracy
+        from ..experiments.figures import plot_accuracy
         Path(args.plot).parent.mkdir(parents=True, exist_ok=True)
         out["plot"] = plot_accuracy(out, args.plot)
     print(dump(out) if args.json else report(out))

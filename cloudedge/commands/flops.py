@@ -4,7 +4,7 @@ import re
 
 from tinycnn.flops import profile
 
-from ..models import (
+from ..system.models import (
     EDGE_DEPTHS,
     PAPER_PLAN,
     PRESETS,
@@ -51,7 +51,7 @@ def register(subparsers):
     p.add_argument("--input", default="1,28,28", help="per-sample input C,H,W (default 1,28,28)")
     p.add_argument("--preset", choices=sorted(PRESETS), default="paper")
     p.add_argument("--pool-stride", type=int, choices=(1, 2), default=2,
-                   help="max-pool stride: 1 as the paper writes, 2 (default) as cloudedge.models builds")
+                   help="max-pool stride: 1 as the paper writes, 2 (default) as cloudedge.system.models builds")
     p.add_argument("--batch", type=int, default=1, help="samples per forward (default 1)")
     p.add_argument("--freeze", type=int, default=0, metavar="M",
                    help="count backward with the M lower conv layers frozen (default 0)")

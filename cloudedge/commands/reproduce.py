@@ -3,7 +3,7 @@ import sys
 import time
 from pathlib import Path
 
-from ..config import EDGE_EPOCHS
+from ..system.config import EDGE_EPOCHS
 from ..reproduce import NAMES, Plan, reproduce
 from ..reproduce.report import load_results, verdicts, write_report
 from ._common import add_common, blas_threads, dump

@@ -3,8 +3,8 @@ import json
 import os
 import sys
 
-from ..cloud import CLOUD_MAX_EPOCHS, cloud_train_config
-from ..models import DEFAULT_PRESET
+from ..system.cloud import CLOUD_MAX_EPOCHS, cloud_train_config
+from ..system.models import DEFAULT_PRESET
 from ..server import process
 
 
@@ -29,17 +29,17 @@ def register(subparsers):
                    help="serve a randomly initialised CloudCNN (seconds to start; labels are noise; for tests)")
     p.add_argument("--wan", default="none",
                    help="shape every connection as a wide-area link in front of the cloud: 'none', "
-                        "'paper' (cloudedge.network.wan_link(): 450 KiB/s, 40 ms rtt) or 'RATE_KIB_S,RTT_MS'")
+                        "'paper' (cloudedge.timing.network.wan_link(): 450 KiB/s, 40 ms rtt) or 'RATE_KIB_S,RTT_MS'")
     p.set_defaults(func=run)
 
 
 def load_cloud(args):
     """The Cloud to serve and a JSON-able note on where it came from."""
-    from ..cloud import Cloud
-    from ..data import load_dataset
-    from ..config import EdgeConfig, RunConfig
-    from ..experiment import get_cloud
-    from ..models import cloud_cnn
+    from ..system.cloud import Cloud
+    from ..system.data import load_dataset
+    from ..system.config import EdgeConfig, RunConfig
+    from ..experiments.experiment import get_cloud
+    from ..system.models import cloud_cnn
     if args.model:
         return Cloud.load(args.model), {"source": args.model}
     if args.untrained:

@@ -3,7 +3,7 @@
 import secrets
 from pathlib import Path
 
-from ..config import EDGE_EPOCHS, EdgeConfig, RunConfig, edge_train_config
+from ..system.config import EDGE_EPOCHS, EdgeConfig, RunConfig, edge_train_config
 from ..server import process
 
 
@@ -32,7 +32,7 @@ def register(subparsers):
     p.add_argument("--label-policy", default=RunConfig.label_policy, help="'trust-all', 'confidence:T' or 'soft[:T]'")
     p.add_argument("--load", default="constant:0.0",
                    help="core-network load trace: 'constant:L', 'diurnal:PERIOD_S', 'random:SEED' "
-                        "(cloudedge.loads); uploads only while load < --load-threshold")
+                        "(cloudedge.policies.loads); uploads only while load < --load-threshold")
     p.add_argument("--load-threshold", type=float, default=EdgeConfig.load_threshold)
     p.add_argument("--upload-rate", type=float, default=None, help="cap the uplink to the cloud, KiB/s")
     p.add_argument("--upload-batch", type=int, default=64, help="objects per upload (default 64)")
@@ -64,10 +64,10 @@ def build_runtime(args, cloud_token):
     """The EdgeRuntime for these options (data, Edge factory, remote cloud, monitor)."""
     from tinycnn.train import evaluate
 
-    from ..data import edge_data, load_dataset, split_cloud_edges
-    from ..edge import Edge
-    from ..labels import make_policy
-    from ..retrain import make_trigger
+    from ..system.data import edge_data, load_dataset, split_cloud_edges
+    from ..system.edge import Edge
+    from ..policies.labels import make_policy
+    from ..policies.retrain import make_trigger
     from ..server.edge_runtime import EdgeRuntime
     from ..server.remote import RemoteCloud
 
@@ -104,7 +104,7 @@ def run(args):
 
 
 def serve(args):
-    from ..loads import make_load
+    from ..policies.loads import make_load
     from ..server.edge_server import EdgeServer
     from ..server.http import Server, ServerThread
     from ..server.uploader import Uploader

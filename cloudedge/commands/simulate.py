@@ -1,8 +1,8 @@
 """`cloudedge simulate`: several edges and one cloud on a virtual clock (deterministic per seed)."""
 import time
 
-from ..cloud import CLOUD_MAX_EPOCHS, cloud_train_config
-from ..config import EdgeConfig, RunConfig, SimConfig
+from ..system.cloud import CLOUD_MAX_EPOCHS, cloud_train_config
+from ..system.config import EdgeConfig, RunConfig, SimConfig
 from ._common import add_common, blas_threads, dump
 
 
@@ -52,9 +52,9 @@ def config_from_args(args):
 
 
 def run(args):
-    from ..data import load_dataset
-    from ..experiment import get_cloud
-    from ..simulator import Simulator
+    from ..system.data import load_dataset
+    from ..experiments.experiment import get_cloud
+    from ..timing.simulator import Simulator
     start = time.perf_counter()
     cfg, run_cfg = config_from_args(args)
     data = load_dataset(args.dataset, progress=not args.quiet)

@@ -1,13 +1,13 @@
 """`cloudedge timing`: measure inference on this machine, feed it to the response-time
-model (cloudedge.network) and reproduce the paper's Figs. 4, 5, 6 and 11.
+model (cloudedge.timing.network) and reproduce the paper's Figs. 4, 5, 6 and 11.
 
 Options and text output here; the measurements in timing_measure.py, the figures in
 timing_plots.py.
 """
 import json
 
-from .. import network
-from ..models import PRESETS
+from ..timing import network
+from ..system.models import PRESETS
 from ._common import blas_threads
 from .flops import parse_shape
 from .timing_measure import (
@@ -45,7 +45,7 @@ def register(subparsers):
     p.add_argument("--preset", choices=sorted(PRESETS), help="model preset (default paper)")
     p.add_argument("--input", help="per-sample model input C,H,W (default 3,32,32)")
     p.add_argument("--pool-stride", type=int, choices=(1, 2), default=2,
-                   help="max-pool stride: 1 as the paper writes, 2 (default) as cloudedge.models builds")
+                   help="max-pool stride: 1 as the paper writes, 2 (default) as cloudedge.system.models builds")
     p.add_argument("--sizes", help="image sizes in K (1024 bytes), default the paper's "
                                    + ",".join(map(str, PAPER_SIZES_K)))
     p.add_argument("--batch", type=int, help="batch size of batched inference (default 64)")

@@ -1,6 +1,6 @@
 """The measurements behind `cloudedge timing` (see timing.py): inference of the real
 models on this machine, preprocessing of uploaded images, Fig. 11 runs, and the
-response-time model (cloudedge.network) applied to them.
+response-time model (cloudedge.timing.network) applied to them.
 
 Every time is a median of repeated runs made now, with the real models (random
 weights: inference cost does not depend on their values) on random inputs.
@@ -15,7 +15,8 @@ import numpy as np
 import tinycnn
 from tinycnn.flops import profile
 
-from .. import network, paper
+from .. import paper
+from ..timing import network
 from .flops import build_model
 
 PAPER_SIZES_K = (60, 124, 256, 512, 1024, 2048, 4096)

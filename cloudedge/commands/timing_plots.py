@@ -9,7 +9,7 @@ import os
 
 import numpy as np
 
-from .. import network
+from ..timing import network
 from .timing_measure import BREAK_EVEN_WAN_RATES, CLOUD, EDGE, FIG11_MODELS
 
 FIG_NUMBER = {"lte": "Fig. 4", "wifi": "Fig. 6"}

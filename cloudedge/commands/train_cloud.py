@@ -2,8 +2,8 @@
 import time
 from pathlib import Path
 
-from ..cloud import CLOUD_MAX_EPOCHS, UntrainedCloudError, cloud_train_config
-from ..config import EdgeConfig, RunConfig
+from ..system.cloud import CLOUD_MAX_EPOCHS, UntrainedCloudError, cloud_train_config
+from ..system.config import EdgeConfig, RunConfig
 from ._common import add_common, blas_threads, dump
 
 
@@ -22,9 +22,9 @@ def register(subparsers):
 
 
 def run(args):
-    from ..data import load_dataset
-    from ..experiment import train_cloud
-    from ..study import ten_crop_accuracy
+    from ..system.data import load_dataset
+    from ..experiments.experiment import train_cloud
+    from ..experiments.study import ten_crop_accuracy
     start = time.perf_counter()
     data = load_dataset(args.dataset, progress=not args.quiet)
     cfg = RunConfig(dataset=args.dataset, seed=args.seed, cloud_fraction=args.cloud_fraction,

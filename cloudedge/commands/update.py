@@ -24,9 +24,9 @@ def register(subparsers):
 
 
 def run(args):
-    from ..cloud import Cloud
-    from ..data import load_dataset
-    from .. import edge_files
+    from ..system.cloud import Cloud
+    from ..system.data import load_dataset
+    from ..system import edge_files
     start = time.perf_counter()
     folder = Path(args.edge)
     stream = json.loads((folder / STREAM_FILE).read_text())

@@ -1,7 +1,7 @@
 """Pretrained CloudCNNs shipped with the package, so the main job starts without training one.
 
 MANIFEST.json lists each file with the command that trained it, its seed, the source revision,
-its SHA-256, its cache key (cloudedge.experiment.cloud_key: everything the training depended
+its SHA-256, its cache key (cloudedge.experiments.experiment.cloud_key: everything the training depended
 on) and its accuracies. ``lookup(key)`` returns a shipped file only when the key matches and
 the bytes hash to the recorded SHA-256; anything else trains from scratch as before.
 

@@ -6,7 +6,7 @@ import numpy as np
 
 from tinycnn.flops import profile
 
-from ..models import cloud_cnn, edge_cnn
+from ..system.models import cloud_cnn, edge_cnn
 from . import large, tables, variants
 from .runs import DEPTHS
 

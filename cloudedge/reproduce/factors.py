@@ -2,16 +2,16 @@
 initialization phase), over CloudCNN seeds x edge seeds, one factor changed at a time.
 
 ``FACTORS`` varies one thing at a time from ``base_config``. Each (cell, cloud seed) is one
-stored run (``runs/factors/<cell_hash>.json``, cloudedge.study.measure_cloud's result), so an
-interrupted study resumes where it stopped; the gap and its interval are cloudedge.study's.
+stored run (``runs/factors/<cell_hash>.json``, cloudedge.experiments.study.measure_cloud's result), so an
+interrupted study resumes where it stopped; the gap and its interval are cloudedge.experiments.study's.
 """
 from dataclasses import replace
 from functools import partial
 
-from ..cloud import CLOUD_EPOCHS, cloud_train_config
-from ..config import RunConfig, config_json, edge_train_config, updated
-from ..experiment import get_cloud
-from ..study import EDGE_SEEDS, measure_cloud, summarize, ten_crop_accuracy
+from ..system.cloud import CLOUD_EPOCHS, cloud_train_config
+from ..system.config import RunConfig, config_json, edge_train_config, updated
+from ..experiments.experiment import get_cloud
+from ..experiments.study import EDGE_SEEDS, measure_cloud, summarize, ten_crop_accuracy
 from .render import pyplot, write_outputs
 from .runs import Job, cell_hash, execute, store
 
@@ -25,7 +25,7 @@ def base_config(dataset="mnist"):
     return RunConfig(dataset=dataset, uploads=0, cloud_train=cloud_train_config(max_epochs=CLOUD_EPOCHS[dataset]))
 
 
-# (factor, level, data set, changes to base_config for cloudedge.config.updated); the first row
+# (factor, level, data set, changes to base_config for cloudedge.system.config.updated); the first row
 # of each data set is its baseline.
 FACTORS = (
     ("baseline", "laptop widths (÷4), He-normal, 30 fixed edge epochs, cloud 6,000, k=3", "mnist", {}),
@@ -110,7 +110,7 @@ def _pm(row):
 def factors_markdown(s):
     L = [f"EdgeCNN1-k minus EdgeCNN0-k after the initialization phase on N = 120 labeled images, in points "
          f"of test accuracy: mean over {len(s['cloud_seeds'])} CloudCNN seeds x {len(s['edge_seeds'])} edge "
-         f"seeds, with a 95% t interval over the per-cloud mean gaps (cloudedge/study.py). One factor "
+         f"seeds, with a 95% t interval over the per-cloud mean gaps (cloudedge/experiments/study.py). One factor "
          f"changes per row; clouds that did not train are counted and left out.", "",
          "| data set | factor | setting | gap (95% interval) | EdgeCNN0 | EdgeCNN1 | CloudCNN (10-crop) | "
          "clouds trained | pairs won |", "|---|---|---|---|---|---|---|---|---|"]

@@ -10,7 +10,7 @@ from tinycnn.datasets import DatasetNotFoundError
 from tinycnn.sampling import stratified_sample
 
 from .. import paper
-from ..experiment import get_cloud, make_edges
+from ..experiments.experiment import get_cloud, make_edges
 from .render import fmt, mean_std, pyplot, write_outputs
 from .runs import Job, ReproductionError, config_hash, execute, run_config
 from .tables import PAPER_KEY

@@ -14,9 +14,9 @@ import numpy as np
 from tinycnn import Dense
 
 from .. import paper
-from ..cloud import MIN_VAL_ACC, cloud_train_config
-from ..config import edge_train_config
-from ..models import PRESETS, cloud_cnn, filter_plan
+from ..system.cloud import MIN_VAL_ACC, cloud_train_config
+from ..system.config import edge_train_config
+from ..system.models import PRESETS, cloud_cnn, filter_plan
 from .targets import NAMES, TARGETS
 
 # The project's targets for the reproduction: thresholds, not results.
@@ -221,7 +221,7 @@ def deviations(res):
         presets = sorted({r["preset"] for r in runs})
         strides = sorted({r["pool_stride"] for r in runs})
         for p in presets:
-            lines.append(f"- Model widths: preset {p} (`cloudedge.models`): every filter count of the paper's plan "
+            lines.append(f"- Model widths: preset {p} (`cloudedge.system.models`): every filter count of the paper's plan "
                          f"divided by {PRESETS[p]['width_divisor']}, fc layer of {PRESETS[p]['fc']} units "
                          f"(the paper: {PRESETS['paper']['fc']}).")
         fc1, fc2 = _fc_weights(presets[0], 1), _fc_weights(presets[0], 2)

@@ -21,10 +21,10 @@ from tqdm.auto import tqdm
 from tinycnn.atomic import atomic_write
 
 from .. import paper
-from ..cloud import CLOUD_EPOCHS, cloud_train_config
-from ..data import load_dataset
-from ..config import EDGE_EPOCHS, EdgeConfig, RunConfig, config_json, edge_train_config, updated
-from ..experiment import public, run_experiment
+from ..system.cloud import CLOUD_EPOCHS, cloud_train_config
+from ..system.data import load_dataset
+from ..system.config import EDGE_EPOCHS, EdgeConfig, RunConfig, config_json, edge_train_config, updated
+from ..experiments.experiment import public, run_experiment
 from ..jsonable import jsonable
 
 DEPTHS = (3, 5, 10)
@@ -90,7 +90,7 @@ class DataCache:
 # ------------------------------------------------------------------------------ one run
 def run_config(plan, dataset, depth, seed, **overrides):
     """The RunConfig of one table run (N=120, uploads to 1,200, every 120) for this plan;
-    overrides as cloudedge.config.updated takes them."""
+    overrides as cloudedge.system.config.updated takes them."""
     sizes = CIFAR_SIZES if dataset == "cifar10" else paper.LABELED_SIZES
     labeled, top = sizes[0], sizes[-1]
     step = sizes[1] - sizes[0]

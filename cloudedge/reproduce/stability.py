@@ -10,9 +10,9 @@ from functools import partial
 
 import numpy as np
 
-from ..cloud import MIN_VAL_ACC, Cloud, cloud_train_config
-from ..config import EdgeConfig, RunConfig
-from ..experiment import cloud_part
+from ..system.cloud import MIN_VAL_ACC, Cloud, cloud_train_config
+from ..system.config import EdgeConfig, RunConfig
+from ..experiments.experiment import cloud_part
 from .render import pyplot, write_outputs
 from .runs import Job, ReproductionError, cell_hash, execute
 

@@ -7,7 +7,7 @@ separate processes talking HTTP (standard library only). See docs/prototype.md.
     payload.py       request/response bodies and their strict checks
     imaging.py       uploaded pixels -> model input
     store.py         the edge's durable object store
-    cloud_server.py  cloudedge.cloud.Cloud behind HTTP
+    cloud_server.py  cloudedge.system.cloud.Cloud behind HTTP
     remote.py        the cloud as an edge sees it (HTTP client, replay of a reply)
     edge_runtime.py  an edge's durable state and steps (start, serve, sync)
     uploader.py      the edge's background uploader

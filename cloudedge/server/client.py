@@ -1,6 +1,6 @@
 """The mobile-device load generator: upload real images, time every exchange.
 
-Images are digits from the edge's upload stream (cloudedge.data: never the test split,
+Images are digits from the edge's upload stream (cloudedge.system.data: never the test split,
 never the edge's labeled images), made `size` KiB large by nearest-neighbour upscaling
 to a square RGB picture (side = sqrt(size * 1024 / 3)), as a phone camera would send a
 bigger picture of the same object. Each request goes over its own connection shaped as
@@ -18,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from ..network import KiB
+from ..timing.network import KiB
 from . import httpclient, payload
 from .imaging import upscale
 

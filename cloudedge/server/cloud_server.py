@@ -1,11 +1,11 @@
-"""The cloud server: cloudedge.cloud.Cloud behind HTTP.
+"""The cloud server: cloudedge.system.cloud.Cloud behind HTTP.
 
 Routes (all but /health need the bearer token):
     GET  /health           {"status": "ok", "role": "cloud", ...}
     GET  /metrics          requests, bytes, latency percentiles, labeling counters
-    GET  /layers?m=K       the m = K lower conv layers as a cloudedge.package (bytes),
+    GET  /layers?m=K       the m = K lower conv layers as a cloudedge.system.package (bytes),
                            header X-Package-Sha256 = sha256 of the body
-    POST /label[?probs=1]  objects message (cloudedge.wire) -> labels message; header
+    POST /label[?probs=1]  objects message (cloudedge.system.wire) -> labels message; header
                            X-Edge-Id names the sender. Idempotent: an (edge, id) already
                            labeled for the same pixels is answered from memory, not relabeled.
     POST /infer            raw images (payload.RAW) -> {"labels", "confidences"} by CloudCNN
@@ -18,8 +18,8 @@ from collections import OrderedDict
 
 import numpy as np
 
-from .. import wire
-from ..models import PAPER_PLAN
+from ..system import wire
+from ..system.models import PAPER_PLAN
 from . import payload
 from .http import App, HttpError, Response
 from .imaging import to_model_input

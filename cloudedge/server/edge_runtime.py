@@ -4,7 +4,7 @@ Three things hold the state, each written atomically:
 
 store       (store.ObjectStore) every accepted upload, as the model-input image (C, H, W)
             uint8, written and fsynced before the user gets an answer; later its label.
-snapshot    a cloudedge.edge.Edge saved by cloudedge.edge_files.save into snapshots/<k>/ after each training,
+snapshot    a cloudedge.system.edge.Edge saved by cloudedge.system.edge_files.save into snapshots/<k>/ after each training,
             made current by rewriting the file CURRENT (so a snapshot is switched as a whole).
 serving     an independent copy of the Edge's model that answers requests; replaced by a
             new copy (one reference swap) only after a training has finished, so no
@@ -30,7 +30,8 @@ import numpy as np
 import tinycnn
 from tinycnn.atomic import atomic_write
 
-from .. import edge_files, wire
+from ..system import edge_files
+from ..system import wire
 from . import httpclient
 from .imaging import to_float, to_model_input, to_uint8
 from .remote import ReplayCloud

@@ -3,10 +3,10 @@
 raw images    ``application/octet-stream``: the bytes of a C-order uint8 array, described
               by headers ``X-Dtype: uint8`` and ``X-Shape``: "H,W" (grey), "H,W,C"
               (C = 1 or 3) or "N,H,W,C" (a batch). Decoded to (N, H, W, C) uint8.
-objects       ``application/x-cloudedge-objects``: cloudedge.wire's objects message
+objects       ``application/x-cloudedge-objects``: cloudedge.system.wire's objects message
               (segmented crops + boxes), edge -> cloud.
-labels        ``application/x-cloudedge-labels``: cloudedge.wire's labels message.
-layers        ``application/x-cloudedge-package``: cloudedge.package's layer package.
+labels        ``application/x-cloudedge-labels``: cloudedge.system.wire's labels message.
+layers        ``application/x-cloudedge-package``: cloudedge.system.package's layer package.
 
 Every check raises PayloadError (a ValueError) saying what was expected and what came;
 the servers answer it with 400.
@@ -15,7 +15,7 @@ import struct
 
 import numpy as np
 
-from .. import wire
+from ..system import wire
 
 RAW = "application/octet-stream"
 OBJECTS = "application/x-cloudedge-objects"
@@ -86,7 +86,7 @@ def decode_images(headers, body, max_batch=MAX_BATCH, max_side=MAX_SIDE, min_sid
     return np.frombuffer(body, dtype=np.uint8).reshape(shape)
 
 
-# --- objects and labels (cloudedge.wire) ----------------------------------------------------
+# --- objects and labels (cloudedge.system.wire) ----------------------------------------------------
 
 def decode_objects(body, input_shape, max_batch=MAX_BATCH):
     """An objects message for a model with per-sample input (C, H, W) -> (ids, objects).

@@ -11,7 +11,7 @@ import threading
 
 from tinycnn.atomic import atomic_write
 
-from .. import network
+from ..timing import network
 from .shaping import Shape
 
 log = logging.getLogger("cloudedge.server")
@@ -83,7 +83,7 @@ def max_body(args):
 
 
 def parse_wan(text):
-    """'none' -> None; 'paper' -> cloudedge.network.wan_link(); 'RATE,RTT' (KiB/s, ms) -> a Link."""
+    """'none' -> None; 'paper' -> cloudedge.timing.network.wan_link(); 'RATE,RTT' (KiB/s, ms) -> a Link."""
     if text in (None, "none"):
         return None
     if text == "paper":

@@ -1,7 +1,7 @@
 """The cloud as the edge sees it: HTTP calls to a cloud server, and a local replay of a reply.
 
 ``RemoteCloud`` fetches layer packages and labels over HTTP. ``ReplayCloud`` is what
-cloudedge.edge.Edge.sync is given: it answers the edge's message with a labels message
+cloudedge.system.edge.Edge.sync is given: it answers the edge's message with a labels message
 that already arrived (or was stored), so the network call happens before the edge's
 state changes and a failed call leaves the edge untouched.
 """
@@ -9,7 +9,7 @@ import hashlib
 
 import numpy as np
 
-from .. import wire
+from ..system import wire
 from . import httpclient, payload
 
 

@@ -13,8 +13,8 @@ TCP socket:
 HTTP is request then response on a connection, so "message" = one direction's turn and
 each turn pays its one-way latency once. With a shaped client (the access link) and a
 shaped server (a WAN in front of the cloud) in series, the bytes cross both pacers and
-both latencies: transfer = sum of latencies + bytes / slowest rate, as cloudedge.network
-models it. TCP's own handshake is not delayed (cloudedge.network does not model it either).
+both latencies: transfer = sum of latencies + bytes / slowest rate, as cloudedge.timing.network
+models it. TCP's own handshake is not delayed (cloudedge.timing.network does not model it either).
 """
 import io
 import math
@@ -56,7 +56,7 @@ class Shape:
 
     @classmethod
     def client_side(cls, path):
-        """The device end of a cloudedge.network Path (or Link): sends up, receives down."""
+        """The device end of a cloudedge.timing.network Path (or Link): sends up, receives down."""
         links = getattr(path, "links", (path,))
         one_way = sum(link.one_way for link in links)
         return cls(send_rate=min(link.up for link in links), recv_rate=min(link.down for link in links),
@@ -64,7 +64,7 @@ class Shape:
 
     @classmethod
     def server_side(cls, link):
-        """The server end of a cloudedge.network Link: receives up, sends down."""
+        """The server end of a cloudedge.timing.network Link: receives up, sends down."""
         return cls(send_rate=link.down, recv_rate=link.up, send_delay=link.one_way,
                    recv_delay=link.one_way, name=link.name)
 

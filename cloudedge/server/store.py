@@ -4,7 +4,7 @@ Layout under ``root``:
     pending/<id>.npz   the object's arrays (see edge_server: pixels, box, background)
     labeled/<id>.npz   the same arrays plus label () int64, confidence () float32, probs (K,) float32
 
-Ids are sequence numbers (0 .. 2**32-1, the range of cloudedge.wire's ids), written as
+Ids are sequence numbers (0 .. 2**32-1, the range of cloudedge.system.wire's ids), written as
 10 digits. NEXT holds the next id, rewritten before an id is handed out, so ids are never
 reused, even if files are deleted; an id below NEXT with no file is reported as missing.
 A file that cannot be read is moved to quarantine/, named in the log and in ``quarantined``,

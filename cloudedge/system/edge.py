@@ -11,7 +11,7 @@ Life cycle (Ding et al. 2022, Algorithms 1 and 2):
 
 The edge never sees ground truth for uploads: only what the cloud sent back. Shapes:
 images are (N, C, H, W) float32 in [0, 1]; labels (N,) int64. What the edge holds besides
-its model is in cloudedge.edge_state; saving and loading in cloudedge.edge_files.
+its model is in cloudedge.system.edge_state; saving and loading in cloudedge.system.edge_files.
 """
 import time
 from dataclasses import asdict, replace
@@ -23,12 +23,12 @@ from tinycnn.train import evaluate, fit, holdout_split
 from . import wire
 from .config import EdgeConfig
 from .edge_state import CloudLabels, EdgeStats, Score, TrainingStore, Upload
-from .feature_cache import cacheable_prefix, fit_cached
-from .labels import TrustAll, make_policy
+from ..policies.feature_cache import cacheable_prefix, fit_cached
+from ..policies.labels import TrustAll, make_policy
 from .models import edge_cnn, shared_prefix
 from .package import open_package
-from .retrain import EveryM, RetrainContext, make_trigger
-from .segmentation import Segmenter, to_uint8
+from ..policies.retrain import EveryM, RetrainContext, make_trigger
+from ..policies.segmentation import Segmenter, to_uint8
 
 
 class UploadCodec:
@@ -60,7 +60,7 @@ class UploadCodec:
 
 
 class Edge:
-    """One edge server (config: cloudedge.config.EdgeConfig). See the module docstring for the life cycle."""
+    """One edge server (config: cloudedge.system.config.EdgeConfig). See the module docstring for the life cycle."""
 
     def __init__(self, name, config=None, label_policy=None, trigger=None, segmenter=None, monitor=None):
         self.name = name

@@ -4,7 +4,7 @@ run of Section 4.3: a cloud and its edges) and SimConfig (several edges on a vir
 Configs nest instead of copying fields: a RunConfig and a SimConfig hold the EdgeConfig every
 edge of theirs starts from, and give each edge what differs per edge (EdgeCNN0 or EdgeCNN1,
 its seed, the data set's image shape and classes). Training settings are tinycnn's TrainConfig:
-``cloud_train_config`` (cloudedge.cloud) for CloudCNN, ``edge_train_config`` for the edges.
+``cloud_train_config`` (cloudedge.system.cloud) for CloudCNN, ``edge_train_config`` for the edges.
 The command-line defaults are read from here.
 """
 from dataclasses import asdict, dataclass, field, replace
@@ -43,7 +43,7 @@ def edge_train_config(procedure="fixed", **overrides):
 class EdgeConfig:
     """One edge. depth: conv layers k of EdgeCNN-k; shared: EdgeCNN1 (CloudCNN's k lower layers,
     frozen) or EdgeCNN0 (from scratch); preset, pool_stride, init: the architecture
-    (cloudedge.models), which CloudCNN shares; load_threshold: upload only while the
+    (cloudedge.system.models), which CloudCNN shares; load_threshold: upload only while the
     core-network load is below it."""
     depth: int = 3
     shared: bool = True
@@ -117,7 +117,7 @@ class RunConfig:
 def config_json(cfg):
     """RunConfig cfg as JSON, flat: the edge settings appear as fields of the run (depth, preset,
     pool_stride, init, edge_train, segment, feature_cache, warm_start, load_threshold). Stored runs
-    were written, and are found by a hash of, this layout (cloudedge.reproduce, cloudedge.study)."""
+    were written, and are found by a hash of, this layout (cloudedge.reproduce, cloudedge.experiments.study)."""
     d = asdict(cfg)
     edge = d.pop("edge")
     for name in PER_EDGE:
@@ -131,7 +131,7 @@ def config_json(cfg):
 
 @dataclass
 class SimConfig:
-    """Several edges, one cloud, a virtual clock (cloudedge.simulator). Edge e is EdgeCNN1 or
+    """Several edges, one cloud, a virtual clock (cloudedge.timing.simulator). Edge e is EdgeCNN1 or
     EdgeCNN0 as shared[e % len(shared)] says, with seed + e."""
     n_edges: int = 3
     shared: tuple = (True,)
@@ -140,7 +140,7 @@ class SimConfig:
     rate: float = 2.0                  # uploads per virtual second per edge
     tick: float = 10.0                 # virtual seconds per step
     duration: float = 600.0            # virtual seconds
-    load: str = "diurnal:300"          # core-network load trace (cloudedge.loads.make_load)
+    load: str = "diurnal:300"          # core-network load trace (cloudedge.policies.loads.make_load)
     label_policy: str = RunConfig.label_policy
     trigger: str = f"every:{RunConfig.step}"
     throughput: float = 2000.0         # sample passes per virtual second when training

@@ -1,7 +1,7 @@
 """The cloud server: trains CloudCNN, ships its m lower layers, labels uploaded objects.
 
 Every message in or out is bytes, and ``stats`` adds up their lengths, so the counts
-are exactly what was serialized (cloudedge.wire, cloudedge.package).
+are exactly what was serialized (cloudedge.system.wire, cloudedge.system.package).
 """
 import json
 import tempfile
@@ -19,7 +19,7 @@ from tinycnn.train import TrainConfig, evaluate, fit
 from . import wire
 from .models import cloud_cnn
 from .package import make_package
-from .segmentation import Segmenter
+from ..policies.segmentation import Segmenter
 
 # A CloudCNN whose best validation accuracy is below this did not train (chance is 1/K, 0.1
 # on MNIST): its layers would make EdgeCNN1 worse than training from scratch.

@@ -18,17 +18,17 @@ from dataclasses import asdict, replace
 
 import numpy as np
 
-from .data import edge_data, edge_pools, split_cloud_edges
-from .edge import Edge
-from .labels import make_policy
-from .loads import make_load
-from .retrain import make_trigger
+from ..system.data import edge_data, edge_pools, split_cloud_edges
+from ..system.edge import Edge
+from ..policies.labels import make_policy
+from ..policies.loads import make_load
+from ..policies.retrain import make_trigger
 
 WALL_FIELDS = ("train_seconds", "infer_seconds", "label_seconds")
 
 
 class Simulator:
-    """Simulator(cloud, data, cfg): cfg a SimConfig (cloudedge.config); data = (x_train, y_train, x_test, y_test)."""
+    """Simulator(cloud, data, cfg): cfg a SimConfig (cloudedge.system.config); data = (x_train, y_train, x_test, y_test)."""
 
     def __init__(self, cloud, data, cfg):
         self.cloud, self.cfg = cloud, cfg

@@ -24,8 +24,8 @@ import numpy as np
 
 from tinycnn.train import evaluate
 
-from .cloud import UntrainedCloudError
-from .data import edge_data
+from ..system.cloud import UntrainedCloudError
+from ..system.data import edge_data
 from .experiment import cloud_part, get_cloud, make_edge
 
 EDGE_SEEDS = (0, 1, 2, 3, 4)
@@ -120,7 +120,7 @@ def measure_cloud(cfg, data, edge_seeds=EDGE_SEEDS, workdir=None, progress=None)
             "edge_seeds": list(edge_seeds), "acc0": acc0, "acc1": acc1, "seconds": time.perf_counter() - start}
 
 
-STUDY_FILE = Path(__file__).resolve().parent.parent / "docs" / "reproduction" / "factors.json"
+STUDY_FILE = Path(__file__).resolve().parents[2] / "docs" / "reproduction" / "factors.json"
 
 
 def stored_headline(dataset, path=STUDY_FILE):

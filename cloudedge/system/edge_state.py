@@ -1,5 +1,5 @@
 """What an edge holds besides its model: the training store, the upload buffer, the scores of
-its model versions, the labels the cloud sent back, and its counters (cloudedge.edge uses them).
+its model versions, the labels the cloud sent back, and its counters (cloudedge.system.edge uses them).
 
 Shapes: images (n, C, H, W) float32 in [0, 1]; hard labels (n,) int64; soft targets (n, K)
 float32; ids (n,) int64, unique per edge.
@@ -8,13 +8,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .feature_cache import prefix_features
+from ..policies.feature_cache import prefix_features
 
 
 @dataclass
 class Upload:
     """A user's upload, answered by the edge and waiting in the buffer for the cloud's label.
-    item: the segmented object (cloudedge.segmentation) or, without segmentation, the (C, H, W)
+    item: the segmented object (cloudedge.policies.segmentation) or, without segmentation, the (C, H, W)
     uint8 image; version: the model version (trainings so far) that answered."""
     id: int
     item: object

@@ -1,6 +1,6 @@
 """Byte formats of the messages between edges and the cloud; lengths are what is counted.
 
-All integers little-endian. Three messages besides layer packages (cloudedge.package):
+All integers little-endian. Three messages besides layer packages (cloudedge.system.package):
 
 objects (edge -> cloud, segmented uploads)::
     b"CEOBJ1\\n" | count u32 | C u8 | H u16 | W u16
@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .segmentation import SegmentedObject
+from ..policies.segmentation import SegmentedObject
 
 OBJ_MAGIC, IMG_MAGIC, LAB_MAGIC = b"CEOBJ1\n", b"CEIMG1\n", b"CELAB1\n"
 _FRAME = struct.Struct("<IBHH")        # count, C, H, W

@@ -23,7 +23,7 @@ from tinycnn.atomic import atomic_write
 from .config import EdgeConfig
 from .edge import Edge
 from .edge_state import EdgeStats, Score, Upload
-from .segmentation import Segmenter
+from ..policies.segmentation import Segmenter
 
 
 def save(edge, directory):

@@ -12,7 +12,7 @@ A simple, real segmentation for MNIST-like and CIFAR-like images:
    ``mode="fit"`` resizes it (bilinear, aspect kept) to fill ``fit_fraction`` of the
    frame, centred, which is the classic MNIST normalisation.
 
-What travels is the crop plus an 8-byte box and C background bytes (cloudedge.wire);
+What travels is the crop plus an 8-byte box and C background bytes (cloudedge.system.wire);
 a raw upload is C*H*W bytes. An image with no foreground becomes a full-frame object.
 """
 from dataclasses import dataclass

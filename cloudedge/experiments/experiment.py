@@ -1,11 +1,11 @@
 """One run of the framework, end to end: the accuracy-vs-images tables of Section 4.3.
 
-    cfg = RunConfig()                   # cloudedge.config: the paper's MNIST setting
+    cfg = RunConfig()                   # cloudedge.system.config: the paper's MNIST setting
     cloud = get_cloud(data, cfg)        # train CloudCNN on the cloud part (or load it from the cache)
     result = run_edges(cloud, data, cfg)  # EdgeCNN0-k and EdgeCNN1-k: Alg. 1, then a stream through Alg. 2
 
 Both edges get the same N labeled images and the same upload stream from the edge pool
-(cloudedge.data). Users upload ``chunk`` images per tick; the core-network load trace
+(cloudedge.system.data). Users upload ``chunk`` images per tick; the core-network load trace
 decides whether the edge may sync that tick (default: busy on even ticks, idle on odd
 ones, so the buffer fills for a tick and then goes up); the trigger decides when to
 retrain. After each training the edge's model is scored on the test split (reporting
@@ -22,14 +22,14 @@ import numpy as np
 from tinycnn.datasets import cache_root
 from tinycnn.train import evaluate
 
-from . import pretrained
-from .cloud import Cloud
-from .config import config_json
-from .data import edge_data, load_dataset, split_cloud_edges
-from .edge import Edge
-from .labels import make_policy, noise_report
-from .loads import Trace, make_load
-from .retrain import make_trigger
+from .. import pretrained
+from ..system.cloud import Cloud
+from ..system.config import config_json
+from ..system.data import edge_data, load_dataset, split_cloud_edges
+from ..system.edge import Edge
+from ..policies.labels import make_policy, noise_report
+from ..policies.loads import Trace, make_load
+from ..policies.retrain import make_trigger
 
 CLOUD_RECIPE = 2  # bump when the way CloudCNN is trained changes, to invalidate cached clouds
 
@@ -55,7 +55,7 @@ def cloud_key(cfg, cloud_ids):
 
 def cloud_part(y_train, cfg):
     """(ids the CloudCNN trains on, the edges' pool): a stratified seeded split of the train split
-    (cloudedge.data); cloud_images takes a seeded subset of the cloud part, cloud_sees_edges
+    (cloudedge.system.data); cloud_images takes a seeded subset of the cloud part, cloud_sees_edges
     gives the cloud every train id (the pool is then part of what it saw)."""
     cloud_ids, pool = split_cloud_edges(y_train, cfg.cloud_fraction, cfg.seed)
     if cfg.cloud_images:
@@ -140,7 +140,7 @@ def ids_digest(ids):
 
 
 def edge_share(y_train, cfg):
-    """The edges' N labeled ids and upload stream (cloudedge.data); ValueError if the pool is too small."""
+    """The edges' N labeled ids and upload stream (cloudedge.system.data); ValueError if the pool is too small."""
     _, pool = cloud_part(y_train, cfg)
     share = edge_data(y_train, pool, cfg.labeled, seed=edge_seed(cfg))
     if cfg.uploads > len(share.stream):
