@@ -16,6 +16,7 @@ import json
 import time
 from dataclasses import asdict, replace
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -71,12 +72,14 @@ def default_workdir():
     return cache_root() / "cloudedge"
 
 
-def train_cloud(data, cfg, progress=False):
+def train_cloud(data, cfg, progress=False, cloud_ids=None):
     """Train CloudCNN on the cloud part of the train split (the one recipe every entry point uses).
 
-    data: (x_train, y_train, ...). info records the cache key, the data set and the ids' digest."""
+    data: (x_train, y_train, ...); cloud_ids: cloud_part's, if the caller has them.
+    info records the cache key, the data set and the ids' digest."""
     x_train, y_train = data[0], data[1]
-    cloud_ids, _ = cloud_part(y_train, cfg)
+    if cloud_ids is None:
+        cloud_ids, _ = cloud_part(y_train, cfg)
     train_cfg = replace(cfg.cloud_train, seed=cfg.seed, progress=progress)
     arch = cfg.edge
     cloud = Cloud.train(x_train[cloud_ids], y_train[cloud_ids], preset=arch.preset,
@@ -86,14 +89,16 @@ def train_cloud(data, cfg, progress=False):
     return cloud
 
 
-def get_cloud(data, cfg, workdir=None, use_cache=True, progress=False):
+def get_cloud(data, cfg, workdir=None, use_cache=True, progress=False, cloud_ids=None):
     """CloudCNN for cfg: from the cache in workdir, else the one shipped in the package with the
     same key (cloudedge.pretrained), else trained now (and cached). use_cache=False: train now.
 
-    data: (x_train, y_train, x_test, y_test). Returns (Cloud, {"cached", "seconds", "path", "source"}).
+    data: (x_train, y_train, x_test, y_test); cloud_ids: cloud_part's, if the caller has them.
+    Returns (Cloud, {"cached", "seconds", "path", "source"}).
     Raises UntrainedCloudError if the CloudCNN did not train (Cloud.check_trained).
     """
-    cloud_ids, _ = cloud_part(data[1], cfg)
+    if cloud_ids is None:
+        cloud_ids, _ = cloud_part(data[1], cfg)
     key = cloud_key(cfg, cloud_ids)
     path = Path(workdir or default_workdir()) / f"cloud-{cfg.dataset}-{cfg.edge.preset}-{key}.npz"
     start = time.perf_counter()
@@ -105,7 +110,7 @@ def get_cloud(data, cfg, workdir=None, use_cache=True, progress=False):
     elif shipped is not None:
         cloud, source, path = Cloud.load(shipped), "shipped", shipped
     else:
-        cloud, source = train_cloud(data, cfg, progress), "trained"
+        cloud, source = train_cloud(data, cfg, progress, cloud_ids), "trained"
         if use_cache:
             path.parent.mkdir(parents=True, exist_ok=True)
             cloud.save(path)
@@ -139,27 +144,34 @@ def ids_digest(ids):
     return hashlib.sha256(np.asarray(ids, np.int64).tobytes()).hexdigest()
 
 
-def edge_share(y_train, cfg):
-    """The edges' N labeled ids and upload stream (cloudedge.system.data); ValueError if the pool is too small."""
-    _, pool = cloud_part(y_train, cfg)
+class Partition(NamedTuple):
+    """Where one run's train ids go (cloudedge.system.data), computed once per run."""
+    cloud_ids: np.ndarray   # what CloudCNN trains on
+    share: object           # the edges' N labeled ids and upload stream (data.edge_data), from the pool
+
+
+def partition(y_train, cfg):
+    """The run's Partition; ValueError if the edges' pool is too small for N labels and the uploads."""
+    cloud_ids, pool = cloud_part(y_train, cfg)
     share = edge_data(y_train, pool, cfg.labeled, seed=edge_seed(cfg))
     if cfg.uploads > len(share.stream):
         raise ValueError(f"uploads={cfg.uploads} but the edge pool has only {len(share.stream)} images "
                          f"after the {cfg.labeled} labeled ones")
-    return share
+    return Partition(cloud_ids, share)
 
 
-def run_edges(cloud, data, cfg, progress=False):
-    """Algorithm 1 then the update-phase stream for each edge model. Returns a JSON-able dict."""
+def run_edges(cloud, data, cfg, progress=False, parts=None):
+    """Algorithm 1 then the update-phase stream for each edge model. Returns a JSON-able dict.
+
+    parts: the run's Partition, if the caller has it."""
     x_train, y_train, x_test, y_test = data
-    cloud_ids, _ = cloud_part(y_train, cfg)
+    cloud_ids, share = parts or partition(y_train, cfg)
     trained_on = cloud.info.get("train_ids_sha256")
     if trained_on is not None and trained_on != ids_digest(cloud_ids):
         raise ValueError("this CloudCNN was trained on a different part of the train split than "
                          f"cloud_fraction={cfg.cloud_fraction}, cloud_images={cfg.cloud_images}, "
                          f"cloud_sees_edges={cfg.cloud_sees_edges}, seed={cfg.seed} give; the edges' pool "
                          "could overlap its training images")
-    share = edge_share(y_train, cfg)
     stream = share.stream[:cfg.uploads]
     load = make_load(cfg.load) if cfg.load is not None else default_load()
     edges = make_edges(cloud, cfg, monitor=lambda model: evaluate(model, x_test, y_test)[1])
@@ -201,10 +213,10 @@ def run_experiment(cfg, workdir=None, use_cache=True, progress=False, data=None)
     """get_cloud + run_edges; the JSON of `cloudedge experiment`."""
     start = time.perf_counter()
     data = data or load_dataset(cfg.dataset, progress=progress)
-    edge_share(data[1], cfg)  # fail before training anything
-    cloud, cloud_meta = get_cloud(data, cfg, workdir, use_cache, progress)
+    parts = partition(data[1], cfg)  # once per run; fails before anything trains
+    cloud, cloud_meta = get_cloud(data, cfg, workdir, use_cache, progress, parts.cloud_ids)
     cloud_acc = cloud.evaluate(data[2], data[3])
-    result = run_edges(cloud, data, cfg, progress)
+    result = run_edges(cloud, data, cfg, progress, parts)
     by_model = {e["model"].split("-")[0]: e for e in result["edges"]}
     out = {"dataset": cfg.dataset, "depth": cfg.edge.depth, "n_labeled": cfg.labeled, "uploads": cfg.uploads,
            "seed": cfg.seed, "preset": cfg.edge.preset, "cloud_acc": cloud_acc,
