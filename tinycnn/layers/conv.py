@@ -18,7 +18,7 @@ split over the engine's threads (tinycnn.parallel).
 import numpy as np
 
 from .. import kernels
-from ..parallel import parallel_for, scratch
+from ..parallel import get_threads, parallel_for, scratch
 from .base import Layer, check_positive, init_weights, pair
 
 
@@ -75,14 +75,25 @@ class Conv2D(Layer):
         W2 = self.params["W"].reshape(F, -1)                   # (F, K), K = C*kh*kw
         out = np.empty((N, F, OH * OW), dtype=x.dtype)         # (N, F, P), P = OH*OW
 
+        b = self.params["b"][:, None]                          # (F, 1)
+
         def images(lo, hi):                                    # images lo..hi-1, one thread
             col = scratch("col", (W2.shape[1], OH * OW), x.dtype)          # (K, P)
             for n in range(lo, hi):
                 self._im2col(x[n:n + 1], out=col)
                 np.matmul(W2, col, out=out[n])                 # out[n] = W @ col
                 out[n] += b                                    #          + b
-        b = self.params["b"][:, None]                          # (F, 1)
-        parallel_for(N, images)
+        if N >= get_threads():
+            parallel_for(N, images)
+        else:  # fewer images than threads (batch-1 latency): split each image's output channels
+            col = np.empty((W2.shape[1], OH * OW), dtype=x.dtype)
+            for n in range(N):
+                self._im2col(x[n:n + 1], out=col)
+
+                def channels(lo, hi, n=n):                     # output channels lo..hi-1, one thread
+                    np.matmul(W2[lo:hi], col, out=out[n, lo:hi])
+                    out[n, lo:hi] += b[lo:hi]
+                parallel_for(F, channels)
         self.x = x
         return out.reshape(N, F, OH, OW)
 
