@@ -368,6 +368,9 @@ def markdown_report(result, command):
                      f"({p.get('num_threads')} threads)" for p in result["blas"])
     lines = [f"Command: `{command}` (with OPENBLAS_CORETYPE={result['OPENBLAS_CORETYPE']}, "
              f"OPENBLAS_L2_SIZE={result['OPENBLAS_L2_SIZE']})", "",
+             f"Threads: {result['threads']} (tinycnn.set_threads, BLAS single-threaded inside; PyTorch "
+             f"set_num_threads; sgemm on {result['threads']} BLAS threads). Load average at start: "
+             f"{result['load_average_start'][0]:.2f}.", "",
              f"tinycnn kernels: {result['tinycnn_backend']}; NumPy {result['numpy']}; BLAS: {blas}; "
              f"PyTorch: {result.get('torch', 'not installed')}", "",
              "| Conv2D 3x3 pad 1, batch 32, 28x28, fwd+bwd | GFLOP/s | same-run sgemm GFLOP/s | % of sgemm |",
