@@ -27,7 +27,7 @@ import tinycnn
 from tinycnn import Conv2D, SGD, softmax_cross_entropy
 from cloudedge.system.models import DEFAULT_PRESET, cloud_cnn, edge_cnn, shared_prefix
 
-CONV_SHAPES = [(1, 32), (32, 32), (80, 80), (128, 128)]  # (in, out) channels, 3x3, pad 1
+CONV_SHAPES = [(1, 32), (32, 32), (32, 48), (48, 80), (80, 80), (80, 128), (128, 128)]  # the paper plan's; 3x3, pad 1
 BATCH, SIZE = 32, 28
 
 
