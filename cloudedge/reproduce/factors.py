@@ -115,7 +115,8 @@ def run(plan, data_cache):
         rows.append({"factor": factor, "level": level, "dataset": dataset, **res["summary"],
                      "clouds_detail": res["clouds"]})
     summary = {"target": "factors", "preset": plan.preset, "quick": plan.quick, "cloud_seeds": list(plan.seeds),
-               "edge_seeds": list(edge_seeds), "rows": rows}
+               "edge_seeds": list(edge_seeds), "rows": rows,
+               "compute_seconds": sum(c.get("seconds", 0) for r in rows for c in r["clouds_detail"])}
     return write_outputs(plan, "factors", summary, rows, COLUMNS, plot_factors, factors_markdown)
 
 

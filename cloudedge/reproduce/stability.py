@@ -47,7 +47,8 @@ def run(plan, data_cache, warmups=(0, 200)):
                          "val_accs": [r["best_val_acc"] for r in runs]})
     if not rows:
         raise ReproductionError(f"stability: no finished run in {plan.out / 'runs' / 'stability'}")
-    summary = {"target": "stability", "preset": preset, "quick": plan.quick, "threshold": MIN_VAL_ACC, "rows": rows}
+    summary = {"target": "stability", "preset": preset, "quick": plan.quick, "threshold": MIN_VAL_ACC, "rows": rows,
+               "compute_seconds": sum(r["seconds"] for r, _ in results if r is not None)}
     return write_outputs(plan, "stability", summary, rows, COLUMNS, plot_stability, stability_markdown)
 
 
