@@ -8,7 +8,7 @@ import pytest
 
 from cloudedge.experiments import study
 from cloudedge.cli import main as cli_main
-from cloudedge.reproduce import Plan, factors
+from cloudedge.reproduce import DataCache, Plan, factors
 from test_cloudedge_support import one_blas_thread  # noqa: F401  (autouse fixture)
 
 
@@ -44,13 +44,13 @@ def test_a_stored_cell_is_reused_unless_forced(tmp_path, monkeypatch):
                 "acc0": [0.7] * len(edge_seeds), "acc1": [0.72] * len(edge_seeds)}
     monkeypatch.setattr(factors, "measure_cloud", fake)
     cfg, plan = factors.base_config(), Plan(seeds=(0, 1), progress=False, log=lambda m: None)
-    first = factors.measure_gap(cfg, None, plan, (0, 1), tmp_path)
-    again = factors.measure_gap(cfg, None, plan, (0, 1), tmp_path)
+    first = factors.measure_gap(cfg, DataCache(), plan, (0, 1), tmp_path)
+    again = factors.measure_gap(cfg, DataCache(), plan, (0, 1), tmp_path)
     assert calls == [0, 1] and first["summary"] == again["summary"]
     assert first["summary"]["gap"] == pytest.approx(2.0)
     assert len(list(tmp_path.glob("*.json"))) == 2
     plan.force = True                                                # --force measures them again
-    factors.measure_gap(cfg, None, plan, (0, 1), tmp_path)
+    factors.measure_gap(cfg, DataCache(), plan, (0, 1), tmp_path)
     assert calls == [0, 1, 0, 1]
 
 
@@ -77,8 +77,8 @@ def test_only_existing_counts_missing_clouds_as_not_run(tmp_path, monkeypatch):
                 "acc0": [0.7, 0.7], "acc1": [0.73, 0.71]}
     monkeypatch.setattr(factors, "measure_cloud", fake)
     cfg = factors.base_config()
-    factors.measure_gap(cfg, None, Plan(seeds=(0,), progress=False, log=lambda m: None), (0, 1), tmp_path)
-    s = factors.measure_gap(cfg, None, Plan(seeds=(0, 1, 2), progress=False, only_existing=True, log=lambda m: None),
+    factors.measure_gap(cfg, DataCache(), Plan(seeds=(0,), progress=False, log=lambda m: None), (0, 1), tmp_path)
+    s = factors.measure_gap(cfg, DataCache(), Plan(seeds=(0, 1, 2), progress=False, only_existing=True, log=lambda m: None),
                             (0, 1), tmp_path)["summary"]
     assert s["clouds"] == 1 and s["clouds_not_run"] == 2 and s["interval_over"] == "edges of one cloud"
     assert "2 not run in time" in factors.factors_markdown(

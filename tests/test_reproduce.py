@@ -71,7 +71,7 @@ def test_runs_are_reused_and_fig10_comes_from_their_curves(quick):
 
 def test_variants_report_noise_and_cache_identity(quick):
     plan = Plan(quick=True, seeds=(0,), out=quick["out"], workdir=quick["cache"], progress=False, log=lambda m: None)
-    s = variants.run(plan, DataCache(plan), names=("confidence:0.9", "no feature cache"))
+    s = variants.run(plan, DataCache(plan.quick, plan.progress), names=("confidence:0.9", "no feature cache"))
     rows = {(r["variant"], r["model"]): r for r in s["rows"]}
     trust = rows[("trust-all (paper)", "EdgeCNN1-3")]
     gated = rows[("confidence:0.9", "EdgeCNN1-3")]

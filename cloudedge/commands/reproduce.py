@@ -45,6 +45,15 @@ def register(subparsers):
     p.add_argument("--out", default="docs/reproduction", help="output folder (default docs/reproduction)")
     p.add_argument("--report", default=None, help="report path (default: OUT/../REPRODUCTION.md)")
     p.add_argument("--workdir", default=None, help="CloudCNN cache folder (default ~/.cache/tinycnn/cloudedge)")
+    p.add_argument("--scheduler", default="", metavar="ADDRESS",
+                   help="run the runs on this Dask scheduler (tcp://host:8786; needs pip install -e '.[cluster]' "
+                        "here and on its workers, docs/scale.md)")
+    p.add_argument("--workers", type=int, default=0, metavar="N",
+                   help="run the runs on a local Dask cluster of N processes (127.0.0.1 only; default 0: in this "
+                        "process)")
+    p.add_argument("--retries", type=int, default=2,
+                   help="with --workers: a run whose worker died is started again at most this many times "
+                        "(default 2)")
     p.set_defaults(func=run)
 
 
@@ -67,6 +76,7 @@ def plan_from_args(args):
     log = (lambda m: print(m, file=sys.stderr, flush=True)) if not args.quiet else (lambda m: None)
     return Plan(preset=args.preset, seeds=tuple(range(args.seeds)), quick=args.quick, out=Path(args.out),
                 workdir=args.workdir, progress=not args.quiet, force=args.force, only_existing=args.only_existing,
+                threads=args.threads, scheduler=args.scheduler, workers=args.workers, retries=args.retries,
                 depths=depths, large_sizes=_ints(args.sizes, "sizes"),
                 large_models=(1,) if args.large_models == "1" else (0, 1),
                 edge_epochs=args.edge_epochs, cloud_epochs=args.cloud_epochs, log=log,
@@ -81,7 +91,7 @@ def run(args):
     start = time.perf_counter()
     results = {}
     if args.target != "report":
-        with blas_threads(args.threads):
+        with blas_threads(plan.threads):   # this process's work; each run sets plan.threads where it runs
             results = reproduce([args.target], plan, report_path=report_path)
     else:
         write_report(plan.out, report_path)

@@ -11,8 +11,11 @@ docs/REPRODUCTION.md from those files, so nothing in it is typed by hand.
 
 A run is reused when a file with the same configuration hash exists (``runs``: ``force``
 re-runs), so ``fig10`` reads the runs of ``table2``/``table3`` and ``all`` never repeats work.
+Runs go in-process, or to a Dask cluster (``Plan(workers=2)`` or ``Plan(scheduler="tcp://host:8786")``,
+``cluster``); the stored results are the same either way.
 
     runs.py        Plan, a run's config and hash, the store, execute (the one place runs happen)
+    cluster.py     execute's runs on Dask (optional: pip install -e '.[cluster]')
     render.py      the CSV / PNG / markdown / JSON writer every target uses
     tables.py      table2, table3, fig7      large.py       fig8, fig9
     fig10.py       fig10                     variants.py    variants

@@ -13,7 +13,7 @@ from ..system.config import RunConfig, config_json, edge_train_config, updated
 from ..experiments.experiment import get_cloud
 from ..experiments.study import EDGE_SEEDS, measure_cloud, summarize, ten_crop_accuracy
 from .render import pyplot, write_outputs
-from .runs import Job, cell_hash, execute, store
+from .runs import Job, cell_hash, cloud_of, execute, store
 
 COLUMNS = ["dataset", "factor", "level", "gap", "gap_low", "gap_high", "acc0", "acc1", "clouds", "clouds_trained",
            "edge_wins", "pairs", "gap_per_cloud"]
@@ -22,7 +22,8 @@ COLUMNS = ["dataset", "factor", "level", "gap", "gap_low", "gap_high", "acc0", "
 def base_config(dataset="mnist"):
     """The default setting at N = 120, k = 3: initialization phase only; CloudCNN trained as the
     reproduction trains it (same cache key, so the study and the tables share their clouds)."""
-    return RunConfig(dataset=dataset, uploads=0, cloud_train=cloud_train_config(max_epochs=CLOUD_EPOCHS[dataset]))
+    return RunConfig(dataset=dataset, uploads=0,
+                     cloud_train=cloud_train_config(max_epochs=CLOUD_EPOCHS[dataset]))
 
 
 # (factor, level, data set, changes to base_config for cloudedge.system.config.updated); the first row
@@ -55,49 +56,74 @@ def factor_config(plan, dataset, over):
     return cfg
 
 
-def measure_gap(cfg, data, plan, edge_seeds, store_dir):
-    """measure_cloud for each of plan's seeds (the cloud seeds), each a job stored in store_dir,
-    then summarize. A cloud seed not stored counts as not run under plan.only_existing.
-    Returns {"clouds": [one result per cloud seed], "summary": summarize(clouds)}."""
-    configs = [replace(cfg, seed=s, edge_seed=None) for s in plan.seeds]
-    jobs = [Job(store_dir / f"{cell_hash(c, edge_seeds)}.json", partial(_measure, c, data, edge_seeds, plan))
+def cloud_configs(cfg, plan):
+    """The cell's configuration at each of plan's seeds (the cloud seeds)."""
+    return [replace(cfg, seed=s, edge_seed=None) for s in plan.seeds]
+
+
+def gap_jobs(configs, data_cache, plan, edge_seeds, store_dir):
+    """One stored job per cloud seed (study.measure_cloud), in store_dir."""
+    return [Job(store_dir / f"{cell_hash(c, edge_seeds)}.json",
+                partial(measure, c, data_cache, edge_seeds, plan.workdir, plan.log), cloud_of(c, data_cache))
             for c in configs]
+
+
+def measure(cfg, data_cache, edge_seeds, workdir, log):
+    """study.measure_cloud's result for one cloud seed, with the configuration it measured."""
+    result = measure_cloud(cfg, data_cache(cfg.dataset), edge_seeds, workdir, log)
+    result["config"] = config_json(cfg)
+    return result
+
+
+def cell_gap(configs, jobs, results, data_cache, plan):
+    """The cell's {"clouds": [one result per cloud seed], "summary": summarize(clouds)} from its
+    jobs' execute results. A cloud seed not stored counts as not run under plan.only_existing."""
     clouds = []
-    for c, job, (result, reused) in zip(configs, jobs, execute(jobs, plan)):
+    for cfg, job, (result, reused) in zip(configs, jobs, results):
         if result is None:
-            clouds.append({"cloud_seed": c.seed, "not_run": True})
+            clouds.append({"cloud_seed": cfg.seed, "not_run": True})
             continue
         if reused and result["trained"] and "cloud_acc_10crop" not in result:   # stored before 10-crop was measured
-            result["cloud_acc_10crop"] = ten_crop_accuracy(get_cloud(data, c, plan.workdir)[0], data)
+            data = data_cache(cfg.dataset)
+            result["cloud_acc_10crop"] = ten_crop_accuracy(get_cloud(data, cfg, plan.workdir)[0], data)
             store(job.path, result)
         clouds.append(result)
     return {"clouds": clouds, "summary": summarize(clouds)}
 
 
-def _measure(cfg, data, edge_seeds, plan):
-    result = measure_cloud(cfg, data, edge_seeds, plan.workdir, plan.log)
-    result["config"] = config_json(cfg)
-    return result
+def measure_gap(cfg, data_cache, plan, edge_seeds, store_dir):
+    """One cell: measure_cloud for each of plan's seeds (the cloud seeds), each a job stored in
+    store_dir, then summarize (gap)."""
+    configs = cloud_configs(cfg, plan)
+    jobs = gap_jobs(configs, data_cache, plan, edge_seeds, store_dir)
+    return cell_gap(configs, jobs, execute(jobs, plan), data_cache, plan)
 
 
 def run(plan, data_cache):
     """Every cell of FACTORS for plan.study_datasets (only plan.study_factors, if given) over plan's
-    cloud seeds x 5 edge seeds; one row per cell; writes CSV, PNG, MD, JSON.
+    cloud seeds x 5 edge seeds; one row per cell; writes CSV, PNG, MD, JSON. All cells' runs go
+    to one execute, so a cluster runs them side by side.
     --quick: tiny preset, 2 edge seeds, the first three cells that keep k and the widths."""
-    rows = []
     only = plan.study_factors
     cells = [c for c in factor_cells(plan.study_datasets) if not only or c[0] in only or f"{c[2]}/{c[0]}" in only]
     if plan.quick:
         cells = [c for c in cells if not {"depth", "preset"} & set(c[3].get("edge", {}))][:3]
     edge_seeds = EDGE_SEEDS[:2] if plan.quick else EDGE_SEEDS
+    cell_configs, cell_jobs = [], []
     for factor, level, dataset, over in cells:
         cfg = factor_config(plan, dataset, over)
         plan.log(f"factors: {dataset} / {factor}: {level}")
-        res = measure_gap(cfg, data_cache(dataset), plan, edge_seeds, plan.out / "runs" / "factors")
+        cell_configs.append(cloud_configs(cfg, plan))
+        cell_jobs.append(gap_jobs(cell_configs[-1], data_cache, plan, edge_seeds, plan.out / "runs" / "factors"))
+    results = iter(execute([job for jobs in cell_jobs for job in jobs], plan, "factors"))
+    rows = []
+    for (factor, level, dataset, _), configs, jobs in zip(cells, cell_configs, cell_jobs):
+        res = cell_gap(configs, jobs, [next(results) for _ in jobs], data_cache, plan)
         rows.append({"factor": factor, "level": level, "dataset": dataset, **res["summary"],
                      "clouds_detail": res["clouds"]})
     summary = {"target": "factors", "preset": plan.preset, "quick": plan.quick, "cloud_seeds": list(plan.seeds),
-               "edge_seeds": list(edge_seeds), "rows": rows}
+               "edge_seeds": list(edge_seeds), "rows": rows,
+               "compute_seconds": sum(c.get("seconds", 0) for r in rows for c in r["clouds_detail"])}
     return write_outputs(plan, "factors", summary, rows, COLUMNS, plot_factors, factors_markdown)
 
 

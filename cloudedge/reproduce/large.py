@@ -3,6 +3,7 @@ training sets up to the whole train split, next to CloudCNN (trained on the clou
 as in the tables). The sets are nested prefixes of one seeded stratified order."""
 import time
 import warnings
+from functools import partial
 
 import numpy as np
 
@@ -12,7 +13,7 @@ from tinycnn.sampling import stratified_sample
 from .. import paper
 from ..experiments.experiment import get_cloud, make_edges
 from .render import fmt, mean_std, pyplot, write_outputs
-from .runs import Job, ReproductionError, config_hash, execute, run_config
+from .runs import Job, ReproductionError, cloud_of, config_hash, execute, run_config
 from .tables import PAPER_KEY
 
 DATASETS = {"fig8": "mnist-full", "fig9": "fashion-mnist"}
@@ -35,29 +36,32 @@ def default_large_sizes(plan, n_train):
     return tuple(sizes)
 
 
-def point_job(plan, target, dataset, data, seed, depth, n):
-    """CloudCNN, then EdgeCNN0/1-k initialized on the first n images of the seeded stratified
-    order, each scored on the test split, as a stored job."""
+def point_job(plan, target, dataset, data_cache, seed, depth, n):
+    """One training-set size of fig8/fig9 as a stored job (measure_point)."""
     cfg = run_config(plan, dataset, depth, seed, models=tuple(plan.large_models))
     path = (plan.out / "runs" /
             f"{target}-{dataset}-{cfg.edge.preset}-k{depth}-s{seed}-n{n}-{config_hash(cfg, plan.quick)}.json")
+    return Job(path, partial(measure_point, target, cfg, data_cache, seed, n, plan.workdir), cloud_of(cfg, data_cache))
 
-    def run():
-        x_train, y_train, x_test, y_test = data
-        t0 = time.perf_counter()
-        cloud, meta = get_cloud(data, cfg, plan.workdir, True, False)
-        cloud_acc = cloud.evaluate(x_test, y_test)
-        ids, _ = stratified_sample(y_train, n, [seed, 23])
-        models = []
-        for edge in make_edges(cloud, cfg):
-            row = edge.initialize(x_train[ids], y_train[ids], ids=ids)
-            models.append({"model": edge.summary()["model"], "accuracy": edge.evaluate(x_test, y_test),
-                           "epochs": row["epochs"], "train_seconds": row["train_seconds"]})
-        return {"target": target, "dataset": dataset, "seed": seed, "depth": depth, "n_images": n,
-                "preset": cfg.edge.preset, "cloud_acc": cloud_acc, "cloud_cached": meta["cached"],
-                "cloud_train_size": cloud.info.get("n_train"), "models": models,
-                "edge_max_epochs": cfg.edge.train.max_epochs, "seconds": time.perf_counter() - t0}
-    return Job(path, run)
+
+def measure_point(target, cfg, data_cache, seed, n, workdir):
+    """CloudCNN, then EdgeCNN0/1-k initialized on the first n images of the stratified order of
+    seed, each scored on the test split."""
+    data = data_cache(cfg.dataset)
+    x_train, y_train, x_test, y_test = data
+    t0 = time.perf_counter()
+    cloud, meta = get_cloud(data, cfg, workdir, True, False)
+    cloud_acc = cloud.evaluate(x_test, y_test)
+    ids, _ = stratified_sample(y_train, n, [seed, 23])
+    models = []
+    for edge in make_edges(cloud, cfg):
+        row = edge.initialize(x_train[ids], y_train[ids], ids=ids)
+        models.append({"model": edge.summary()["model"], "accuracy": edge.evaluate(x_test, y_test),
+                       "epochs": row["epochs"], "train_seconds": row["train_seconds"]})
+    return {"target": target, "dataset": cfg.dataset, "seed": seed, "depth": cfg.edge.depth, "n_images": n,
+            "preset": cfg.edge.preset, "cloud_acc": cloud_acc, "cloud_cached": meta["cached"],
+            "cloud_train_size": cloud.info.get("n_train"), "models": models,
+            "edge_max_epochs": cfg.edge.train.max_epochs, "seconds": time.perf_counter() - t0}
 
 
 def run(target, plan, data_cache):
@@ -83,7 +87,7 @@ def run(target, plan, data_cache):
     else:
         sizes = default_large_sizes(plan, len(y_train))
     start = time.perf_counter()
-    jobs = [point_job(plan, target, dataset, data, s, k, n)
+    jobs = [point_job(plan, target, dataset, data_cache, s, k, n)
             for s in plan.seeds for k in plan.large_depths for n in sizes]
     points = [point for point, _ in execute(jobs, plan, target) if point is not None]
     if not points:

@@ -315,22 +315,29 @@ def why_lines(res):
 
 
 def cost_lines(res):
-    lines = ["| target | compute in its runs (s) | last invocation (s) | preset | seeds |", "|---|---|---|---|---|"]
+    lines = ["| target | compute in its runs (s) | last invocation (s) | workers | runs it ran (their compute, s) | "
+             "preset | seeds |", "|---|---|---|---|---|---|---|"]
     for t in NAMES:
         s = res.get(t)
         if not s:
-            lines.append(f"| {t} | not run | — | — | — |")
+            lines.append(f"| {t} | not run | — | — | — | — | — |")
             continue
         if s.get("error"):
-            lines.append(f"| {t} | failed: {s['error'].splitlines()[0][:120]} | — | {s.get('preset', '—')} | — |")
+            lines.append(f"| {t} | failed: {s['error'].splitlines()[0][:120]} | — | — | — | "
+                         f"{s.get('preset', '—')} | — |")
             continue
+        ran = f"{s['runs_run']} ({s['runs_run_seconds']:.0f})" if "runs_run" in s else "—"
+        # a target recorded before runs could go to a cluster ran in its invocation's process
         lines.append(f"| {t} | {s.get('compute_seconds', 0):.0f} | "
-                     f"{s.get('wall_seconds', s.get('invocation_seconds', 0)):.0f} | {s.get('preset')} | "
-                     f"{s.get('seeds', s.get('seed'))} |")
+                     f"{s.get('wall_seconds', s.get('invocation_seconds', 0)):.0f} | {s.get('workers', 1)} | {ran} | "
+                     f"{s.get('preset')} | {s.get('seeds', s.get('seed'))} |")
     lines.append("")
     lines.append("'Compute in its runs' sums the wall-clock seconds of every run the target uses (CloudCNN training "
                  "included when it was not already cached); runs are stored and reused, so a later invocation that "
                  "only summarizes them takes seconds (the 'last invocation' column). fig10 reuses the table runs. "
+                 "'Workers': the processes that ran the last invocation's runs (1: in-process; more: a Dask "
+                 "cluster, docs/scale.md); 'runs it ran' counts them and sums their seconds over the workers, so "
+                 "that sum over the last invocation's seconds is its speed-up. "
                  f"Machine: {os.cpu_count()} cores, shared with other jobs while these ran, so times are inflated.")
     for t in ("table2", "table3"):
         s = res.get(t)
@@ -363,7 +370,8 @@ def write_report(out, path):
          f"(git {_git()}) from the files in `{out}`; do not edit by hand. Paper numbers come from "
          "`cloudedge/paper.py`; every other number from runs on this machine.", "",
          f"Commands: `cloudedge reproduce {'|'.join(NAMES)}|all "
-         "[--seeds N] [--preset laptop|paper] [--quick]`, then `cloudedge reproduce report`.", "",
+         "[--seeds N] [--preset laptop|paper] [--quick] [--workers N | --scheduler ADDRESS]`, then "
+         "`cloudedge reproduce report`.", "",
          "How the claim is judged: EdgeCNN1-k against EdgeCNN0-k is never read off one CloudCNN. The factors "
          "study measures the N = 120 gap over 3 CloudCNN seeds x 5 edge seeds, with a 95% t interval over the "
          "per-cloud means; every seed was fixed before anything was measured, and no seed, cloud or setting "

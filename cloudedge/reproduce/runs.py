@@ -7,13 +7,17 @@ runs nothing new. Two hashes name the files, each kept as it was because stored 
 found by it: ``config_hash`` (the tables, fig8/fig9 and the variants) and ``cell_hash`` (the
 factors and stability studies, under ``runs/factors/`` and ``runs/stability/``).
 
-``execute`` is the one place runs happen: a parallel executor would replace its loop.
+``execute`` is the one place runs happen: in this process, one after the other, or (Plan.scheduler,
+Plan.workers) on the Dask cluster driver.open_cluster opened (cluster.py). Either way a run's result comes back here and is
+stored here; only plans go out (a job is a config and a module-level function; its data set is
+loaded where it runs) and only results come back.
 """
+import functools
 import hashlib
 import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from tqdm.auto import tqdm
@@ -24,8 +28,9 @@ from .. import paper
 from ..system.cloud import CLOUD_EPOCHS, cloud_train_config
 from ..system.data import load_dataset
 from ..system.config import EDGE_EPOCHS, EdgeConfig, RunConfig, config_json, edge_train_config, updated
-from ..experiments.experiment import public, run_experiment
+from ..experiments.experiment import cloud_key, cloud_part, public, run_experiment
 from ..jsonable import jsonable
+from ..threads import blas_threads
 
 DEPTHS = (3, 5, 10)
 CIFAR_SIZES = (100, 500, 1000, 2000, 3000, 4000, 5000)   # the paper: 100 ... 5,000
@@ -38,7 +43,8 @@ class ReproductionError(RuntimeError):
 
 @dataclass
 class Plan:
-    """How to run: preset, seeds, quick (smoke) mode, where to write, progress bars."""
+    """How to run: preset, seeds, quick (smoke) mode, where to write, progress bars, and where the
+    runs go (this process, or a Dask cluster: cluster.py) with how many engine threads each."""
     preset: str = "laptop"
     seeds: tuple = (0, 1, 2)
     quick: bool = False
@@ -58,6 +64,12 @@ class Plan:
     study_datasets: tuple = ("mnist",)   # factors: which data sets' cells to run
     study_factors: tuple = ()            # factors: only these factors (() = all)
     log: object = print
+    threads: int = 0                # engine threads in every run, wherever it runs (0: leave the engine as it is)
+    scheduler: str = ""             # a Dask scheduler's address (tcp://host:8786): the runs go there
+    workers: int = 0                # > 0: the runs go to a local Dask cluster of this many processes
+    retries: int = 2                # a run whose worker died is started again at most this many times
+    cluster: object = field(default=None, repr=False, compare=False)   # the open cluster.Runner, if any
+    ran: list = field(default_factory=list, repr=False, compare=False)  # seconds of each run execute ran
 
     def __post_init__(self):
         self.out = Path(self.out)
@@ -66,6 +78,11 @@ class Plan:
             raise ReproductionError("need at least one seed")
         if self.quick:
             self.preset = "tiny"
+        if self.scheduler and self.workers:
+            raise ReproductionError(f"give a scheduler address or a number of local workers, not both "
+                                    f"(got {self.scheduler!r} and {self.workers})")
+        if self.workers < 0 or self.retries < 0:
+            raise ReproductionError(f"need workers >= 0 and retries >= 0, got {self.workers} and {self.retries}")
 
 
 def quick_data(data, n_train=1500, n_test=300):
@@ -75,16 +92,34 @@ def quick_data(data, n_train=1500, n_test=300):
 
 
 class DataCache:
-    """Loads each data set once per invocation (quick mode: a small subsample)."""
+    """Loads each data set once per process (quick mode: a small subsample).
 
-    def __init__(self, plan):
-        self.plan, self._data = plan, {}
+    Sent to a Dask worker inside a job, it travels as its two settings, never its arrays: the
+    worker loads the data set itself, from its own cache or the Debian folder, once
+    (shared_data_cache)."""
+
+    def __init__(self, quick=False, progress=True):
+        self.quick, self.progress, self._data = quick, progress, {}
 
     def __call__(self, name):
         if name not in self._data:
-            data = load_dataset(name, progress=self.plan.progress)
-            self._data[name] = quick_data(data) if self.plan.quick else data
+            data = load_dataset(name, progress=self.progress)
+            self._data[name] = quick_data(data) if self.quick else data
         return self._data[name]
+
+    def __reduce__(self):
+        return shared_data_cache, (self.quick, self.progress)
+
+
+@functools.cache
+def shared_data_cache(quick, progress):
+    """This process's one DataCache for these settings: what a DataCache unpickles to on a worker."""
+    return DataCache(quick, progress)
+
+
+def cloud_of(cfg, data_cache):
+    """The cache key of the CloudCNN a run of cfg trains or reads (experiment.cloud_key)."""
+    return cloud_key(cfg, cloud_part(data_cache(cfg.dataset)[1], cfg)[0])
 
 
 # ------------------------------------------------------------------------------ one run
@@ -129,22 +164,33 @@ def run_path(plan, cfg, tag="table"):
 
 def experiment_job(plan, cfg, data_cache):
     """One run_experiment (Algorithm 1, then the update phase) as a stored job."""
-    def run():
-        data = data_cache(cfg.dataset)
-        start = time.perf_counter()
-        result = public(run_experiment(cfg, workdir=plan.workdir, data=data, progress=False))
-        result["wall_seconds"] = time.perf_counter() - start
-        result["quick"] = plan.quick
-        return result
-    return Job(run_path(plan, cfg), run)
+    return Job(run_path(plan, cfg), functools.partial(experiment, cfg, data_cache, plan.workdir, plan.quick),
+               cloud_of(cfg, data_cache))
+
+
+def experiment(cfg, data_cache, workdir, quick):
+    """run_experiment's JSON-able result, with its wall time and whether it was a --quick run."""
+    data = data_cache(cfg.dataset)
+    start = time.perf_counter()
+    result = public(run_experiment(cfg, workdir=workdir, data=data, progress=False))
+    result["wall_seconds"] = time.perf_counter() - start
+    result["quick"] = quick
+    return result
 
 
 # ------------------------------------------------------------------------- the store
 @dataclass(frozen=True)
 class Job:
-    """One stored run: the file holding its result, and how to compute that result (a JSON-able dict)."""
+    """One stored run: the file holding its result, how to compute that result (a JSON-able dict),
+    and the key of the CloudCNN it trains or reads, if any.
+
+    run goes to a Dask worker by pickle: make it a functools.partial of a module-level function
+    whose arguments are configs and a DataCache, not arrays. Jobs naming the same cloud share one
+    CloudCNN: the first one trains and caches it, so on a cluster the others wait for it.
+    """
     path: Path
     run: Callable[[], dict]
+    cloud: str | None = None
 
 
 def store(path, result):
@@ -158,20 +204,49 @@ def execute(jobs, plan, desc=None):
     """Each job's result, in order, as (result, reused): read back when its file exists (unless
     plan.force), else run and stored; (None, False) for a job not stored when plan.only_existing.
 
-    The one place runs happen. The loop runs them one at a time; the jobs are independent,
-    so a parallel executor (threads, processes, a cluster) can replace it.
+    The one place runs happen: here, in order, or on the Dask cluster the plan names. A result is
+    stored as soon as its run finishes, by this process, atomically: an interrupted sweep keeps
+    every finished run and no partial one. desc: the progress bar's label (None: no bar).
     """
-    if plan.progress and desc:
-        jobs = tqdm(jobs, desc=desc, unit="run")
-    return [_reuse_or_run(job, plan) for job in jobs]
+    results, todo = [None] * len(jobs), []
+    for i, job in enumerate(jobs):
+        stored = job.path.exists()
+        if stored and not plan.force:
+            results[i] = json.loads(job.path.read_text()), True
+        elif plan.only_existing and not stored:
+            results[i] = None, False
+        else:
+            todo.append(i)
+
+    def finished(k, result, seconds):
+        """todo[k] ran: store its result (once: a cluster never reports a run twice)."""
+        store(jobs[todo[k]].path, result)
+        results[todo[k]] = result, False
+        plan.ran.append(seconds)
+        bar.update()
+
+    if todo and (plan.scheduler or plan.workers) and plan.cluster is None:
+        raise ReproductionError("the plan names a Dask cluster but none is open: run it through reproduce(), "
+                                "or inside `with driver.open_cluster(plan):`")
+    with tqdm(total=len(jobs), initial=len(jobs) - len(todo), desc=desc, unit="run",
+              disable=not (plan.progress and desc)) as bar:
+        if plan.cluster is not None:
+            plan.cluster.run([jobs[i] for i in todo], plan.threads, finished)
+        else:
+            for k, i in enumerate(todo):
+                finished(k, *run_job(jobs[i].run, plan.threads))
+    return results
 
 
-def _reuse_or_run(job, plan):
-    stored = job.path.exists()
-    if stored and not plan.force:
-        return json.loads(job.path.read_text()), True
-    if plan.only_existing and not stored:
-        return None, False
-    result = job.run()
-    store(job.path, result)
-    return result, False
+def run_job(run, threads):
+    """(run's result, its wall seconds) with the engine at `threads` threads: where a run runs,
+    in this process or on a worker."""
+    start = time.perf_counter()
+    with blas_threads(threads):
+        result = run()
+    return result, time.perf_counter() - start
+
+
+def worker_count(plan):
+    """How many processes run this plan's runs: 1 in-process, else the open cluster's workers now."""
+    return 1 if plan.cluster is None else plan.cluster.workers()

@@ -27,39 +27,43 @@ def run(plan, data_cache, warmups=(0, 200)):
     seeds = SEEDS[:2] if plan.quick else SEEDS
     cells = CELLS[:1] if plan.quick else CELLS
     preset = "tiny" if plan.quick else plan.preset
-    rows = []
+    groups, jobs = [], []          # one group per (cell, warm-up): its seeds' jobs, all run in one execute
     for dataset, init, images in cells:
-        data = data_cache(dataset)
         for warmup in warmups:
             configs = [RunConfig(dataset=dataset, seed=s, edge=EdgeConfig(preset=preset, init=init),
                                  cloud_images=min(images, 300) if plan.quick and images else images,
                                  cloud_train=cloud_train_config(max_epochs=1, warmup_steps=warmup))
                        for s in seeds]
-            jobs = [Job(plan.out / "runs" / "stability" / f"{cell_hash(cfg, ())}.json",
-                        partial(one_epoch, cfg, data, plan)) for cfg in configs]
-            runs = [r for r, _ in execute(jobs, plan) if r is not None]
-            if not runs:
-                continue
+            groups.append((dataset, init, warmup, slice(len(jobs), len(jobs) + len(configs))))
+            jobs += [Job(plan.out / "runs" / "stability" / f"{cell_hash(cfg, ())}.json",
+                         partial(one_epoch, cfg, data_cache, plan.log)) for cfg in configs]
+    results = execute(jobs, plan, "stability")
+    rows = []
+    for dataset, init, warmup, part in groups:
+        runs = [r for r, _ in results[part] if r is not None]
+        if runs:
             rows.append({"dataset": dataset, "init": init, "n_train": runs[0]["n_train"], "warmup": warmup,
                          "seeds": len(runs), "trained": sum(r["trained"] for r in runs),
                          "stuck_seeds": [r["seed"] for r in runs if not r["trained"]],
                          "val_accs": [r["best_val_acc"] for r in runs]})
     if not rows:
         raise ReproductionError(f"stability: no finished run in {plan.out / 'runs' / 'stability'}")
-    summary = {"target": "stability", "preset": preset, "quick": plan.quick, "threshold": MIN_VAL_ACC, "rows": rows}
+    summary = {"target": "stability", "preset": preset, "quick": plan.quick, "threshold": MIN_VAL_ACC, "rows": rows,
+               "compute_seconds": sum(r["seconds"] for r, _ in results if r is not None)}
     return write_outputs(plan, "stability", summary, rows, COLUMNS, plot_stability, stability_markdown)
 
 
-def one_epoch(cfg, data, plan):
+def one_epoch(cfg, data_cache, log):
     """One epoch of CloudCNN for cfg (no restart): its best validation accuracy, and whether it trained."""
+    data = data_cache(cfg.dataset)
     ids, _ = cloud_part(data[1], cfg)
     cloud = Cloud.train(data[0][ids], data[1][ids], preset=cfg.edge.preset, seed=cfg.seed, init=cfg.edge.init, restarts=0,
                         config=replace(cfg.cloud_train, seed=cfg.seed))
     result = {"dataset": cfg.dataset, "init": cfg.edge.init, "warmup": cfg.cloud_train.warmup_steps, "seed": cfg.seed,
               "n_train": int(len(ids)), "best_val_acc": cloud.info["best_val_acc"], "trained": cloud.info["trained"],
               "seconds": cloud.info["train_seconds"]}
-    plan.log(f"stability: {cfg.dataset} {cfg.edge.init} warm-up {result['warmup']} seed {cfg.seed}: "
-             f"val acc {100 * result['best_val_acc']:.1f}%")
+    log(f"stability: {cfg.dataset} {cfg.edge.init} warm-up {result['warmup']} seed {cfg.seed}: "
+        f"val acc {100 * result['best_val_acc']:.1f}%")
     return result
 
 
