@@ -1,8 +1,8 @@
 """Options and helpers shared by the framework's subcommands (demo, experiment, ...)."""
 import json
 
-from ..system.data import DATASETS
 from ..jsonable import jsonable
+from ..system.data import DATASETS
 from ..system.models import DEFAULT_PRESET, PRESETS
 from ..threads import blas_threads  # noqa: F401  (re-exported for the commands)
 

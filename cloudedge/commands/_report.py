@@ -1,6 +1,6 @@
 """The text report of one run (demo and experiment): the accuracy table, bytes, the headline."""
-from ..paper import LABELED_SIZES, TABLE2_MNIST
 from ..experiments.study import headline_text
+from ..paper import LABELED_SIZES, TABLE2_MNIST
 from ._common import kb
 
 

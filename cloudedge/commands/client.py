@@ -3,7 +3,13 @@
 import json
 import os
 
-from ..server import process
+import numpy as np
+
+from ..server import client, process
+from ..server.shaping import Shape
+from ..system.config import RunConfig
+from ..system.data import edge_data, load_dataset, split_cloud_edges
+from ..timing.network import edge_path
 
 PAPER_SIZES_K = (60, 124, 256, 512, 1024, 2048, 4096)
 # Section 4.2.2: EdgeCNN1-3 vs CloudCNN mean response / upload time reductions.
@@ -50,10 +56,7 @@ def parse_sizes(text):
 
 def stream_digits(dataset, labeled, seed, skip, count):
     """(count, H, W) uint8 digits from the edge's upload stream and their true labels."""
-    import numpy as np
 
-    from ..system.data import edge_data, load_dataset, split_cloud_edges
-    from ..system.config import RunConfig
     x_train, y_train, _, _ = load_dataset(dataset)
     if x_train.shape[1] != 1:
         raise ValueError(f"the client sends grey digits scaled to RGB; dataset {dataset} has "
@@ -67,9 +70,6 @@ def stream_digits(dataset, labeled, seed, skip, count):
 
 
 def run(args):
-    from ..timing.network import edge_path
-    from ..server import client
-    from ..server.shaping import Shape
     targets = {name: url for name, url in (("edge", args.edge), ("cloud", args.cloud)) if url}
     if not targets:
         raise ValueError("give --edge URL, --cloud URL or both")

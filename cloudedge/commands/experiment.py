@@ -2,8 +2,17 @@
 import time
 from pathlib import Path
 
+from ..experiments.experiment import public, run_experiment
+from ..experiments.study import headline
 from ..system.cloud import CLOUD_MAX_EPOCHS, cloud_train_config
-from ..system.config import EDGE_EPOCHS, EDGE_PROCEDURES, EdgeConfig, RunConfig, edge_train_config
+from ..system.config import (
+    EDGE_EPOCHS,
+    EDGE_PROCEDURES,
+    EdgeConfig,
+    RunConfig,
+    edge_train_config,
+)
+from ..system.data import load_dataset
 from ._common import add_common, blas_threads, dump
 from ._report import report
 
@@ -71,9 +80,6 @@ def run(args):
 
 def run_and_print(cfg, args):
     """Run one experiment (RunConfig cfg); print its JSON or its report (cloudedge.commands.demo)."""
-    from ..system.data import load_dataset
-    from ..experiments.experiment import public, run_experiment
-    from ..experiments.study import headline
     start = time.perf_counter()
     data = load_dataset(cfg.dataset, progress=not args.quiet)
     with blas_threads(args.threads):

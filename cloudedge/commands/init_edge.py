@@ -5,7 +5,11 @@ from pathlib import Path
 
 from tinycnn.atomic import atomic_write
 
+from ..system import edge_files
+from ..system.cloud import Cloud
 from ..system.config import EdgeConfig, RunConfig
+from ..system.data import edge_data, load_dataset, split_cloud_edges
+from ..system.edge import Edge
 from ._common import add_common, blas_threads, dump
 
 STREAM_FILE = "stream.json"
@@ -30,10 +34,6 @@ def register(subparsers):
 
 
 def run(args):
-    from ..system.cloud import Cloud
-    from ..system.data import edge_data, load_dataset, split_cloud_edges
-    from ..system import edge_files
-    from ..system.edge import Edge
     start = time.perf_counter()
     cloud = Cloud.load(args.cloud)
     info = cloud.info

@@ -3,9 +3,9 @@ import sys
 import time
 from pathlib import Path
 
-from ..system.config import EDGE_EPOCHS
 from ..reproduce import NAMES, Plan, reproduce
 from ..reproduce.report import load_results, verdicts, write_report
+from ..system.config import EDGE_EPOCHS
 from ._common import add_common, blas_threads, dump
 
 CHOICES = NAMES + ("all", "report")

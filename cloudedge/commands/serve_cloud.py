@@ -3,9 +3,16 @@ import json
 import os
 import sys
 
-from ..system.cloud import CLOUD_MAX_EPOCHS, cloud_train_config
-from ..system.models import DEFAULT_PRESET
+from ..experiments.experiment import get_cloud
 from ..server import process
+from ..server.cloud_server import CloudServer
+from ..server.http import Server, ServerThread
+from ..server.shaping import Shape
+from ..system.cloud import CLOUD_MAX_EPOCHS, Cloud, cloud_train_config
+from ..system.config import EdgeConfig, RunConfig
+from ..system.data import load_dataset
+from ..system.models import DEFAULT_PRESET, cloud_cnn
+from ..threads import blas_threads
 
 
 def register(subparsers):
@@ -35,11 +42,6 @@ def register(subparsers):
 
 def load_cloud(args):
     """The Cloud to serve and a JSON-able note on where it came from."""
-    from ..system.cloud import Cloud
-    from ..system.data import load_dataset
-    from ..system.config import EdgeConfig, RunConfig
-    from ..experiments.experiment import get_cloud
-    from ..system.models import cloud_cnn
     if args.model:
         return Cloud.load(args.model), {"source": args.model}
     if args.untrained:
@@ -69,15 +71,11 @@ def read_edge_tokens(path):
 
 
 def run(args):
-    from ..threads import blas_threads
     with blas_threads(args.threads):
         return serve(args)
 
 
 def serve(args):
-    from ..server.cloud_server import CloudServer
-    from ..server.http import Server, ServerThread
-    from ..server.shaping import Shape
     process.setup_logging(args.log_level)
     token = process.resolve_token(args)
     wan = process.parse_wan(args.wan)

@@ -3,8 +3,22 @@
 import secrets
 from pathlib import Path
 
-from ..system.config import EDGE_EPOCHS, EdgeConfig, RunConfig, edge_train_config
+from tinycnn.atomic import atomic_write
+from tinycnn.train import evaluate
+
+from ..policies.labels import make_policy
+from ..policies.loads import make_load
+from ..policies.retrain import make_trigger
 from ..server import process
+from ..server.edge_runtime import EdgeRuntime
+from ..server.edge_server import EdgeServer
+from ..server.http import Server, ServerThread
+from ..server.remote import RemoteCloud
+from ..server.uploader import Uploader
+from ..system.config import EDGE_EPOCHS, EdgeConfig, RunConfig, edge_train_config
+from ..system.data import edge_data, load_dataset, split_cloud_edges
+from ..system.edge import Edge
+from ..threads import blas_threads
 
 
 def register(subparsers):
@@ -47,7 +61,6 @@ def register(subparsers):
 
 def edge_id(state_dir, name):
     """--name, else the id kept in state_dir/edge_id (made once, random)."""
-    from tinycnn.atomic import atomic_write
     path = Path(state_dir) / "edge_id"
     if name:
         return name
@@ -62,14 +75,7 @@ def edge_id(state_dir, name):
 
 def build_runtime(args, cloud_token):
     """The EdgeRuntime for these options (data, Edge factory, remote cloud, monitor)."""
-    from tinycnn.train import evaluate
 
-    from ..system.data import edge_data, load_dataset, split_cloud_edges
-    from ..system.edge import Edge
-    from ..policies.labels import make_policy
-    from ..policies.retrain import make_trigger
-    from ..server.edge_runtime import EdgeRuntime
-    from ..server.remote import RemoteCloud
 
     x_train, y_train, x_test, y_test = load_dataset(args.dataset)
     cfg = RunConfig(dataset=args.dataset, seed=args.seed)
@@ -98,16 +104,11 @@ def build_runtime(args, cloud_token):
 
 
 def run(args):
-    from ..threads import blas_threads
     with blas_threads(args.threads):
         return serve(args)
 
 
 def serve(args):
-    from ..policies.loads import make_load
-    from ..server.edge_server import EdgeServer
-    from ..server.http import Server, ServerThread
-    from ..server.uploader import Uploader
     process.setup_logging(args.log_level)
     token = process.resolve_token(args)
     cloud_token = args.cloud_token or token

@@ -1,8 +1,11 @@
 """`cloudedge simulate`: several edges and one cloud on a virtual clock (deterministic per seed)."""
 import time
 
+from ..experiments.experiment import get_cloud
 from ..system.cloud import CLOUD_MAX_EPOCHS, cloud_train_config
 from ..system.config import EdgeConfig, RunConfig, SimConfig
+from ..system.data import load_dataset
+from ..timing.simulator import Simulator
 from ._common import add_common, blas_threads, dump
 
 
@@ -52,9 +55,6 @@ def config_from_args(args):
 
 
 def run(args):
-    from ..system.data import load_dataset
-    from ..experiments.experiment import get_cloud
-    from ..timing.simulator import Simulator
     start = time.perf_counter()
     cfg, run_cfg = config_from_args(args)
     data = load_dataset(args.dataset, progress=not args.quiet)

@@ -6,8 +6,10 @@ timing_plots.py.
 """
 import json
 
-from ..timing import network
+from threadpoolctl import threadpool_info
+
 from ..system.models import PRESETS
+from ..timing import network
 from ._common import blas_threads
 from .flops import parse_shape
 from .timing_measure import (
@@ -102,11 +104,7 @@ def _config(args):
 
 
 def _blas_info():
-    """The BLAS libraries' thread counts in force, or why they are unknown."""
-    try:
-        from threadpoolctl import threadpool_info
-    except ImportError:
-        return "unknown (threadpoolctl not installed: --threads had no effect)"
+    """The BLAS libraries' thread counts in force."""
     return [{"library": i.get("internal_api"), "threads": i.get("num_threads")}
             for i in threadpool_info() if i.get("user_api") == "blas"]
 

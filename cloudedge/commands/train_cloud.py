@@ -2,8 +2,11 @@
 import time
 from pathlib import Path
 
+from ..experiments.experiment import train_cloud
+from ..experiments.study import ten_crop_accuracy
 from ..system.cloud import CLOUD_MAX_EPOCHS, UntrainedCloudError, cloud_train_config
 from ..system.config import EdgeConfig, RunConfig
+from ..system.data import load_dataset
 from ._common import add_common, blas_threads, dump
 
 
@@ -22,9 +25,6 @@ def register(subparsers):
 
 
 def run(args):
-    from ..system.data import load_dataset
-    from ..experiments.experiment import train_cloud
-    from ..experiments.study import ten_crop_accuracy
     start = time.perf_counter()
     data = load_dataset(args.dataset, progress=not args.quiet)
     cfg = RunConfig(dataset=args.dataset, seed=args.seed, cloud_fraction=args.cloud_fraction,

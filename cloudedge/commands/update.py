@@ -5,6 +5,9 @@ from pathlib import Path
 
 from tinycnn.atomic import atomic_write
 
+from ..system import edge_files
+from ..system.cloud import Cloud
+from ..system.data import load_dataset
 from ._common import add_common, blas_threads, dump
 from .init_edge import STREAM_FILE
 
@@ -24,9 +27,6 @@ def register(subparsers):
 
 
 def run(args):
-    from ..system.cloud import Cloud
-    from ..system.data import load_dataset
-    from ..system import edge_files
     start = time.perf_counter()
     folder = Path(args.edge)
     stream = json.loads((folder / STREAM_FILE).read_text())

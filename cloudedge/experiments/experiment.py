@@ -19,18 +19,19 @@ from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from tinycnn.datasets import cache_root
 from tinycnn.train import evaluate
 
 from .. import pretrained
+from ..policies.labels import make_policy, noise_report
+from ..policies.loads import Trace, make_load
+from ..policies.retrain import make_trigger
 from ..system.cloud import Cloud
 from ..system.config import config_json
 from ..system.data import edge_data, load_dataset, split_cloud_edges
 from ..system.edge import Edge
-from ..policies.labels import make_policy, noise_report
-from ..policies.loads import Trace, make_load
-from ..policies.retrain import make_trigger
 
 CLOUD_RECIPE = 2  # bump when the way CloudCNN is trained changes, to invalidate cached clouds
 
@@ -180,7 +181,6 @@ def run_edges(cloud, data, cfg, progress=False, parts=None):
         edge.initialize(x_train[share.labeled], y_train[share.labeled], ids=share.labeled)
     ticks = range(0, len(stream), cfg.chunk) if cfg.chunk else []
     if progress:
-        from tqdm.auto import tqdm
         ticks = tqdm(ticks, desc="update phase", unit="tick")
     for t, i in enumerate(ticks):
         ids = stream[i:i + cfg.chunk]

@@ -23,6 +23,7 @@ from tinycnn.atomic import atomic_write
 from .config import EdgeConfig
 from .edge import Edge
 from .edge_state import EdgeStats, Score, Upload
+from ..jsonable import jsonable
 from ..policies.segmentation import Segmenter
 
 
@@ -47,9 +48,9 @@ def save(edge, directory):
              "n_trained": edge.n_trained, "pending": edge.pending, "round": edge.version,
              "scores": {str(v): [s.agreeing, s.scored, s.n_trained] for v, s in edge.scores.items()},
              "training_ids": edge.training_ids.tolist(), "stats": asdict(edge.stats),
-             "history": _jsonable(edge.history)}
+             "history": edge.history}
     with atomic_write(d / "state.json") as f:
-        f.write(json.dumps(state, indent=1).encode())
+        f.write(json.dumps(state, indent=1, default=jsonable).encode())
 
 
 def load(directory, label_policy=None, trigger=None, segmenter=None, monitor=None):
@@ -78,15 +79,3 @@ def load(directory, label_policy=None, trigger=None, segmenter=None, monitor=Non
     edge.training_ids = np.array(state["training_ids"], dtype=np.int64)
     edge.stats, edge.history = EdgeStats(**state["stats"]), state["history"]
     return edge
-
-
-def _jsonable(value):
-    if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    return value

@@ -17,12 +17,13 @@ both overall and weighted by the edge's own class mix.
 from dataclasses import asdict, replace
 
 import numpy as np
+from tqdm.auto import tqdm
 
-from ..system.data import edge_data, edge_pools, split_cloud_edges
-from ..system.edge import Edge
 from ..policies.labels import make_policy
 from ..policies.loads import make_load
 from ..policies.retrain import make_trigger
+from ..system.data import edge_data, edge_pools, split_cloud_edges
+from ..system.edge import Edge
 
 WALL_FIELDS = ("train_seconds", "infer_seconds", "label_seconds")
 
@@ -79,7 +80,6 @@ class Simulator:
                          sample_passes=row["sample_passes"])
         steps = range(int(np.ceil(cfg.duration / cfg.tick)))
         if progress:
-            from tqdm.auto import tqdm
             steps = tqdm(steps, desc="simulate", unit="tick")
         for k in steps:
             t = k * cfg.tick
