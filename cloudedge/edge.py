@@ -73,6 +73,8 @@ class EdgeConfig:
     load_threshold: float = 0.5
     seed: int = 0
     init: str = "he-normal"       # of the layers trained here (models.edge_cnn)
+    max_samples: int = 0          # keep at most this many training samples, the oldest cloud labels
+                                  # going first (the N labeled stay); 0 = keep all (Alg. 2's N + M)
 
     def to_json(self):
         d = asdict(self)
@@ -146,6 +148,10 @@ class Edge:
         x, y = self._check_images(x), np.asarray(y)
         if y.shape != (len(x),) or not np.issubdtype(y.dtype, np.integer):
             raise ValueError(f"expected {len(x)} integer labels, got {y.dtype} {y.shape}")
+        if self.config.max_samples and self.config.max_samples <= len(x):
+            raise ValueError(f"edge {self.name}: max_samples={self.config.max_samples} leaves no room for "
+                             f"cloud labels beside the {len(x)} labeled images; expected 0 (keep all) or "
+                             f"> {len(x)}")
         ids = np.arange(len(x)) if ids is None else np.asarray(ids, dtype=np.int64)
         self._append(x, y.astype(np.int64), None, ids, "labeled")
         self._n_initial = len(x)
@@ -221,6 +227,7 @@ class Edge:
         if keep.any():
             self._append(x[keep], hard[keep], None if soft is None else soft[keep], ids[keep], "cloud")
             self._pending += int(keep.sum())
+            self._forget_oldest()
         self._buffer = self._buffer[len(batch):]
         self.received.append({"ids": ids, "labels": reply.labels, "confidence": reply.confidence, "keep": keep})
         self.stats["bytes_up"] += len(message)
@@ -325,6 +332,20 @@ class Edge:
         self._ids.append(np.asarray(ids, dtype=np.int64))
         self._origin.append(origin)
 
+    def _forget_oldest(self):
+        """Keep at most config.max_samples samples: drop the oldest cloud-labeled ones and their
+        cached features. The N labeled images come first in the store and always stay."""
+        limit, n = self.config.max_samples, sum(len(h) for h in self._hard)
+        if not limit or n <= limit:
+            return
+        start, stop = self._n_initial, self._n_initial + n - limit     # rows of the oldest cloud labels
+        lengths = [len(h) for h in self._hard]
+        self._x, self._hard, self._soft, self._ids, self._origin = (
+            _without_rows(chunks, lengths, start, stop)
+            for chunks in (self._x, self._hard, self._soft, self._ids, self._origin))
+        self._features = _without_rows(self._features, [len(f) for f in self._features], start, stop)
+        self._pending = min(self._pending, limit - self._n_initial)
+
     def _n_trained_at(self, version):
         rows = [r for r in self.history if r["event"] in ("init", "retrain")]
         return rows[version - 1]["n_samples"] if 0 < version <= len(rows) else 0
@@ -413,6 +434,22 @@ class Edge:
         edge.training_ids = np.array(state["training_ids"], dtype=np.int64)
         edge.stats, edge.history = state["stats"], state["history"]
         return edge
+
+
+def _without_rows(chunks, lengths, start, stop):
+    """A list of chunks (lengths[i] rows each) without rows [start, stop) of their concatenation.
+    An array chunk that loses some rows is copied, so the dropped rows' memory is freed; a chunk
+    that is not an array (a None soft target, an origin name) stays as it is; an emptied chunk goes."""
+    out, pos = [], 0
+    for chunk, n in zip(chunks, lengths):
+        a, b = min(max(start - pos, 0), n), min(max(stop - pos, 0), n)    # this chunk's rows to drop
+        pos += n
+        if b - a == n:
+            continue
+        if b > a and isinstance(chunk, np.ndarray):
+            chunk = np.concatenate([chunk[:a], chunk[b:]])
+        out.append(chunk)
+    return out
 
 
 def _decode_image_items(data):
