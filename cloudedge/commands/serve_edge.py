@@ -5,6 +5,10 @@ from pathlib import Path
 
 from ..server import process
 
+# Training samples a server edge keeps: 40x the default N = 120, and 4x the N + M = 1,200 that
+# the paper's runs reach, so those are unchanged; docs/prototype.md has the memory it bounds.
+MAX_SAMPLES = 5000
+
 
 def register(subparsers):
     p = subparsers.add_parser(
@@ -25,6 +29,9 @@ def register(subparsers):
     p.add_argument("--preset", default="laptop", choices=["laptop", "paper"])
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--max-epochs", type=int, default=30, help="epochs cap of each training (default 30)")
+    p.add_argument("--max-samples", type=int, default=MAX_SAMPLES,
+                   help=f"training samples the edge keeps (N labeled + the newest cloud labels; the oldest "
+                        f"go first), which bounds its memory; 0 = keep all (default {MAX_SAMPLES:,})")
     p.add_argument("--retrain", default="every:120", help="trigger: 'every:M' (the paper) or 'gain:RATE'")
     p.add_argument("--label-policy", default="trust-all", help="'trust-all', 'confidence:T' or 'soft[:T]'")
     p.add_argument("--load", default="constant:0.0",
@@ -69,6 +76,9 @@ def build_runtime(args, cloud_token):
     from ..server.edge_runtime import EdgeRuntime
     from ..server.remote import RemoteCloud
 
+    if args.max_samples < 0 or 0 < args.max_samples <= args.labeled:
+        raise ValueError(f"--max-samples must be 0 (keep all) or more than --labeled {args.labeled}, "
+                         f"got {args.max_samples}")
     x_train, y_train, x_test, y_test = load_dataset(args.dataset)
     cfg = RunConfig(dataset=args.dataset, seed=args.seed)
     _, pool = split_cloud_edges(y_train, cfg.cloud_fraction, args.seed)
@@ -78,7 +88,7 @@ def build_runtime(args, cloud_token):
     def make_edge():
         config = EdgeConfig(depth=args.depth, shared=bool(args.edgecnn), input_shape=x_train.shape[1:],
                             preset=args.preset, train=edge_train_config(max_epochs=args.max_epochs),
-                            load_threshold=args.load_threshold, seed=args.seed)
+                            load_threshold=args.load_threshold, seed=args.seed, max_samples=args.max_samples)
         return Edge(name, config, make_policy(args.label_policy), make_trigger(args.retrain))
 
     def labeled():
