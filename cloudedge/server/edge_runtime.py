@@ -33,7 +33,7 @@ from tinycnn.atomic import atomic_write
 
 from .. import wire
 from ..edge import Edge
-from . import httpclient
+from . import httpclient, prometheus
 from .imaging import to_float, to_model_input, to_uint8
 from .remote import ReplayCloud
 from .store import ObjectStore, private_dir
@@ -127,7 +127,8 @@ class EdgeRuntime:
         # store ids whose labels the edge has been given, sorted (8 bytes each; a set took ~10x more)
         self._absorbed = np.empty(0, dtype=np.int64)
         self.status = {"phase": "starting", "replayed": 0, "syncs": 0, "sync_failures": 0,
-                       "last_error": None, "trainings_total": 0, "trainings": []}
+                       "last_error": None, "uploaded": 0, "trainings_total": 0, "trainings": []}
+        self.upload_seconds = prometheus.Histogram()   # one upload to the cloud: objects out, labels back
 
     # --- start ---------------------------------------------------------------------------
     def start(self, wait_for_cloud=60.0):
@@ -246,7 +247,9 @@ class EdgeRuntime:
             ids, images = np.array(readable, np.int64), np.stack([r["image"] for r in records])
             objects = self.edge.segmenter.segment(to_float(images))
             policy = self.edge.label_policy
+            start = time.perf_counter()
             reply = self.cloud.label(wire.encode_objects(ids, objects), probs=policy.needs_probs)
+            self.upload_seconds.observe(time.perf_counter() - start)
             self._absorb(ids, images, reply)
             decoded = wire.decode_labels(reply)
             for j, object_id in enumerate(decoded.ids.tolist()):
@@ -254,6 +257,7 @@ class EdgeRuntime:
                                         None if decoded.probs is None else decoded.probs[j])
             retrained = self._after_labels()
             self.status["syncs"] += 1
+            self.status["uploaded"] += len(ids)
             return {"uploaded": len(ids), "retrained": retrained, "skipped": ""}
 
     def _absorb(self, ids, images, reply_bytes):
