@@ -106,38 +106,34 @@ def build_runtime(args, cloud_token):
 
 
 def run(args):
-    from ..threads import blas_threads
-    with blas_threads(args.threads):
-        return serve(args)
+    return process.serve(args, "edge", build)
 
 
-def serve(args):
+def build(args, token):
+    """The edge's process.Service: its runtime started (Alg. 1 or a resume), EdgeCNN behind
+    its routes, the uploader started once the server listens and stopped after it."""
+    # imported here for start-up cost: every `cloudedge` command registers this module
     from ..loads import make_load
     from ..server.edge_server import EdgeServer
-    from ..server.http import Server, ServerThread
     from ..server.uploader import Uploader
-    process.setup_logging(args.log_level)
-    token = process.resolve_token(args)
-    cloud_token = args.cloud_token or token
     load = make_load(args.load)
-    runtime, name = build_runtime(args, cloud_token)
+    runtime, name = build_runtime(args, args.cloud_token or token)
     runtime.start(wait_for_cloud=args.cloud_wait)
     uploader = None if args.no_uploader else Uploader(runtime, load, args.upload_interval, args.upload_batch)
     server = EdgeServer(runtime, uploader, token=token, max_body=process.max_body(args))
-    thread = ServerThread(Server(server.app, args.host, args.port, max_connections=args.max_connections,
-                                max_per_peer=args.max_per_peer, request_deadline=args.request_deadline)).start()
-    if uploader is not None:
-        uploader.start()
-    process.write_ready(args.ready_file, thread.url)
-    process.announce(args, "listening", role="edge", url=thread.url, edge_id=name, cloud=args.cloud,
-                     phase=runtime.status["phase"], replayed=runtime.status["replayed"],
-                     model_version=runtime.serving.version, store=runtime.store.counts(),
-                     recovered=runtime.store.recovered, auth=token is not None)
-    signame = process.wait_for_signal()
-    thread.stop()                 # no new requests; those in flight finish
-    if uploader is not None:
-        uploader.stop()           # the upload step in progress finishes
-    runtime.close()
-    process.announce(args, "stopped", role="edge", signal=signame, store=runtime.store.counts(),
-                     metrics=server.app.metrics.snapshot())
-    return 0
+
+    def start():
+        if uploader is not None:
+            uploader.start()
+
+    def stop():
+        if uploader is not None:
+            uploader.stop()       # the upload step in progress finishes
+        runtime.close()
+
+    return process.Service(server.app, start=start, stop=stop,
+                           stopped=lambda: {"store": runtime.store.counts()},
+                           listening={"edge_id": name, "cloud": args.cloud, "phase": runtime.status["phase"],
+                                      "replayed": runtime.status["replayed"],
+                                      "model_version": runtime.serving.version, "store": runtime.store.counts(),
+                                      "recovered": runtime.store.recovered})
