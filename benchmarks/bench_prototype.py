@@ -262,7 +262,10 @@ def main():
                 edge, edge_url = start_edge("edge-growth")
                 out["growth"] = growth(edge_url, edge.pid, cloud.pid, digits, token, args.labels, args.step)
                 g = out["growth"]
-                print(f"  edge: {g['mb_per_1000_labels']:.1f} MB per 1,000 labels ({g['mb_per_1000_labels_last_half']:.1f} "
+
+                def mb(value):
+                    return "n/a (fewer than 3 readings)" if value is None else f"{value:.1f} MB"
+                print(f"  edge: {mb(g['mb_per_1000_labels'])} per 1,000 labels ({mb(g['mb_per_1000_labels_last_half'])} "
                       f"over the last half), peak RSS {g['peak_rss_mb']:.1f} MB", flush=True)
         finally:
             for proc in (edge, cloud):
