@@ -168,3 +168,23 @@ def test_protocol_errors(digits):
         edge.initialize(x[:12], y[:12])
     with pytest.raises(ValueError, match="load must be"):
         edge.sync(tiny_cloud(), 1.5)
+
+
+def test_max_samples_bounds_the_training_store_dropping_the_oldest_cloud_labels(digits):
+    cloud = tiny_cloud(seed=6)
+    bounded = start(tiny_edge(max_samples=N + 50, trigger="every:30"), cloud, digits)
+    free = start(tiny_edge(trigger="every:30"), cloud, digits)
+    for edge in (bounded, free):
+        stream(edge, cloud, digits, ticks=5)          # 150 cloud labels, a retraining every 30
+    x, hard, _, ids = bounded.store.arrays()
+    assert len(hard) == N + 50 and len(free.store) == N + 150
+    origins = bounded.store.origins()
+    assert np.array_equal(ids[origins == "labeled"], np.arange(N))           # the N labeled images stay
+    assert np.array_equal(ids[origins == "cloud"], np.arange(N + 100, N + 150))   # the newest cloud labels
+    assert np.array_equal(bounded.training_ids, ids)
+    # the cached prefix features still belong to the rows they sit beside (equal up to the
+    # float32 rounding a different GEMM batch may give)
+    np.testing.assert_allclose(bounded.store.features(bounded.model[:6], x), bounded.model[:6].forward(x),
+                               rtol=0, atol=1e-5)
+    with pytest.raises(ValueError, match="max_samples=100 leaves no room"):
+        start(tiny_edge(max_samples=N), cloud, digits)

@@ -261,3 +261,8 @@ def test_labels_rejected_by_the_policy_are_absorbed_once_too(cloud, tmp_path):
     # stopped gracefully: the snapshot records them as absorbed, so nothing is replayed
     third = _runtime(thread.url, tmp_path, *options).start()
     assert third.status["replayed"] == 0 and len(third.edge.store) == n_before
+
+
+def test_max_samples_must_leave_room_for_cloud_labels(tmp_path):
+    with pytest.raises(ValueError, match="--max-samples must be 0 .keep all. or more than --labeled"):
+        _runtime("http://127.0.0.1:9", tmp_path, "--labeled", "60", "--max-samples", "60")

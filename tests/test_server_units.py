@@ -298,7 +298,7 @@ class _LocalCloud:
         return self.cloud.handle(message, probs=probs)
 
 
-def _runtime(state_dir):
+def _runtime(state_dir, trigger="every:1000", max_samples=0):
     from cloudedge.system.config import EdgeConfig, edge_train_config
     from cloudedge.system.edge import Edge
     from cloudedge.server.edge_runtime import EdgeRuntime
@@ -306,8 +306,9 @@ def _runtime(state_dir):
     x, y = mnist(60)
 
     def make_edge():
-        return Edge("e", EdgeConfig(depth=3, shared=False, preset="tiny", train=edge_train_config(max_epochs=1)),
-                    "trust-all", "every:1000")
+        return Edge("e", EdgeConfig(depth=3, shared=False, preset="tiny", train=edge_train_config(max_epochs=1),
+                                    max_samples=max_samples),
+                    "trust-all", trigger)
     return EdgeRuntime(state_dir, make_edge, lambda: (x, y), _LocalCloud())
 
 
@@ -386,3 +387,21 @@ def test_permanent_refusals_stop_the_uploader_and_show_in_health(status, permane
     assert (problem is not None) == permanent
     if permanent:
         assert "XYZ" not in problem and str(status) in problem
+
+
+def test_a_long_running_edge_holds_at_most_max_samples_and_lists_its_last_trainings(tmp_path):
+    from cloudedge.server.edge_runtime import TRAININGS_SHOWN
+    rt = _runtime(tmp_path, trigger="every:1", max_samples=70).start()     # N = 60
+    rt.serve(_images(30))
+    for _ in range(30):
+        assert rt.sync_once(0.0, batch=1)["retrained"]                      # a training per label
+    _, _, _, ids = rt.edge.store.arrays()
+    assert len(ids) == 70 and ids[60:].tolist() == list(range(20, 30))     # the newest 10 cloud labels
+    assert rt.status["trainings_total"] == 31 and len(rt.status["trainings"]) == TRAININGS_SHOWN
+    assert rt.status["trainings"][-1]["n_samples"] == 70
+    assert rt.edge.received == []            # the edge's per-sync label log does not pile up here
+    rt.close()
+    resumed = _runtime(tmp_path, trigger="every:1", max_samples=65).start()
+    assert resumed.edge.config.max_samples == 65                            # today's option applies
+    assert resumed.serve(_images(1))["ids"] == [30] and resumed.sync_once(0.0)["uploaded"] == 1
+    assert len(resumed.edge.store) == 65

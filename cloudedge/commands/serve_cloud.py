@@ -6,13 +6,11 @@ import sys
 from ..experiments.experiment import get_cloud
 from ..server import process
 from ..server.cloud_server import CloudServer
-from ..server.http import Server, ServerThread
 from ..server.shaping import Shape
 from ..system.cloud import CLOUD_MAX_EPOCHS, Cloud, cloud_train_config
 from ..system.config import EdgeConfig, RunConfig
 from ..system.data import load_dataset
 from ..system.models import DEFAULT_PRESET, cloud_cnn
-from ..threads import blas_threads
 
 
 def register(subparsers):
@@ -71,28 +69,17 @@ def read_edge_tokens(path):
 
 
 def run(args):
-    with blas_threads(args.threads):
-        return serve(args)
+    return process.serve(args, "cloud", build)
 
 
-def serve(args):
-    process.setup_logging(args.log_level)
-    token = process.resolve_token(args)
+def build(args, token):
+    """The cloud's process.Service: CloudCNN behind its routes, the WAN shaping in front."""
     wan = process.parse_wan(args.wan)
     cloud, origin = load_cloud(args)
     if not args.untrained:
         cloud.check_trained()   # UntrainedCloudError: a cloud that did not train serves no edge
     server = CloudServer(cloud, token=token, max_body=process.max_body(args),
                          edge_tokens=read_edge_tokens(args.edge_tokens))
-    http = Server(server.app, args.host, args.port, shape=Shape.server_side(wan) if wan else None,
-                  max_connections=args.max_connections, max_per_peer=args.max_per_peer,
-                  request_deadline=args.request_deadline)
-    thread = ServerThread(http).start()
-    process.write_ready(args.ready_file, thread.url)
-    process.announce(args, "listening", role="cloud", url=thread.url, model=origin,
-                     input_shape=list(cloud.input_shape), wan=wan.name if wan else "none",
-                     auth=token is not None)
-    signame = process.wait_for_signal()
-    thread.stop()
-    process.announce(args, "stopped", role="cloud", signal=signame, metrics=server.app.metrics.snapshot())
-    return 0
+    return process.Service(server.app, shape=Shape.server_side(wan) if wan else None,
+                           listening={"model": origin, "input_shape": list(cloud.input_shape),
+                                      "wan": wan.name if wan else "none"})

@@ -12,13 +12,15 @@ from ..policies.retrain import make_trigger
 from ..server import process
 from ..server.edge_runtime import EdgeRuntime
 from ..server.edge_server import EdgeServer
-from ..server.http import Server, ServerThread
 from ..server.remote import RemoteCloud
 from ..server.uploader import Uploader
 from ..system.config import EDGE_EPOCHS, EdgeConfig, RunConfig, edge_train_config
 from ..system.data import edge_data, load_dataset, split_cloud_edges
 from ..system.edge import Edge
-from ..threads import blas_threads
+
+# Training samples a server edge keeps: 40x the default N = 120, and 4x the N + M = 1,200 that
+# the paper's runs reach, so those are unchanged; docs/prototype.md has the memory it bounds.
+MAX_SAMPLES = 5000
 
 
 def register(subparsers):
@@ -42,6 +44,9 @@ def register(subparsers):
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--max-epochs", type=int, default=EDGE_EPOCHS,
                    help=f"epochs cap of each training (default {EDGE_EPOCHS})")
+    p.add_argument("--max-samples", type=int, default=MAX_SAMPLES,
+                   help=f"training samples the edge keeps (N labeled + the newest cloud labels; the oldest "
+                        f"go first), which bounds its memory; 0 = keep all (default {MAX_SAMPLES:,})")
     p.add_argument("--retrain", default=f"every:{RunConfig.step}", help="trigger: 'every:M' (the paper) or 'gain:RATE'")
     p.add_argument("--label-policy", default=RunConfig.label_policy, help="'trust-all', 'confidence:T' or 'soft[:T]'")
     p.add_argument("--load", default="constant:0.0",
@@ -75,8 +80,9 @@ def edge_id(state_dir, name):
 
 def build_runtime(args, cloud_token):
     """The EdgeRuntime for these options (data, Edge factory, remote cloud, monitor)."""
-
-
+    if args.max_samples < 0 or 0 < args.max_samples <= args.labeled:
+        raise ValueError(f"--max-samples must be 0 (keep all) or more than --labeled {args.labeled}, "
+                         f"got {args.max_samples}")
     x_train, y_train, x_test, y_test = load_dataset(args.dataset)
     cfg = RunConfig(dataset=args.dataset, seed=args.seed)
     _, pool = split_cloud_edges(y_train, cfg.cloud_fraction, args.seed)
@@ -86,7 +92,7 @@ def build_runtime(args, cloud_token):
     def make_edge():
         config = EdgeConfig(depth=args.depth, shared=bool(args.edgecnn), input_shape=x_train.shape[1:],
                             preset=args.preset, train=edge_train_config(max_epochs=args.max_epochs),
-                            load_threshold=args.load_threshold, seed=args.seed)
+                            load_threshold=args.load_threshold, seed=args.seed, max_samples=args.max_samples)
         return Edge(name, config, make_policy(args.label_policy), make_trigger(args.retrain))
 
     def labeled():
@@ -104,33 +110,30 @@ def build_runtime(args, cloud_token):
 
 
 def run(args):
-    with blas_threads(args.threads):
-        return serve(args)
+    return process.serve(args, "edge", build)
 
 
-def serve(args):
-    process.setup_logging(args.log_level)
-    token = process.resolve_token(args)
-    cloud_token = args.cloud_token or token
+def build(args, token):
+    """The edge's process.Service: its runtime started (Alg. 1 or a resume), EdgeCNN behind
+    its routes, the uploader started once the server listens and stopped after it."""
     load = make_load(args.load)
-    runtime, name = build_runtime(args, cloud_token)
+    runtime, name = build_runtime(args, args.cloud_token or token)
     runtime.start(wait_for_cloud=args.cloud_wait)
     uploader = None if args.no_uploader else Uploader(runtime, load, args.upload_interval, args.upload_batch)
     server = EdgeServer(runtime, uploader, token=token, max_body=process.max_body(args))
-    thread = ServerThread(Server(server.app, args.host, args.port, max_connections=args.max_connections,
-                                max_per_peer=args.max_per_peer, request_deadline=args.request_deadline)).start()
-    if uploader is not None:
-        uploader.start()
-    process.write_ready(args.ready_file, thread.url)
-    process.announce(args, "listening", role="edge", url=thread.url, edge_id=name, cloud=args.cloud,
-                     phase=runtime.status["phase"], replayed=runtime.status["replayed"],
-                     model_version=runtime.serving.version, store=runtime.store.counts(),
-                     recovered=runtime.store.recovered, auth=token is not None)
-    signame = process.wait_for_signal()
-    thread.stop()                 # no new requests; those in flight finish
-    if uploader is not None:
-        uploader.stop()           # the upload step in progress finishes
-    runtime.close()
-    process.announce(args, "stopped", role="edge", signal=signame, store=runtime.store.counts(),
-                     metrics=server.app.metrics.snapshot())
-    return 0
+
+    def start():
+        if uploader is not None:
+            uploader.start()
+
+    def stop():
+        if uploader is not None:
+            uploader.stop()       # the upload step in progress finishes
+        runtime.close()
+
+    return process.Service(server.app, start=start, stop=stop,
+                           stopped=lambda: {"store": runtime.store.counts()},
+                           listening={"edge_id": name, "cloud": args.cloud, "phase": runtime.status["phase"],
+                                      "replayed": runtime.status["replayed"],
+                                      "model_version": runtime.serving.version, "store": runtime.store.counts(),
+                                      "recovered": runtime.store.recovered})

@@ -2,7 +2,8 @@
 
 Routes (all but /health need the bearer token):
     GET  /health           {"status": "ok", "role": "cloud", ...}
-    GET  /metrics          requests, bytes, latency percentiles, labeling counters
+    GET  /metrics          requests, bytes, latency percentiles, labeling counters (JSON, or the
+                           Prometheus text format for Accept: text/plain)
     GET  /layers?m=K       the m = K lower conv layers as a cloudedge.system.package (bytes),
                            header X-Package-Sha256 = sha256 of the body
     POST /label[?probs=1]  objects message (cloudedge.system.wire) -> labels message; header
@@ -20,7 +21,7 @@ import numpy as np
 
 from ..system import wire
 from ..system.models import PAPER_PLAN
-from . import payload
+from . import payload, prometheus
 from .http import App, HttpError, Response
 from .imaging import to_model_input
 
@@ -47,6 +48,7 @@ class CloudServer:
         self._memory = OrderedDict()   # (edge id, object id) -> (pixels sha256, label, confidence, probs)
         self._memory_size = label_memory
         self._packages = {}
+        self.label_seconds = prometheus.Histogram()   # CloudCNN labeling one message of new objects
         app = self.app
         app.route("GET", "/health", self.health, public=True)
         app.route("GET", "/metrics", self.metrics)
@@ -61,7 +63,9 @@ class CloudServer:
     def metrics(self, request):
         snap = self.app.metrics.snapshot()
         snap["cloud"] = dict(self.cloud.stats)
-        return Response.json(snap)
+        return self.app.metrics_response(request, snap, [prometheus.Family(
+            "cloudedge_label_seconds", "histogram", "Seconds CloudCNN took to label one message of new objects.",
+            [({}, self.label_seconds)])])
 
     def layers(self, request):
         m = request.query_int("m", low=1, high=self._max_m())
@@ -102,7 +106,9 @@ class CloudServer:
         if fresh:
             message = wire.encode_objects(ids[fresh], [objects[i] for i in fresh])
             with self._model_lock:
+                start = time.perf_counter()
                 reply = wire.decode_labels(self.cloud.handle(message, probs=True))
+                self.label_seconds.observe(time.perf_counter() - start)
             with self._memory_lock:
                 for j, i in enumerate(fresh):
                     entry = (digests[i], int(reply.labels[j]), float(reply.confidence[j]), reply.probs[j])

@@ -23,6 +23,7 @@ import logging
 import shutil
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -30,14 +31,14 @@ import numpy as np
 import tinycnn
 from tinycnn.atomic import atomic_write
 
-from ..system import edge_files
-from ..system import wire
-from . import httpclient
+from ..system import edge_files, wire
+from . import httpclient, prometheus
 from .imaging import to_float, to_model_input, to_uint8
 from .remote import ReplayCloud
 from .store import ObjectStore, private_dir
 
 log = logging.getLogger("cloudedge.server.edge")
+TRAININGS_SHOWN = 20     # /metrics lists the last trainings only (and counts them all)
 
 
 class StateError(RuntimeError):
@@ -73,12 +74,16 @@ class Snapshots:
 
     @staticmethod
     def absorbed(path):
+        """The snapshot's absorbed ids, (n,) int64 sorted and unique."""
         file = Path(path) / "absorbed.npy"
         try:
-            return set(np.load(file, allow_pickle=False).tolist())
+            ids = np.load(file, allow_pickle=False)
+            if ids.ndim != 1 or ids.dtype.kind not in "iu":
+                raise ValueError(f"expected a 1-d integer array, got {ids.dtype} {ids.shape}")
         except (OSError, ValueError, EOFError) as exc:
             raise StateError(f"{file} is damaged ({type(exc).__name__}); the snapshot cannot be resumed. "
                              f"Restore the file, or start fresh on purpose with another --state-dir") from None
+        return np.unique(ids.astype(np.int64))
 
     def save(self, edge, absorbed):
         current = self.current()
@@ -88,7 +93,7 @@ class Snapshots:
             shutil.rmtree(path)
         edge_files.save(edge, path)
         with atomic_write(path / "absorbed.npy") as f:
-            np.save(f, np.array(sorted(absorbed), dtype=np.int64), allow_pickle=False)
+            np.save(f, np.asarray(absorbed, dtype=np.int64), allow_pickle=False)
         with atomic_write(self.pointer) as f:
             f.write(path.name.encode())
         for old in self.dir.iterdir():
@@ -118,9 +123,11 @@ class EdgeRuntime:
         self.serving = None
         self._sync_lock = threading.Lock()
         self._unsaved = False       # labels absorbed since the last snapshot
-        self._absorbed = set()      # store ids whose labels the edge has been given
+        # store ids whose labels the edge has been given, sorted (8 bytes each; a set took ~10x more)
+        self._absorbed = np.empty(0, dtype=np.int64)
         self.status = {"phase": "starting", "replayed": 0, "syncs": 0, "sync_failures": 0,
-                       "last_error": None, "trainings": []}
+                       "last_error": None, "uploaded": 0, "trainings_total": 0, "trainings": []}
+        self.upload_seconds = prometheus.Histogram()   # one upload to the cloud: objects out, labels back
 
     # --- start ---------------------------------------------------------------------------
     def start(self, wait_for_cloud=60.0):
@@ -133,7 +140,10 @@ class EdgeRuntime:
             except (OSError, ValueError, KeyError) as exc:
                 raise StateError(f"snapshot {path} cannot be loaded ({type(exc).__name__}: {exc}); restore it, "
                                  f"or start fresh on purpose with another --state-dir") from None
-            self._check_same_edge(self.make_edge().config, path)
+            wanted = self.make_edge().config
+            self._check_same_edge(wanted, path)
+            # how many samples to keep is a server option, not the model's: today's value applies
+            self.edge.config = replace(self.edge.config, max_samples=wanted.max_samples)
             self._absorbed = self.snapshots.absorbed(path)
             self.status["phase"] = "resumed"
         else:
@@ -177,7 +187,8 @@ class EdgeRuntime:
 
     def _replay(self):
         """Give the edge the labels the store holds for objects the snapshot has not absorbed."""
-        missing = [i for i in self.store.labeled_ids() if i not in self._absorbed]
+        labeled = np.array(self.store.labeled_ids(), dtype=np.int64)
+        missing = labeled[~np.isin(labeled, self._absorbed)].tolist()
         if self.edge.buffered:
             raise ValueError(f"snapshot {self.snapshots.current()} has {self.edge.buffered} buffered "
                              f"objects; this edge server always saves with an empty buffer")
@@ -235,7 +246,9 @@ class EdgeRuntime:
             ids, images = np.array(readable, np.int64), np.stack([r["image"] for r in records])
             objects = self.edge.segmenter.segment(to_float(images))
             policy = self.edge.label_policy
+            start = time.perf_counter()
             reply = self.cloud.label(wire.encode_objects(ids, objects), probs=policy.needs_probs)
+            self.upload_seconds.observe(time.perf_counter() - start)
             self._absorb(ids, images, reply)
             decoded = wire.decode_labels(reply)
             for j, object_id in enumerate(decoded.ids.tolist()):
@@ -243,13 +256,15 @@ class EdgeRuntime:
                                         None if decoded.probs is None else decoded.probs[j])
             retrained = self._after_labels()
             self.status["syncs"] += 1
+            self.status["uploaded"] += len(ids)
             return {"uploaded": len(ids), "retrained": retrained, "skipped": ""}
 
     def _absorb(self, ids, images, reply_bytes):
         """Edge.submit + Edge.sync against the known reply: the edge's own bookkeeping."""
         self.edge.submit(to_float(images), ids)
         self.edge.sync(ReplayCloud(reply_bytes, self.edge.config.num_classes), load=0.0)
-        self._absorbed.update(int(i) for i in ids)
+        self._absorbed = np.union1d(self._absorbed, ids)
+        self.edge.received.clear()   # the edge's per-sync log of labels (for simulations); the store has them
         self._unsaved = True
 
     def close(self):
@@ -278,6 +293,8 @@ class EdgeRuntime:
         keep = ("event", "why", "n_samples", "n_labeled", "n_cloud", "epochs", "train_seconds",
                 "best_val_acc", "accuracy")
         self.status["trainings"].append({k: row.get(k) for k in keep})
+        del self.status["trainings"][:-TRAININGS_SHOWN]
+        self.status["trainings_total"] += 1
 
     def summary(self):
         """JSON-able counters for /metrics."""

@@ -3,12 +3,13 @@
 Routes (all but /health need the bearer token):
     GET  /health       {"status": "ok" | "degraded", "role": "edge", "model_version", ...}
     GET  /metrics      requests, bytes, latency percentiles, store counts, uploader, trainings
+                       (JSON, or the Prometheus text format for Accept: text/plain)
     POST /infer        raw images (payload.RAW) -> {"labels", "confidences", "ids",
                        "model_version", "seconds"} answered by EdgeCNN; the segmented
                        objects are on disk before the answer leaves
     POST /sync[?force=1]  one upload step now (force: ignore the load trace) -> its result
 """
-from . import httpclient, payload
+from . import httpclient, payload, prometheus
 from .http import App, HttpError, Response
 from .uploader import NETWORK_ERRORS
 
@@ -43,7 +44,30 @@ class EdgeServer:
         snap = self.app.metrics.snapshot()
         snap["edge"] = self.runtime.summary()
         snap["uploader"] = dict(self.uploader.state) if self.uploader is not None else None
-        return Response.json(snap)
+        return self.app.metrics_response(request, snap, self._families(snap))
+
+    def _families(self, snap):
+        """The edge's own metrics in Prometheus form, read from the JSON snapshot."""
+        Family, edge = prometheus.Family, snap["edge"]
+        families = [
+            Family("cloudedge_uploads_total", "counter", "Objects the edge uploaded to the cloud and got labels for.",
+                   [({}, edge["status"]["uploaded"])]),
+            Family("cloudedge_upload_seconds", "histogram", "Seconds of one upload to the cloud: objects out, labels back.",
+                   [({}, self.runtime.upload_seconds)]),
+            Family("cloudedge_trainings_total", "counter", "Trainings of EdgeCNN: Algorithm 1, then each retraining.",
+                   [({}, edge["status"]["trainings_total"])]),
+            Family("cloudedge_model_version", "gauge", "Version of the model answering requests (trainings so far).",
+                   [({}, edge["model_version"] or 0)]),
+            Family("cloudedge_store_objects", "gauge", "Objects in the edge's store, by state.",
+                   [({"state": k}, edge["store"][k]) for k in ("pending", "labeled", "quarantined", "missing")]),
+            Family("cloudedge_degraded", "gauge", "1 while GET /health says degraded, else 0.",
+                   [({}, int(self._problems() is not None))]),
+        ]
+        if snap["uploader"] is not None:
+            families.append(Family("cloudedge_upload_failures_total", "counter",
+                                   "Upload attempts to the cloud that failed: network errors and error answers.",
+                                   [({}, snap["uploader"]["failures"])]))
+        return families
 
     def infer(self, request):
         try:

@@ -31,6 +31,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
 
+from . import prometheus
 from .shaping import ShapedSocket
 
 log = logging.getLogger("cloudedge.server")
@@ -42,6 +43,14 @@ HEALTH_SPARE = 8                # threads that may answer /health while every sl
 HEALTH_HEAD_SECONDS = 2.0       # ... each reading at most this long for the request head
 _INT = re.compile(r"-?[0-9]{1,18}\Z", re.ASCII)   # a plain ASCII decimal integer
 LATENCY_WINDOW = 10_000         # latencies kept per route for percentiles
+COUNTER_HELP = {                # the app counters, as GET /metrics in Prometheus form explains them
+    "images_inferred": "Images answered by POST /infer",
+    "objects_labeled": "Objects the cloud labeled with CloudCNN",
+    "objects_relabel_avoided": "Objects sent again and answered from the cloud's label memory",
+    "packages_sent": "Layer packages sent to edges",
+    "rejected_busy": "Connections refused because every slot was taken",
+    "deadline_408": "Requests not received within the request deadline (answered 408)",
+}
 
 
 class HttpError(Exception):
@@ -99,7 +108,9 @@ class Metrics:
     """Thread-safe counters: requests per route and status, body bytes in/out, latencies.
 
     A request's latency runs from its head being parsed to its answer being ready: the
-    body upload is in it, sending the answer is not.
+    body upload is in it, sending the answer is not. ``snapshot()`` is the JSON view (latency
+    percentiles over the last LATENCY_WINDOW requests); ``families()`` the Prometheus one
+    (a latency histogram over every request).
     """
 
     def __init__(self):
@@ -107,6 +118,7 @@ class Metrics:
         self.started = time.time()
         self.requests = {}          # "METHOD /path" -> {status: count}
         self.latency = {}           # "METHOD /path" -> deque of seconds
+        self.histograms = {}        # "METHOD /path" -> prometheus.Histogram of seconds
         self.bytes_in = 0
         self.bytes_out = 0
         self.counters = {}          # app-defined counters
@@ -116,8 +128,10 @@ class Metrics:
             by_status = self.requests.setdefault(route, {})
             by_status[str(status)] = by_status.get(str(status), 0) + 1
             self.latency.setdefault(route, deque(maxlen=LATENCY_WINDOW)).append(seconds)
+            histogram = self.histograms.setdefault(route, prometheus.Histogram())
             self.bytes_in += bytes_in
             self.bytes_out += bytes_out
+        histogram.observe(seconds)
 
     def add(self, name, amount=1):
         with self._lock:
@@ -137,6 +151,29 @@ class Metrics:
                     "bytes_in": self.bytes_in, "bytes_out": self.bytes_out,
                     "latency": latency,
                     "counters": dict(self.counters)}
+
+    def families(self):
+        """The same counters as Prometheus metric families (prometheus.Family)."""
+        def route_labels(route):
+            method, path = route.split(" ", 1)
+            return {"method": method, "path": path}
+
+        with self._lock:
+            requests = [({**route_labels(r), "status": s}, n) for r, by in self.requests.items() for s, n in by.items()]
+            histograms = [(route_labels(r), h) for r, h in self.histograms.items()]
+            counters = sorted(self.counters.items())
+            bytes_in, bytes_out = self.bytes_in, self.bytes_out
+        Family = prometheus.Family
+        return [
+            Family("cloudedge_uptime_seconds", "gauge", "Seconds since the server started.",
+                   [({}, time.time() - self.started)]),
+            Family("cloudedge_requests_total", "counter", "Requests answered, by method, path and status.", requests),
+            Family("cloudedge_request_seconds", "histogram",
+                   "Seconds from a request's head parsed to its answer ready (the body upload included).", histograms),
+            Family("cloudedge_request_body_bytes_total", "counter", "Request body bytes received.", [({}, bytes_in)]),
+            Family("cloudedge_response_body_bytes_total", "counter", "Response body bytes sent.", [({}, bytes_out)]),
+        ] + [Family(f"cloudedge_{name}_total", "counter", COUNTER_HELP.get(name, name.replace("_", " ")) + ".",
+                    [({}, value)]) for name, value in counters]
 
 
 class App:
@@ -196,6 +233,14 @@ class App:
         if allow is not None and principal.split(":")[0] not in allow:
             raise HttpError(403, f"this token may not use this route (it is for: {', '.join(allow)})")
         return principal
+
+    def metrics_response(self, request, snapshot, families=()):
+        """GET /metrics: the Prometheus text format (this app's request metrics, then `families`)
+        when the request's Accept header asks for text/plain, else the JSON `snapshot`."""
+        if prometheus.wants_text(request.headers.get("Accept") or ""):
+            text = prometheus.render(self.metrics.families() + list(families))
+            return Response(200, text.encode(), prometheus.CONTENT_TYPE)
+        return Response.json(snapshot)
 
 
 class _Handler(BaseHTTPRequestHandler):

@@ -1,5 +1,5 @@
 """What the serve-cloud and serve-edge commands share: token, shaping and address options,
-logging, the ready file, and running until SIGTERM / SIGINT with a graceful stop."""
+logging, the ready file, and ``serve``: a server process's life from start to graceful stop."""
 import ipaddress
 import json
 import logging
@@ -8,10 +8,14 @@ import os
 import signal
 import sys
 import threading
+from dataclasses import dataclass
+from typing import Callable
 
 from tinycnn.atomic import atomic_write
 
+from ..threads import blas_threads
 from ..timing import network
+from .http import Server, ServerThread
 from .shaping import Shape
 
 log = logging.getLogger("cloudedge.server")
@@ -149,3 +153,43 @@ def wait_for_signal():
         for s, h in previous.items():
             signal.signal(s, h)
     return got["name"]
+
+
+@dataclass
+class Service:
+    """What one role (cloud or edge) brings to ``serve``: its App, the shaping of every
+    connection (None: none), the fields of its "listening" line, and hooks: ``start`` once
+    the HTTP server listens, ``stop`` once it has stopped, ``stopped`` for the fields of the
+    "stopped" line."""
+    app: object
+    listening: dict
+    shape: Shape | None = None
+    start: Callable[[], None] = lambda: None
+    stop: Callable[[], None] = lambda: None
+    stopped: Callable[[], dict] = dict
+
+
+def serve(args, role, build):
+    """Run one server until SIGTERM or SIGINT, then stop gracefully. Both commands call this.
+
+    Sets the BLAS threads and logging from args, resolves the token, calls
+    ``build(args, token) -> Service``, serves its App on --host/--port with the connection
+    limits, writes --ready-file, prints the "listening" line; on a signal it stops accepting,
+    lets requests in flight finish, calls ``service.stop`` and prints the "stopped" line with
+    the final request metrics. Returns the exit code 0."""
+    with blas_threads(args.threads):
+        setup_logging(args.log_level)
+        token = resolve_token(args)
+        service = build(args, token)
+        thread = ServerThread(Server(service.app, args.host, args.port, shape=service.shape,
+                                     max_connections=args.max_connections, max_per_peer=args.max_per_peer,
+                                     request_deadline=args.request_deadline)).start()
+        service.start()
+        write_ready(args.ready_file, thread.url)
+        announce(args, "listening", role=role, url=thread.url, **service.listening, auth=token is not None)
+        signame = wait_for_signal()
+        thread.stop()                 # no new requests; those in flight finish
+        service.stop()
+        announce(args, "stopped", role=role, signal=signame, **service.stopped(),
+                 metrics=service.app.metrics.snapshot())
+    return 0

@@ -58,6 +58,8 @@ class EdgeConfig:
     load_threshold: float = 0.5
     seed: int = 0
     init: str = "he-normal"       # of the layers trained here (models.edge_cnn)
+    max_samples: int = 0          # keep at most this many training samples, the oldest cloud labels
+                                  # going first (the N labeled stay); 0 = keep all (Alg. 2's N + M)
 
     def to_json(self):
         d = asdict(self)

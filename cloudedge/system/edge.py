@@ -113,6 +113,10 @@ class Edge:
         x, y = self._check_images(x), np.asarray(y)
         if y.shape != (len(x),) or not np.issubdtype(y.dtype, np.integer):
             raise ValueError(f"expected {len(x)} integer labels, got {y.dtype} {y.shape}")
+        if self.config.max_samples and self.config.max_samples <= len(x):
+            raise ValueError(f"edge {self.name}: max_samples={self.config.max_samples} leaves no room for "
+                             f"cloud labels beside the {len(x)} labeled images; expected 0 (keep all) or "
+                             f"> {len(x)}")
         ids = np.arange(len(x)) if ids is None else ids
         self.store.add(x, y.astype(np.int64), None, ids, "labeled")
         self.n_initial = len(x)
@@ -173,6 +177,9 @@ class Edge:
         if keep.any():
             self.store.add(x[keep], hard[keep], None if soft is None else soft[keep], reply.ids[keep], "cloud")
             self.pending += int(keep.sum())
+            if self.config.max_samples and len(self.store) > self.config.max_samples:
+                self.store.forget_oldest(self.n_initial, self.config.max_samples)
+                self.pending = min(self.pending, self.config.max_samples - self.n_initial)
         self.buffer = self.buffer[len(batch):]
         self.received.append(CloudLabels(reply.ids, reply.labels, reply.confidence, keep))
         self.stats.bytes_up += sent

@@ -114,3 +114,35 @@ class TrainingStore:
     def forget_features(self):
         """Drop the cached prefix outputs (the prefix changed)."""
         self._features = []
+
+    def forget_oldest(self, keep_first, limit):
+        """Keep at most limit samples: drop the oldest rows after the first keep_first (the N
+        labeled images, which always stay), with their cached features."""
+        start, stop = keep_first, keep_first + len(self) - limit     # rows of the oldest cloud labels
+        if stop <= start:
+            return
+        lengths = [len(c.hard) for c in self.chunks]
+        kept = []
+        for chunk, (a, b) in zip(self.chunks, _dropped(lengths, start, stop)):
+            if b - a == len(chunk.hard):
+                continue
+            if b > a:  # copy the rows that stay, so the dropped rows' memory is freed
+                rows = np.r_[0:a, b:len(chunk.hard)]
+                chunk = _Chunk(chunk.x[rows], chunk.hard[rows], None if chunk.soft is None else chunk.soft[rows],
+                               chunk.ids[rows], chunk.origin)
+            kept.append(chunk)
+        self.chunks = kept
+        feats = []
+        for f, (a, b) in zip(self._features, _dropped([len(f) for f in self._features], start, stop)):
+            if b - a < len(f):
+                feats.append(np.concatenate([f[:a], f[b:]]) if b > a else f)
+        self._features = feats
+
+
+def _dropped(lengths, start, stop):
+    """For chunks of these lengths laid end to end, each chunk's (a, b): its rows in [start, stop)."""
+    out, pos = [], 0
+    for n in lengths:
+        out.append((min(max(start - pos, 0), n), min(max(stop - pos, 0), n)))
+        pos += n
+    return out
