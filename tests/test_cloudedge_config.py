@@ -55,3 +55,8 @@ def test_command_line_defaults_are_the_configs():
     sim, cloud_run = simulate.config_from_args(parser.parse_args(["simulate"]))
     assert sim == SimConfig()
     assert config_json(cloud_run) == default_run
+
+
+def test_a_field_added_later_enters_the_record_only_when_it_changes_behaviour():
+    assert "max_samples" not in config_json(RunConfig())              # stored runs keep their keys
+    assert config_json(RunConfig(edge=EdgeConfig(max_samples=500)))["max_samples"] == 500

@@ -116,14 +116,22 @@ class RunConfig:
         _check_edge_template("RunConfig", self.edge)
 
 
+# EdgeConfig fields that came after stored runs, with the value that behaves as before they existed
+ADDED_LATER = {"max_samples": 0}
+
+
 def config_json(cfg):
     """RunConfig cfg as JSON, flat: the edge settings appear as fields of the run (depth, preset,
     pool_stride, init, edge_train, segment, feature_cache, warm_start, load_threshold). Stored runs
-    were written, and are found by a hash of, this layout (cloudedge.reproduce, cloudedge.experiments.study)."""
+    were written, and are found by a hash of, this layout (cloudedge.reproduce, cloudedge.experiments.study).
+    Edge fields added after runs were stored are left out at their as-before value (ADDED_LATER)."""
     d = asdict(cfg)
     edge = d.pop("edge")
     for name in PER_EDGE:
         del edge[name]
+    for name, before in ADDED_LATER.items():
+        if edge[name] == before:
+            del edge[name]
     d["edge_train"] = edge.pop("train")
     d.update(edge)
     d["load"] = repr(cfg.load) if cfg.load is not None else "busy on even ticks, idle on odd ticks"
