@@ -4,6 +4,7 @@ import os
 import subprocess
 import sys
 import threading
+from contextlib import contextmanager
 
 import numpy as np
 import pytest
@@ -11,10 +12,25 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import tinycnn
-from tinycnn import SGD, Conv2D, Dense, Sequential, softmax_cross_entropy
-from tinycnn.parallel import chunks, parallel_for, scratch, threads
+from tinycnn import SGD, Conv2D, Dense, Sequential, parallel, softmax_cross_entropy
+from tinycnn.parallel import chunks, grain, parallel_for, scratch, threads
 from cloudedge.system.models import edge_cnn
 from conftest import conv_geometries, seeds
+
+
+@contextmanager
+def any_chunk_size():
+    """Split work however small (the layers' tests use tiny shapes that would run on one thread)."""
+    saved, parallel.MIN_CHUNK_WORK = parallel.MIN_CHUNK_WORK, 1
+    try:
+        yield
+    finally:
+        parallel.MIN_CHUNK_WORK = saved
+
+
+def test_grain_keeps_small_work_on_one_thread():
+    assert grain(parallel.MIN_CHUNK_WORK) == 1 and grain(1) == parallel.MIN_CHUNK_WORK
+    assert grain(parallel.MIN_CHUNK_WORK // 3) == 4
 
 
 @given(st.integers(0, 200), st.integers(1, 9))
@@ -110,7 +126,7 @@ def test_conv2d_gives_the_same_result_on_one_and_three_threads(geom, F, seed, fr
     x = rng.standard_normal((N, C, H, W))
     runs = []
     for n_threads in (1, 3):
-        with threads(n_threads):
+        with threads(n_threads), any_chunk_size():
             out = layer.forward(x, training=True)
             dx = layer.backward(np.cos(out))
             runs.append((out, dx, layer.grads["W"].copy(), layer.grads["b"].copy()))
@@ -125,7 +141,7 @@ def test_dense_gives_the_same_result_on_one_and_two_threads(n, i, o, seed):
     x = np.random.default_rng(seed).standard_normal((n, i))
     runs = []
     for n_threads in (1, 2):
-        with threads(n_threads):
+        with threads(n_threads), any_chunk_size():
             out = layer.forward(x, training=True)
             dx = layer.backward(np.sin(out))
             runs.append((out, dx, layer.grads["W"].copy(), layer.grads["b"].copy()))
@@ -143,7 +159,7 @@ def test_a_training_step_on_two_threads_matches_one_thread():
         model = edge_cnn(3, preset="tiny", seed=0, dropout=0.0)
         big = Sequential([Dense(300, 300, rng=0), Dense(300, 10, rng=1)])  # 90,000 weights
         opt, opt_big = SGD(model, lr=0.05), SGD(big, lr=0.05)
-        with threads(n_threads):
+        with threads(n_threads), any_chunk_size():
             for _ in range(3):
                 loss, d = softmax_cross_entropy(model.forward(x, training=True), y)
                 model.backward(d)

@@ -18,7 +18,7 @@ split over the engine's threads (tinycnn.parallel).
 import numpy as np
 
 from .. import kernels
-from ..parallel import get_threads, parallel_for, scratch
+from ..parallel import get_threads, grain, parallel_for, scratch
 from .base import Layer, check_positive, init_weights, pair
 
 
@@ -83,8 +83,9 @@ class Conv2D(Layer):
                 self._im2col(x[n:n + 1], out=col)
                 np.matmul(W2, col, out=out[n])                 # out[n] = W @ col
                 out[n] += b                                    #          + b
+        macs = W2.size * OH * OW                               # per image
         if N >= get_threads():
-            parallel_for(N, images)
+            parallel_for(N, images, grain=grain(macs))
         else:  # fewer images than threads (batch-1 latency): split each image's output channels
             col = np.empty((W2.shape[1], OH * OW), dtype=x.dtype)
             for n in range(N):
@@ -93,7 +94,7 @@ class Conv2D(Layer):
                 def channels(lo, hi, n=n):                     # output channels lo..hi-1, one thread
                     np.matmul(W2[lo:hi], col, out=out[n, lo:hi])
                     out[n, lo:hi] += b[lo:hi]
-                parallel_for(F, channels)
+                parallel_for(F, channels, grain=grain(macs // F))
         self.x = x
         return out.reshape(N, F, OH, OW)
 
@@ -122,7 +123,7 @@ class Conv2D(Layer):
                     np.matmul(W2.T, dout[n], out=col)          # dcol = W.T @ dout[n]
                     self._col2im(col, out=dx[n:n + 1])
             return dWT, (dout[lo:hi].sum(axis=(0, 2)) if trainable else None)   # db: sum of dout
-        partial = parallel_for(N, images)                      # per chunk: dW.T (K, F), db (F,)
+        partial = parallel_for(N, images, grain=grain(W2.size * dout.shape[2]))   # per chunk: dW.T (K, F), db (F,)
         if trainable:
             self.grad_buffer("W").reshape(F, -1)[...] = sum(dWT for dWT, _ in partial).T
             self.grad_buffer("b")[...] = sum(db for _, db in partial)

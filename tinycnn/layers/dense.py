@@ -1,7 +1,7 @@
 """Fully connected layer: out = x @ W + b."""
 import numpy as np
 
-from ..parallel import parallel_for
+from ..parallel import grain, parallel_for
 from .base import Layer, check_positive, init_weights
 
 
@@ -42,7 +42,7 @@ class Dense(Layer):
 
         def features(lo, hi):                          # output features lo..hi-1, one thread
             np.matmul(x, W[:, lo:hi], out=out[:, lo:hi])
-        parallel_for(self.out_features, features)
+        parallel_for(self.out_features, features, grain=grain(x.shape[0] * self.in_features))
         out += b                                       # out = x @ W + b
         self.x = x
         return out
@@ -59,7 +59,7 @@ class Dense(Layer):
                 np.matmul(x[:, lo:hi].T, dout, out=dW[lo:hi])           # dW = x.T @ dout
             if dx is not None:
                 np.matmul(dout, W[lo:hi].T, out=dx[:, lo:hi])           # dx = dout @ W.T
-        parallel_for(self.in_features, inputs)
+        parallel_for(self.in_features, inputs, grain=grain(2 * x.shape[0] * self.out_features))
         if dW is not None:
             np.sum(dout, axis=0, out=self.grad_buffer("b"))             # db = dout.sum(0)
         self.clear_cache()
