@@ -215,6 +215,20 @@ def test_im2col_out_buffer_is_filled_in_place(geom, dtype, seed):
     np.testing.assert_array_equal(buf, fresh)
 
 
+@settings(max_examples=60, deadline=None)
+@given(N=st.integers(1, 3), C=st.integers(1, 3), H=st.integers(1, 9), W=st.integers(1, 9),
+       k=st.sampled_from([1, 3, 5, 7]), ph=st.integers(0, 3), dtype=dtypes, seed=seeds)
+def test_same_width_im2col_matches_reference_exactly(cy_im2col, N, C, H, W, k, ph, dtype, seed):
+    """Stride 1 and OW == W (pw = (k - 1) / 2) take the compiled kernel's one-memcpy path,
+    with any row padding, kernels taller than the image included."""
+    pw = (k - 1) // 2
+    if H + 2 * ph < k:
+        return
+    x = np.random.default_rng(seed).standard_normal((N, C, H, W)).astype(dtype)
+    np.testing.assert_array_equal(cy_im2col.im2col(x, k, k, 1, 1, ph, pw),
+                                  _im2col_numpy.im2col(x, k, k, 1, 1, ph, pw))
+
+
 @settings(max_examples=30, deadline=None)
 @given(geom=conv_geometries(), dtype=dtypes, seed=seeds)
 def test_col2im_out_buffer_is_overwritten_in_place(geom, dtype, seed):

@@ -31,6 +31,42 @@ cdef inline Py_ssize_t _end_inside(Py_ssize_t j, Py_ssize_t sw, Py_ssize_t pw,
     return min(last // sw + 1, OW)
 
 
+cdef inline void _same_width_rows(const floating* x_c, floating* dst, Py_ssize_t N, Py_ssize_t C,
+                                  Py_ssize_t H, Py_ssize_t W, Py_ssize_t OH, Py_ssize_t i, Py_ssize_t ph,
+                                  Py_ssize_t w0, Py_ssize_t ow_lo, Py_ssize_t ow_hi) noexcept nogil:
+    """One row (c, i, j) of col for every image when the stride is 1 and OW == W ("same" width).
+
+    Then output rows oh_lo..oh_hi-1 read one contiguous stretch of the (H, W) plane, shifted by
+    (i - ph) rows and w0 columns: one memcpy instead of one per output row. The entries that
+    stretch puts in the border columns (ow < ow_lo or ow >= ow_hi) belong to the neighbouring
+    row, so they are zeroed after. x_c: plane (0, c); dst: col row (c, i, j), N*OH*W entries.
+    Measured 1.15-1.23x faster than a memcpy per output row (docs/performance.md).
+    """
+    cdef Py_ssize_t n, oh, ow, a, b, s0, L
+    cdef Py_ssize_t oh_lo = min(max(ph - i, 0), OH)
+    cdef Py_ssize_t oh_hi = max(min(OH, H + ph - i), oh_lo)
+    cdef const floating* plane
+    cdef floating* block
+    for n in range(N):
+        plane = x_c + n * C * H * W
+        memset(dst, 0, oh_lo * W * sizeof(floating))
+        memset(dst + oh_hi * W, 0, (OH - oh_hi) * W * sizeof(floating))
+        block = dst + oh_lo * W
+        L = (oh_hi - oh_lo) * W
+        s0 = (oh_lo + i - ph) * W + w0         # plane index of block[0]
+        a = min(max(-s0, 0), L)                # block[:a] and block[b:] would read outside the plane
+        b = max(min(L, H * W - s0), a)
+        memset(block, 0, a * sizeof(floating))
+        memcpy(block + a, plane + s0 + a, (b - a) * sizeof(floating))
+        memset(block + b, 0, (L - b) * sizeof(floating))
+        for oh in range(oh_hi - oh_lo):        # the border columns hold the neighbouring rows' pixels
+            for ow in range(ow_lo):
+                block[oh * W + ow] = 0
+            for ow in range(ow_hi, W):
+                block[oh * W + ow] = 0
+        dst += OH * W
+
+
 def im2col(const floating[:, :, :, ::1] x, Py_ssize_t kh, Py_ssize_t kw,
            Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t ph, Py_ssize_t pw, out=None):
     """x: (N, C, H, W) float32/float64, C-contiguous -> col: (C*kh*kw, N*OH*OW).
@@ -48,6 +84,7 @@ def im2col(const floating[:, :, :, ::1] x, Py_ssize_t kh, Py_ssize_t kw,
     cdef Py_ssize_t c, i, j, n, oh, ow, h, ow_lo, ow_hi, w0
     cdef const floating* src      # row h of plane (n, c) of x
     cdef floating* dst            # the OW entries of col for output row (n, oh)
+    cdef bint same_width = sh == 1 and sw == 1 and OW == W
     # Plain pointers, not memoryview indexing, in the loops (the max-pool kernel ran
     # 10-25x faster that way, measured).
     with nogil:
@@ -60,6 +97,9 @@ def im2col(const floating[:, :, :, ::1] x, Py_ssize_t kh, Py_ssize_t kw,
                     ow_hi = max(_end_inside(j, sw, pw, W, OW), ow_lo)
                     w0 = j - pw
                     dst = &col[(c * kh + i) * kw + j, 0]
+                    if same_width:
+                        _same_width_rows(&x[0, c, 0, 0], dst, N, C, H, W, OH, i, ph, w0, ow_lo, ow_hi)
+                        continue
                     for n in range(N):
                         for oh in range(OH):
                             h = oh * sh + i - ph
