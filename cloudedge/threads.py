@@ -11,7 +11,7 @@ import tinycnn
 
 
 @contextmanager
-def blas_threads(n):
+def engine_threads(n):
     """The engine uses n threads inside the block (n = 0: leave the engine and BLAS as they are)."""
     if not isinstance(n, int) or isinstance(n, bool) or n < 0:
         raise ValueError(f"threads must be an int >= 0, got {n!r}")

@@ -34,7 +34,7 @@ from cloudedge.system.models import PRESETS, cloud_cnn, edge_cnn
 from cloudedge.paper import LABELED_SIZES, TABLE2_MNIST
 from cloudedge.policies.segmentation import Segmenter
 from cloudedge.timing.simulator import Simulator
-from cloudedge.threads import blas_threads
+from cloudedge.threads import engine_threads
 from tinycnn.train import TrainConfig, evaluate
 
 STUDIES = ("params", "n120", "demo", "segmentation", "cache", "labels", "trigger", "simulate")
@@ -234,7 +234,7 @@ def main():
     results = json.loads(results_path.read_text()) if results_path.exists() else {}
     wanted = args.only or list(STUDIES)
     start = time.perf_counter()
-    with blas_threads(1):
+    with engine_threads(1):
         data = load_dataset("mnist")
         cloud, meta = get_cloud(data, demo_config(), args.workdir, progress=not args.quiet)
         results["cloud"] = {"accuracy": cloud.evaluate(data[2], data[3]), "cached": meta["cached"],

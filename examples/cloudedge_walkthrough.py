@@ -10,7 +10,7 @@ import argparse
 
 from cloudedge import Cloud, Edge, EdgeConfig
 from cloudedge.system.data import edge_data, split_cloud_edges
-from cloudedge.threads import blas_threads
+from cloudedge.threads import engine_threads
 from tinycnn.datasets import load_mnist_sample
 from tinycnn.train import TrainConfig
 
@@ -24,7 +24,7 @@ def main():
     cloud_ids, pool = split_cloud_edges(y, 0.75, seed=0)    # disjoint: cloud part, edge pool
     share = edge_data(y, pool, n_labeled=120, seed=0)       # the edge's labeled ids and upload stream
 
-    with blas_threads(1):
+    with engine_threads(1):
         cloud = Cloud.train(x[cloud_ids], y[cloud_ids], preset="laptop",
                             config=TrainConfig(max_epochs=args.cloud_epochs, progress=True))
         print(f"CloudCNN test accuracy {cloud.evaluate(x_test, y_test):.4f}")

@@ -7,7 +7,7 @@ from cloudedge.system.cloud import Cloud
 from cloudedge.system.config import EdgeConfig, edge_train_config
 from cloudedge.system.edge import Edge
 from cloudedge.system.models import cloud_cnn
-from cloudedge.threads import blas_threads
+from cloudedge.threads import engine_threads
 from tinycnn.datasets import load_mnist_sample
 
 SHAPE = (1, 28, 28)
@@ -16,7 +16,7 @@ SHAPE = (1, 28, 28)
 @pytest.fixture(autouse=True, scope="module")
 def one_blas_thread():
     """One BLAS thread: on shared cores OpenBLAS's spinning threads made these tests ~5x slower."""
-    with blas_threads(1):
+    with engine_threads(1):
         yield
 
 

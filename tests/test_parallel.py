@@ -116,6 +116,19 @@ def test_scratch_is_reused_within_a_thread_and_private_to_it():
     assert other[0] is not a
 
 
+def assert_same_on_threads(layer, x, upstream, n_threads):
+    """out, dx and grads of one forward + backward (dout = upstream(out)), float64, agree on
+    1 and on n_threads threads to 1e-12."""
+    runs = []
+    for n in (1, n_threads):
+        with threads(n), any_chunk_size():
+            out = layer.forward(x, training=True)
+            dx = layer.backward(upstream(out))
+            runs.append((out, dx, layer.grads["W"].copy(), layer.grads["b"].copy()))
+    for one, many in zip(*runs):
+        np.testing.assert_allclose(many, one, rtol=1e-12, atol=1e-12)
+
+
 @settings(max_examples=20, deadline=None)
 @given(geom=conv_geometries(max_n=5), F=st.integers(1, 4), seed=seeds, frozen=st.booleans())
 def test_conv2d_gives_the_same_result_on_one_and_three_threads(geom, F, seed, frozen):
@@ -124,14 +137,7 @@ def test_conv2d_gives_the_same_result_on_one_and_three_threads(geom, F, seed, fr
     layer = Conv2D(C, F, (kh, kw), stride=(sh, sw), padding=(ph, pw), rng=seed, dtype=np.float64)
     layer.trainable = not frozen
     x = rng.standard_normal((N, C, H, W))
-    runs = []
-    for n_threads in (1, 3):
-        with threads(n_threads), any_chunk_size():
-            out = layer.forward(x, training=True)
-            dx = layer.backward(np.cos(out))
-            runs.append((out, dx, layer.grads["W"].copy(), layer.grads["b"].copy()))
-    for one, many in zip(*runs):
-        np.testing.assert_allclose(many, one, rtol=1e-12, atol=1e-12)
+    assert_same_on_threads(layer, x, np.cos, 3)
 
 
 @settings(max_examples=20, deadline=None)
@@ -139,14 +145,7 @@ def test_conv2d_gives_the_same_result_on_one_and_three_threads(geom, F, seed, fr
 def test_dense_gives_the_same_result_on_one_and_two_threads(n, i, o, seed):
     layer = Dense(i, o, rng=seed, dtype=np.float64)
     x = np.random.default_rng(seed).standard_normal((n, i))
-    runs = []
-    for n_threads in (1, 2):
-        with threads(n_threads), any_chunk_size():
-            out = layer.forward(x, training=True)
-            dx = layer.backward(np.sin(out))
-            runs.append((out, dx, layer.grads["W"].copy(), layer.grads["b"].copy()))
-    for one, many in zip(*runs):
-        np.testing.assert_allclose(many, one, rtol=1e-12, atol=1e-12)
+    assert_same_on_threads(layer, x, np.sin, 2)
 
 
 def test_a_training_step_on_two_threads_matches_one_thread():

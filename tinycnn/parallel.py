@@ -16,6 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 _state = {"threads": 1, "pool": None, "blas_limit": None}
 _local = threading.local()  # per thread: scratch buffers, and whether it is a pool worker
@@ -27,22 +28,14 @@ def get_threads():
 
 
 def set_threads(n):
-    """Use n threads from now on; n > 1 (or n == 1 set explicitly) limits BLAS to 1 thread.
+    """Use n threads from now on, and limit BLAS to 1 thread (each chunk calls it on its own).
 
-    n: int >= 1. threadpoolctl applies the BLAS limit; without it the limit is skipped.
+    n: int >= 1. The BLAS limit stays after set_threads(1); threads(n) restores it on exit.
     """
     if not isinstance(n, int) or isinstance(n, bool) or n < 1:
         raise ValueError(f"threads must be an int >= 1, got {n!r}")
-    old = _state["pool"]
-    _state["pool"] = ThreadPoolExecutor(n - 1, thread_name_prefix="tinycnn") if n > 1 else None
-    _state["threads"] = n
-    if old is not None:
-        old.shutdown(wait=True)
+    _resize_pool(n)
     if _state["blas_limit"] is None:
-        try:
-            from threadpoolctl import threadpool_limits  # optional: not needed at 1 thread
-        except ImportError:
-            return
         _state["blas_limit"] = threadpool_limits(limits=1, user_api="blas")
 
 
@@ -54,15 +47,19 @@ def threads(n):
     try:
         yield
     finally:
-        if not had_limit and _state["blas_limit"] is not None:
+        if not had_limit:
             _state["blas_limit"].restore_original_limits()
             _state["blas_limit"] = None
-        pool, _state["pool"] = _state["pool"], None
-        if pool is not None:
-            pool.shutdown(wait=True)
-        _state["threads"] = previous
-        if previous > 1:
-            _state["pool"] = ThreadPoolExecutor(previous - 1, thread_name_prefix="tinycnn")
+        _resize_pool(previous)
+
+
+def _resize_pool(n):
+    """n - 1 pool threads (the caller is the n-th); the old pool finishes its work first."""
+    old = _state["pool"]
+    _state["pool"] = ThreadPoolExecutor(n - 1, thread_name_prefix="tinycnn") if n > 1 else None
+    _state["threads"] = n
+    if old is not None:
+        old.shutdown(wait=True)
 
 
 def chunks(n, parts):

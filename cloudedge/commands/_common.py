@@ -4,7 +4,7 @@ import json
 from ..jsonable import jsonable
 from ..system.data import DATASETS
 from ..system.models import DEFAULT_PRESET, PRESETS
-from ..threads import blas_threads  # noqa: F401  (re-exported for the commands)
+from ..threads import engine_threads  # noqa: F401  (re-exported for the commands)
 
 
 def add_common(p, dataset=True):

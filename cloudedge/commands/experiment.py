@@ -13,7 +13,7 @@ from ..system.config import (
     edge_train_config,
 )
 from ..system.data import load_dataset
-from ._common import add_common, blas_threads, dump
+from ._common import add_common, engine_threads, dump
 from ._report import report
 
 
@@ -82,7 +82,7 @@ def run_and_print(cfg, args):
     """Run one experiment (RunConfig cfg); print its JSON or its report (cloudedge.commands.demo)."""
     start = time.perf_counter()
     data = load_dataset(cfg.dataset, progress=not args.quiet)
-    with blas_threads(args.threads):
+    with engine_threads(args.threads):
         result = run_experiment(cfg, workdir=args.workdir, use_cache=not args.no_cache, progress=not args.quiet,
                                 data=data)
         # one edge pair is an anecdote: the gap over 5 edge seeds of this cloud, and the study's over clouds

@@ -10,7 +10,7 @@ from ..system.cloud import Cloud
 from ..system.config import EdgeConfig, RunConfig
 from ..system.data import edge_data, load_dataset, split_cloud_edges
 from ..system.edge import Edge
-from ._common import add_common, blas_threads, dump
+from ._common import add_common, engine_threads, dump
 
 STREAM_FILE = "stream.json"
 
@@ -48,7 +48,7 @@ def run(args):
                         load_threshold=args.load_threshold, seed=args.seed)
     edge = Edge(f"EdgeCNN{int(not args.scratch)}-{args.depth}", config, args.label_policy, args.trigger,
                 cloud.segmenter)
-    with blas_threads(args.threads):
+    with engine_threads(args.threads):
         if config.shared:
             edge.receive_package(cloud.export_layers(args.depth))
         row = edge.initialize(x_train[share.labeled], y_train[share.labeled], ids=share.labeled)

@@ -6,7 +6,7 @@ from pathlib import Path
 from ..reproduce import NAMES, Plan, reproduce
 from ..reproduce.report import load_results, verdicts, write_report
 from ..system.config import EDGE_EPOCHS
-from ._common import add_common, blas_threads, dump
+from ._common import add_common, engine_threads, dump
 
 CHOICES = NAMES + ("all", "report")
 
@@ -91,7 +91,7 @@ def run(args):
     start = time.perf_counter()
     results = {}
     if args.target != "report":
-        with blas_threads(plan.threads):   # this process's work; each run sets plan.threads where it runs
+        with engine_threads(plan.threads):   # this process's work; each run sets plan.threads where it runs
             results = reproduce([args.target], plan, report_path=report_path)
     else:
         write_report(plan.out, report_path)

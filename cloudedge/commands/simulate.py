@@ -6,7 +6,7 @@ from ..system.cloud import CLOUD_MAX_EPOCHS, cloud_train_config
 from ..system.config import EdgeConfig, RunConfig, SimConfig
 from ..system.data import load_dataset
 from ..timing.simulator import Simulator
-from ._common import add_common, blas_threads, dump
+from ._common import add_common, engine_threads, dump
 
 
 def register(subparsers):
@@ -58,7 +58,7 @@ def run(args):
     start = time.perf_counter()
     cfg, run_cfg = config_from_args(args)
     data = load_dataset(args.dataset, progress=not args.quiet)
-    with blas_threads(args.threads):
+    with engine_threads(args.threads):
         cloud, meta = get_cloud(data, run_cfg, args.workdir, not args.no_cache, progress=not args.quiet)
         result = Simulator(cloud, data, cfg).run(progress=not args.quiet)
     result["wall"]["seconds"] = time.perf_counter() - start

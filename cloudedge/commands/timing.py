@@ -10,7 +10,7 @@ from threadpoolctl import threadpool_info
 
 from ..system.models import PRESETS
 from ..timing import network
-from ._common import blas_threads
+from ._common import engine_threads
 from .flops import parse_shape
 from .timing_measure import (
     BREAK_EVEN_SPEEDUPS,
@@ -68,7 +68,7 @@ def register(subparsers):
 
 def run(args):
     config = _config(args)
-    with blas_threads(args.threads):
+    with engine_threads(args.threads):
         result = measure_all(config)
         result["machine"]["blas"] = _blas_info()
     if args.plot:

@@ -7,7 +7,7 @@ from ..experiments.study import ten_crop_accuracy
 from ..system.cloud import CLOUD_MAX_EPOCHS, UntrainedCloudError, cloud_train_config
 from ..system.config import EdgeConfig, RunConfig
 from ..system.data import load_dataset
-from ._common import add_common, blas_threads, dump
+from ._common import add_common, engine_threads, dump
 
 
 def register(subparsers):
@@ -30,7 +30,7 @@ def run(args):
     cfg = RunConfig(dataset=args.dataset, seed=args.seed, cloud_fraction=args.cloud_fraction,
                     cloud_train=cloud_train_config(max_epochs=args.epochs),
                     edge=EdgeConfig(preset=args.preset, pool_stride=args.pool_stride))
-    with blas_threads(args.threads):
+    with engine_threads(args.threads):
         cloud = train_cloud(data, cfg, progress=not args.quiet)
         acc = cloud.evaluate(data[2], data[3])
         acc10 = ten_crop_accuracy(cloud, data)

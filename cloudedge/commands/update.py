@@ -8,7 +8,7 @@ from tinycnn.atomic import atomic_write
 from ..system import edge_files
 from ..system.cloud import Cloud
 from ..system.data import load_dataset
-from ._common import add_common, blas_threads, dump
+from ._common import add_common, engine_threads, dump
 from .init_edge import STREAM_FILE
 
 
@@ -36,7 +36,7 @@ def run(args):
     ids = stream["stream"][stream["cursor"]:stream["cursor"] + args.uploads]
     if args.uploads and not ids:
         raise ValueError(f"the edge's stream is exhausted ({len(stream['stream'])} images uploaded)")
-    with blas_threads(args.threads):
+    with engine_threads(args.threads):
         if ids:
             edge.submit(x_train[ids], ids)
         sync = edge.sync(cloud, args.load)

@@ -30,7 +30,7 @@ from ..system.data import load_dataset
 from ..system.config import EDGE_EPOCHS, EdgeConfig, RunConfig, config_json, edge_train_config, updated
 from ..experiments.experiment import cloud_key, cloud_part, public, run_experiment
 from ..jsonable import jsonable
-from ..threads import blas_threads
+from ..threads import engine_threads
 
 DEPTHS = (3, 5, 10)
 CIFAR_SIZES = (100, 500, 1000, 2000, 3000, 4000, 5000)   # the paper: 100 ... 5,000
@@ -242,7 +242,7 @@ def run_job(run, threads):
     """(run's result, its wall seconds) with the engine at `threads` threads: where a run runs,
     in this process or on a worker."""
     start = time.perf_counter()
-    with blas_threads(threads):
+    with engine_threads(threads):
         result = run()
     return result, time.perf_counter() - start
 

@@ -13,7 +13,7 @@ from typing import Callable
 
 from tinycnn.atomic import atomic_write
 
-from ..threads import blas_threads
+from ..threads import engine_threads
 from ..timing import network
 from .http import Server, ServerThread
 from .shaping import Shape
@@ -177,7 +177,7 @@ def serve(args, role, build):
     limits, writes --ready-file, prints the "listening" line; on a signal it stops accepting,
     lets requests in flight finish, calls ``service.stop`` and prints the "stopped" line with
     the final request metrics. Returns the exit code 0."""
-    with blas_threads(args.threads):
+    with engine_threads(args.threads):
         setup_logging(args.log_level)
         token = resolve_token(args)
         service = build(args, token)
