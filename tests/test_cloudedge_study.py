@@ -84,3 +84,25 @@ def test_only_existing_counts_missing_clouds_as_not_run(tmp_path, monkeypatch):
     assert "2 not run in time" in factors.factors_markdown(
         {"cloud_seeds": [0, 1, 2], "edge_seeds": [0, 1], "rows": [{"dataset": "mnist", "factor": "baseline",
                                                                   "level": "x", **s}]})
+
+
+def test_stability_runs_are_stored_under_the_cloud_key_and_survive_an_edge_change(tmp_path, monkeypatch):
+    from dataclasses import replace
+    from cloudedge.reproduce import stability
+    from cloudedge.system import config as config_module
+
+    def fake(cfg, data_cache, log):
+        return {"dataset": cfg.dataset, "init": cfg.edge.init, "warmup": cfg.cloud_train.warmup_steps,
+                "seed": cfg.seed, "n_train": 300, "best_val_acc": 0.9, "trained": True, "seconds": 1.0}
+    monkeypatch.setattr(stability, "one_epoch", fake)
+    plan = Plan(quick=True, progress=False, out=tmp_path, log=lambda m: None)
+    stability.run(plan, DataCache(quick=True))
+    stored = sorted(p.name for p in (tmp_path / "runs" / "stability").glob("*.json"))
+    assert len(stored) == 4                                          # 1 cell x 2 warm-ups x 2 seeds
+    # an edge-side default that the one-epoch cloud run never reads
+    edge_default = replace(config_module.EdgeConfig().train, max_epochs=7)
+    monkeypatch.setattr(stability, "one_epoch", lambda *a: pytest.fail("a stored run was trained again"))
+    monkeypatch.setattr(stability, "RunConfig", lambda **kw: replace(config_module.RunConfig(**kw),
+                                                                      uploads=360, edge=replace(kw["edge"], train=edge_default)))
+    stability.run(plan, DataCache(quick=True))
+    assert sorted(p.name for p in (tmp_path / "runs" / "stability").glob("*.json")) == stored

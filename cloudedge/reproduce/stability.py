@@ -2,8 +2,9 @@
 
 For each cell (data set, init, cloud images) and warm-up (0 = the paper's plain SGD, 200 =
 cloud_train_config's), one epoch per seed with no restart, recording the best validation
-accuracy. A run below Cloud.MIN_VAL_ACC did not train. Each seed's run is stored
-(``runs/stability/<cell_hash>.json``) and reused.
+accuracy. A run below Cloud.MIN_VAL_ACC did not train. Each seed's run is stored under the key
+of the CloudCNN it trains (``runs/stability/<cloud_key>.json``, which hashes only what that
+training depends on, so changing an edge default keeps the stored runs) and reused.
 """
 from dataclasses import replace
 from functools import partial
@@ -14,7 +15,7 @@ from ..system.cloud import MIN_VAL_ACC, Cloud, cloud_train_config
 from ..system.config import EdgeConfig, RunConfig
 from ..experiments.experiment import cloud_part
 from .render import pyplot, write_outputs
-from .runs import Job, ReproductionError, cell_hash, execute
+from .runs import Job, ReproductionError, cloud_of, execute
 
 COLUMNS = ["dataset", "init", "n_train", "warmup", "seeds", "trained", "stuck_seeds", "val_accs"]
 CELLS = (("mnist", "he-normal", 0), ("mnist", "glorot-uniform", 0), ("fashion-mnist", "he-normal", 9600))
@@ -35,7 +36,7 @@ def run(plan, data_cache, warmups=(0, 200)):
                                  cloud_train=cloud_train_config(max_epochs=1, warmup_steps=warmup))
                        for s in seeds]
             groups.append((dataset, init, warmup, slice(len(jobs), len(jobs) + len(configs))))
-            jobs += [Job(plan.out / "runs" / "stability" / f"{cell_hash(cfg, ())}.json",
+            jobs += [Job(plan.out / "runs" / "stability" / f"{cloud_of(cfg, data_cache)}.json",
                          partial(one_epoch, cfg, data_cache, plan.log)) for cfg in configs]
     results = execute(jobs, plan, "stability")
     rows = []
