@@ -1,4 +1,4 @@
-"""im2col / col2im / max-pool kernels: compiled (Cython) vs NumPy reference, adjointness,
+"""im2col / col2im / max-pool / ReLU kernels: compiled (Cython) vs NumPy reference, adjointness,
 and im2col + GEMM against a direct loop definition of convolution."""
 import importlib
 import os
@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import tinycnn
-from tinycnn import _im2col_numpy, _pool_numpy, kernels
+from tinycnn import _im2col_numpy, _pool_numpy, _relu_numpy, kernels
 from conftest import conv_geometries, conv_naive, dtypes, out_size, pool_geometries, seeds
 
 
@@ -54,7 +54,7 @@ def test_unknown_kernel_choice_is_rejected():
 def test_numpy_choice_selects_reference_modules():
     choice = kernels._select("numpy")
     assert choice[0] == "numpy"
-    assert choice[1] is _im2col_numpy and choice[2] is _pool_numpy
+    assert choice[1] is _im2col_numpy and choice[2] is _pool_numpy and choice[3] is _relu_numpy
 
 
 def test_env_var_numpy_is_honoured_at_import():
@@ -162,6 +162,70 @@ def test_overlapping_pool_compiled_matches_reference(cy_pool, geom, seed):
     d = np.ones_like(o1)
     np.testing.assert_array_equal(cy_pool.maxpool_backward(d, a1, H, W, kh, kw, 1, 1),
                                   _pool_numpy.maxpool_backward(d, a2, H, W, kh, kw, 1, 1))
+
+
+@settings(max_examples=40, deadline=None)
+@given(geom=pool_geometries(), dtype=dtypes, seed=seeds)
+def test_maxpool_kernels_write_into_given_arrays(cy_pool, geom, dtype, seed):
+    """out=/argmax=/dx= arrays full of garbage come back equal to freshly allocated results,
+    for both kernel sets (the layers pass slices of one batch array, one per thread)."""
+    N, C, H, W, kh, kw, sh, sw = geom
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((N, C, H, W)).astype(dtype)
+    OH, OW = out_size(H, kh, sh), out_size(W, kw, sw)
+    for mod in (cy_pool, _pool_numpy):
+        out_ref, arg_ref = mod.maxpool_forward(x, kh, kw, sh, sw)
+        out, arg = np.full((N, C, OH, OW), 7, dtype), np.full((N, C, OH, OW), 99, np.int32)
+        mod.maxpool_forward(x, kh, kw, sh, sw, out, arg)
+        np.testing.assert_array_equal(out, out_ref)
+        np.testing.assert_array_equal(arg, arg_ref)
+        dout = rng.integers(-8, 9, (N, C, OH, OW)).astype(dtype)
+        dx = np.full((N, C, H, W), 5, dtype)
+        mod.maxpool_backward(dout, arg, H, W, kh, kw, sh, sw, dx)
+        np.testing.assert_array_equal(dx, mod.maxpool_backward(dout, arg, H, W, kh, kw, sh, sw))
+
+
+SPECIAL = [0.0, -0.0, np.nan, np.inf, -np.inf, 1e-30, -1e-30]
+
+
+@settings(max_examples=60, deadline=None)
+@given(n=st.integers(0, 300), dtype=dtypes, seed=seeds, special=st.booleans())
+def test_relu_kernels_compiled_match_reference_exactly(n, dtype, seed, special):
+    """Bit for bit, NaN, infinities, signed zeros and tiny values included."""
+    cy_relu = _compiled("_relu")
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal(n).astype(dtype)
+    dout = rng.standard_normal(n).astype(dtype)
+    if special and n:
+        x[rng.integers(0, n, n // 2 + 1)] = rng.choice(SPECIAL, n // 2 + 1)
+        dout[rng.integers(0, n, n // 4 + 1)] = rng.choice(SPECIAL, n // 4 + 1)
+    outs = []
+    for mod in (cy_relu, _relu_numpy):
+        out, dx = np.full(n, 3, dtype), np.full(n, 3, dtype)
+        mod.relu_forward(x, out)
+        mod.relu_backward(dout, out, dx)
+        outs.append((out, dx))
+    (out1, dx1), (out2, dx2) = outs
+    np.testing.assert_array_equal(out1, out2)
+    np.testing.assert_array_equal(dx1, dx2)
+    # the formulas: out = max(x, 0) with NaN kept; dx = dout where x > 0, else 0
+    np.testing.assert_array_equal(out1, np.maximum(x, 0))
+    np.testing.assert_array_equal(dx1, np.where(x > 0, dout, 0))
+
+
+def test_kernel_wrappers_reject_out_arrays_of_the_wrong_shape_dtype_or_layout():
+    x = np.zeros((2, 3, 4, 4), np.float32)
+    with pytest.raises(ValueError, match=r"relu_forward out must be a C-contiguous float32 array of shape \(2, 3, 4, 4\)"):
+        kernels.relu_forward(x, np.zeros((2, 3, 4, 4), np.float64))
+    with pytest.raises(ValueError, match=r"maxpool_forward out .*shape \(2, 3, 2, 2\), got float32 \(2, 3, 4, 4\)"):
+        kernels.maxpool_forward(x, 2, 2, 2, 2, out=x)
+    with pytest.raises(ValueError, match=r"maxpool_forward argmax must be a C-contiguous int32"):
+        kernels.maxpool_forward(x, 2, 2, 2, 2, argmax=np.zeros((2, 3, 2, 2), np.int64))
+    with pytest.raises(ValueError, match=r"maxpool_backward out .*contiguous=False"):
+        kernels.maxpool_backward(np.zeros((2, 3, 2, 2), np.float32), np.zeros((2, 3, 2, 2), np.int32), 4, 4,
+                                 2, 2, 2, 2, out=np.zeros((2, 3, 4, 8), np.float32)[..., ::2])
+    with pytest.raises(ValueError, match=r"relu_backward: dout has shape \(3,\), the forward's output \(2,\)"):
+        kernels.relu_backward(np.zeros(3, np.float32), np.zeros(2, np.float32), np.zeros(2, np.float32))
 
 
 @pytest.mark.parametrize("C,H,W,kh,kw,sh,sw,ph,pw", [

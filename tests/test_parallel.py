@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import tinycnn
-from tinycnn import SGD, Conv2D, Dense, Sequential, parallel, softmax_cross_entropy
+from tinycnn import SGD, Conv2D, Dense, MaxPool2D, ReLU, Sequential, parallel, softmax_cross_entropy
 from tinycnn.parallel import chunks, grain, parallel_for, scratch, threads
 from cloudedge.system.models import edge_cnn
 from conftest import conv_geometries, seeds
@@ -117,14 +117,14 @@ def test_scratch_is_reused_within_a_thread_and_private_to_it():
 
 
 def assert_same_on_threads(layer, x, upstream, n_threads):
-    """out, dx and grads of one forward + backward (dout = upstream(out)), float64, agree on
-    1 and on n_threads threads to 1e-12."""
+    """out, dx and grads (if any) of one forward + backward (dout = upstream(out)), float64,
+    agree on 1 and on n_threads threads to 1e-12."""
     runs = []
     for n in (1, n_threads):
         with threads(n), any_chunk_size():
             out = layer.forward(x, training=True)
             dx = layer.backward(upstream(out))
-            runs.append((out, dx, layer.grads["W"].copy(), layer.grads["b"].copy()))
+            runs.append((out, dx) + tuple(g.copy() for g in layer.grads.values()))
     for one, many in zip(*runs):
         np.testing.assert_allclose(many, one, rtol=1e-12, atol=1e-12)
 
@@ -146,6 +146,16 @@ def test_dense_gives_the_same_result_on_one_and_two_threads(n, i, o, seed):
     layer = Dense(i, o, rng=seed, dtype=np.float64)
     x = np.random.default_rng(seed).standard_normal((n, i))
     assert_same_on_threads(layer, x, np.sin, 2)
+
+
+@settings(max_examples=20, deadline=None)
+@given(n=st.integers(1, 7), c=st.integers(1, 3), hw=st.integers(2, 7), size=st.integers(1, 3),
+       stride=st.integers(1, 3), seed=seeds)
+def test_relu_and_maxpool_give_the_same_result_on_one_and_three_threads(n, c, hw, size, stride, seed):
+    x = np.random.default_rng(seed).standard_normal((n, c, hw, hw))
+    assert_same_on_threads(ReLU(), x, np.cos, 3)
+    if size <= hw:
+        assert_same_on_threads(MaxPool2D(size, stride), x, np.cos, 3)
 
 
 def test_a_training_step_on_two_threads_matches_one_thread():

@@ -11,14 +11,17 @@ cnp.import_array()
 
 
 def maxpool_forward(const floating[:, :, :, ::1] x, Py_ssize_t kh, Py_ssize_t kw,
-                    Py_ssize_t sh, Py_ssize_t sw):
-    """x: (N, C, H, W) -> out: (N, C, OH, OW) same dtype, argmax: (N, C, OH, OW) int32."""
+                    Py_ssize_t sh, Py_ssize_t sw, out_arr=None, arg_arr=None):
+    """x: (N, C, H, W) -> out: (N, C, OH, OW) same dtype, argmax: (N, C, OH, OW) int32,
+    written into out_arr and arg_arr if given (C-contiguous, those shapes and dtypes)."""
     cdef Py_ssize_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
     cdef Py_ssize_t OH = (H - kh) // sh + 1
     cdef Py_ssize_t OW = (W - kw) // sw + 1
     dtype = np.float32 if floating is float else np.float64
-    out_arr = np.empty((N, C, OH, OW), dtype=dtype)
-    arg_arr = np.empty((N, C, OH, OW), dtype=np.int32)
+    if out_arr is None:
+        out_arr = np.empty((N, C, OH, OW), dtype=dtype)
+    if arg_arr is None:
+        arg_arr = np.empty((N, C, OH, OW), dtype=np.int32)
     if N * C * OH * OW == 0:
         return out_arr, arg_arr
     cdef floating[:, :, :, ::1] out = out_arr
@@ -56,20 +59,30 @@ def maxpool_forward(const floating[:, :, :, ::1] x, Py_ssize_t kh, Py_ssize_t kw
 
 def maxpool_backward(const floating[:, :, :, ::1] dout, const int[:, :, :, ::1] argmax,
                      Py_ssize_t H, Py_ssize_t W, Py_ssize_t kh, Py_ssize_t kw,
-                     Py_ssize_t sh, Py_ssize_t sw):
-    """dout, argmax: (N, C, OH, OW) -> dx: (N, C, H, W); overlapping winners accumulate."""
+                     Py_ssize_t sh, Py_ssize_t sw, dx_arr=None):
+    """dout, argmax: (N, C, OH, OW) -> dx: (N, C, H, W), written into dx_arr if given;
+    overlapping winners accumulate."""
     cdef Py_ssize_t N = dout.shape[0], C = dout.shape[1], OH = dout.shape[2], OW = dout.shape[3]
     dtype = np.float32 if floating is float else np.float64
-    dx_arr = np.zeros((N, C, H, W), dtype=dtype)
+    if dx_arr is None:
+        dx_arr = np.zeros((N, C, H, W), dtype=dtype)
+    else:
+        dx_arr.fill(0)
+    if N * C * OH * OW == 0:
+        return dx_arr
     cdef floating[:, :, :, ::1] dx = dx_arr
-    cdef Py_ssize_t nc, n, c, oh, ow
+    cdef Py_ssize_t nc, oh, ow
+    cdef const floating* d
+    cdef const int* a
+    cdef floating* plane
     cdef int k
-    with nogil:
-        for nc in range(N * C):  # one (n, c) plane per iteration
-            n = nc // C
-            c = nc % C
+    with nogil:  # plain pointers per (n, c) plane, as in the forward
+        for nc in range(N * C):
+            d = &dout[0, 0, 0, 0] + nc * OH * OW
+            a = &argmax[0, 0, 0, 0] + nc * OH * OW
+            plane = &dx[0, 0, 0, 0] + nc * H * W
             for oh in range(OH):
                 for ow in range(OW):
-                    k = argmax[n, c, oh, ow]
-                    dx[n, c, oh * sh + k // kw, ow * sw + k % kw] += dout[n, c, oh, ow]
+                    k = a[oh * OW + ow]
+                    plane[(oh * sh + k // kw) * W + ow * sw + k % kw] += d[oh * OW + ow]
     return dx_arr

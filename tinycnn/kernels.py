@@ -5,14 +5,15 @@
     "cython"        compiled, or ImportError (CI uses this: no silent fallback)
     "numpy"         the NumPy reference
 
-Both sets share one signature per kernel; see ``_im2col_numpy`` / ``_pool_numpy``.
+Both sets share one signature per kernel; see ``_im2col_numpy``, ``_pool_numpy``, ``_relu_numpy``
+and ``_sgd_numpy``.
 """
 import os
 import warnings
 
 import numpy as np
 
-from . import _im2col_numpy, _pool_numpy, _sgd_numpy
+from . import _im2col_numpy, _pool_numpy, _relu_numpy, _sgd_numpy
 
 _CHOICES = ("auto", "cython", "numpy")
 
@@ -21,9 +22,9 @@ def _select(choice):
     if choice not in _CHOICES:
         raise ValueError(f"TINYCNN_KERNELS must be one of {_CHOICES}, got {choice!r}")
     if choice == "numpy":
-        return "numpy", _im2col_numpy, _pool_numpy, _sgd_numpy
+        return "numpy", _im2col_numpy, _pool_numpy, _relu_numpy, _sgd_numpy
     try:
-        from . import _im2col, _pool, _sgd
+        from . import _im2col, _pool, _relu, _sgd
     except ImportError as exc:
         if choice == "cython":
             raise ImportError(
@@ -31,11 +32,11 @@ def _select(choice):
                 f"({exc}); build them with `pip install -e .`") from exc
         warnings.warn("tinycnn: compiled kernels not built, using the NumPy reference "
                       "(slower); build them with `pip install -e .`", RuntimeWarning, stacklevel=3)
-        return "numpy", _im2col_numpy, _pool_numpy, _sgd_numpy
-    return "cython", _im2col, _pool, _sgd
+        return "numpy", _im2col_numpy, _pool_numpy, _relu_numpy, _sgd_numpy
+    return "cython", _im2col, _pool, _relu, _sgd
 
 
-_BACKEND, _im2col_mod, _pool_mod, _sgd_mod = _select(os.environ.get("TINYCNN_KERNELS", "auto").lower())
+_BACKEND, _im2col_mod, _pool_mod, _relu_mod, _sgd_mod = _select(os.environ.get("TINYCNN_KERNELS", "auto").lower())
 
 
 def backend():
@@ -71,14 +72,46 @@ def col2im(col, N, C, H, W, kh, kw, sh, sw, ph, pw, out=None):
     return _im2col_mod.col2im(col, N, C, H, W, kh, kw, sh, sw, ph, pw, out)
 
 
-def maxpool_forward(x, kh, kw, sh, sw):
-    """x: (N, C, H, W) -> (out: (N, C, OH, OW), argmax: (N, C, OH, OW) int32)."""
-    return _pool_mod.maxpool_forward(np.ascontiguousarray(x), kh, kw, sh, sw)
+def _check_out(name, arr, shape, dtype):
+    """An out= array must be C-contiguous with exactly this shape and dtype (it is written in place)."""
+    if arr is not None and (arr.shape != tuple(shape) or arr.dtype != dtype or not arr.flags.c_contiguous):
+        raise ValueError(f"{name} must be a C-contiguous {np.dtype(dtype)} array of shape {tuple(shape)}, "
+                         f"got {arr.dtype} {arr.shape} (contiguous={arr.flags.c_contiguous})")
 
 
-def maxpool_backward(dout, argmax, H, W, kh, kw, sh, sw):
-    """dout, argmax: (N, C, OH, OW) -> dx: (N, C, H, W)."""
-    return _pool_mod.maxpool_backward(np.ascontiguousarray(dout), argmax, H, W, kh, kw, sh, sw)
+def maxpool_forward(x, kh, kw, sh, sw, out=None, argmax=None):
+    """x: (N, C, H, W) -> (out: (N, C, OH, OW), argmax: (N, C, OH, OW) int32), written into
+    out and argmax if given."""
+    x = np.ascontiguousarray(x)
+    N, C, H, W = x.shape
+    shape = (N, C, (H - kh) // sh + 1, (W - kw) // sw + 1)
+    _check_out("maxpool_forward out", out, shape, x.dtype)
+    _check_out("maxpool_forward argmax", argmax, shape, np.int32)
+    return _pool_mod.maxpool_forward(x, kh, kw, sh, sw, out, argmax)
+
+
+def maxpool_backward(dout, argmax, H, W, kh, kw, sh, sw, out=None):
+    """dout, argmax: (N, C, OH, OW) -> dx: (N, C, H, W), written into out if given."""
+    dout = np.ascontiguousarray(dout)
+    _check_out("maxpool_backward out", out, dout.shape[:2] + (H, W), dout.dtype)
+    return _pool_mod.maxpool_backward(dout, argmax, H, W, kh, kw, sh, sw, out)
+
+
+def relu_forward(x, out):
+    """out = max(x, 0) elementwise (NaN stays NaN). x: any shape, C-contiguous; out: same shape and dtype."""
+    _check_out("relu_forward out", out, x.shape, x.dtype)
+    _relu_mod.relu_forward(np.ascontiguousarray(x).reshape(-1), out.reshape(-1))
+    return out
+
+
+def relu_backward(dout, out, dx):
+    """dx = dout where out > 0, else 0; out: the forward's output. All the same shape and dtype."""
+    _check_out("relu_backward dx", dx, out.shape, out.dtype)
+    dout = np.ascontiguousarray(dout, dtype=out.dtype)
+    if dout.shape != out.shape:
+        raise ValueError(f"relu_backward: dout has shape {dout.shape}, the forward's output {out.shape}")
+    _relu_mod.relu_backward(dout.reshape(-1), np.ascontiguousarray(out).reshape(-1), dx.reshape(-1))
+    return dx
 
 
 def sgd_momentum_update(p, g, v, lr, momentum, weight_decay):

@@ -1,15 +1,22 @@
 """Parameter-free layers: ReLU, Flatten, Dropout."""
 import numpy as np
 
+from .. import kernels
+from ..parallel import ELEMENT_WORK, grain, parallel_for
 from .base import Layer
 
 
 class ReLU(Layer):
-    """out = max(x, 0), any shape. Backward: dx = dout * (x > 0)."""
+    """out = max(x, 0), any shape. Backward: dx = dout where out > 0, else 0 (out > 0 iff x > 0).
+
+    The forward's output is what backward reads, so it is kept instead of a mask: the next
+    layer usually keeps the same array as its input, which then costs no memory. The images
+    of a batch are split over the engine's threads (tinycnn.parallel).
+    """
 
     def __init__(self):
         super().__init__()
-        self.mask = None  # bool, x.shape: where x > 0
+        self.out = None  # x.shape: the output of the last forward
 
     def output_shape(self, input_shape):
         return tuple(input_shape)
@@ -17,18 +24,30 @@ class ReLU(Layer):
     def forward(self, x, training=False):
         """x: (N, ...) float -> same shape."""
         self._check_input(x, None, "(N, ...)")
-        self.mask = x > 0
-        # np.maximum and a multiply by the bool mask: ~10x faster than np.where with a
-        # scalar on (32, 32, 28, 28) float32 (measured: 0.3 and 0.2 ms vs 2.9 ms)
-        return np.maximum(x, x.dtype.type(0))
+        x = np.ascontiguousarray(x)
+        out = np.empty_like(x)
+
+        def images(lo, hi):
+            kernels.relu_forward(x[lo:hi], out[lo:hi])               # out = max(x, 0)
+        parallel_for(len(x), images, grain=grain(ELEMENT_WORK * x[:1].size))
+        self.out = out
+        return out
 
     def backward(self, dout, need_dx=True):
-        mask = self._cached(self.mask, "the x > 0 mask")
+        out = self._cached(self.out, "the forward's output")
         self.clear_cache()
-        return dout * mask if need_dx else None
+        if not need_dx:
+            return None
+        dout = np.ascontiguousarray(dout, dtype=out.dtype)
+        dx = np.empty_like(out)
+
+        def images(lo, hi):
+            kernels.relu_backward(dout[lo:hi], out[lo:hi], dx[lo:hi])   # dx = dout where out > 0, else 0
+        parallel_for(len(out), images, grain=grain(ELEMENT_WORK * out[:1].size))
+        return dx
 
     def clear_cache(self):
-        self.mask = None
+        self.out = None
 
 
 class Flatten(Layer):
