@@ -23,7 +23,7 @@ extensions = [
         # step got slower, not faster (measured); the kernels are single-threaded.
         extra_compile_args=["-O3"],
     )
-    for name in ("_im2col", "_pool", "_relu", "_sgd")
+    for name in ("_im2col", "_pool", "_relu", "_sgd", "_winograd")
 ]
 
 setup(ext_modules=cythonize(extensions, compiler_directives=DIRECTIVES))

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import tinycnn
-from tinycnn import _im2col_numpy, _pool_numpy, _relu_numpy, kernels
+from tinycnn import _im2col_numpy, _pool_numpy, _relu_numpy, _winograd_numpy, kernels
 from conftest import conv_geometries, conv_naive, dtypes, out_size, pool_geometries, seeds
 
 
@@ -54,7 +54,8 @@ def test_unknown_kernel_choice_is_rejected():
 def test_numpy_choice_selects_reference_modules():
     choice = kernels._select("numpy")
     assert choice[0] == "numpy"
-    assert choice[1] is _im2col_numpy and choice[2] is _pool_numpy and choice[3] is _relu_numpy
+    assert choice[1:] == (_im2col_numpy, _pool_numpy, _relu_numpy, pytest.importorskip('tinycnn._sgd_numpy'),
+                          _winograd_numpy)
 
 
 def test_env_var_numpy_is_honoured_at_import():
@@ -211,6 +212,44 @@ def test_relu_kernels_compiled_match_reference_exactly(n, dtype, seed, special):
     # the formulas: out = max(x, 0) with NaN kept; dx = dout where x > 0, else 0
     np.testing.assert_array_equal(out1, np.maximum(x, 0))
     np.testing.assert_array_equal(dx1, np.where(x > 0, dout, 0))
+
+
+@settings(max_examples=60, deadline=None)
+@given(c=st.integers(1, 4), f=st.integers(1, 4), h=st.integers(1, 9), w=st.integers(1, 9), dtype=dtypes,
+       bias=st.booleans(), seed=seeds)
+def test_winograd_kernels_compiled_match_reference(c, f, h, w, dtype, bias, seed):
+    cy_wino = _compiled("_winograd")
+    rng = np.random.default_rng(seed)
+    th, tw = (h + 1) // 2, (w + 1) // 2
+    xp = np.zeros((c, 2 * th + 2, 2 * tw + 2), dtype)
+    xp[:, 1:h + 1, 1:w + 1] = rng.standard_normal((c, h, w))
+    M = rng.standard_normal((16, f, th * tw)).astype(dtype)
+    b = rng.standard_normal(f).astype(dtype) if bias else None
+    got, ref = [], []
+    for mod, res in ((cy_wino, got), (_winograd_numpy, ref)):
+        V, out = np.full((16, c, th * tw), 9, dtype), np.full((f, h, w), 9, dtype)
+        mod.winograd_input(xp, V)
+        mod.winograd_output(M, out, b)
+        res += [V, out]
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    for g, r in zip(got, ref):
+        np.testing.assert_allclose(g, r, rtol=tol, atol=tol)
+
+
+def test_winograd_computes_a_3x3_convolution_by_hand():
+    """One 4x4 tile, one channel: U * V summed and transformed back is the 2x2 'same'-padded
+    correlation of the tile's centre, computed here directly."""
+    rng = np.random.default_rng(3)
+    img, g = rng.standard_normal((2, 2)), rng.standard_normal((3, 3))
+    xp = np.zeros((1, 4, 4))
+    xp[0, 1:3, 1:3] = img
+    V = np.empty((16, 1, 1))
+    kernels.winograd_input(xp, V)
+    U = (kernels.WINOGRAD_G @ g @ kernels.WINOGRAD_G.T).reshape(16, 1, 1)
+    out = np.empty((1, 2, 2))
+    kernels.winograd_output(U * V, out)
+    direct = [[np.sum(xp[0, y:y + 3, x:x + 3] * g) for x in range(2)] for y in range(2)]
+    np.testing.assert_allclose(out[0], direct, rtol=1e-12, atol=1e-12)
 
 
 def test_kernel_wrappers_reject_out_arrays_of_the_wrong_shape_dtype_or_layout():

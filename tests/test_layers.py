@@ -1,5 +1,7 @@
 """Layers: gradient checks (hypothesis over shapes), hand-computed cases, the
 forward/backward contract, Dropout statistics, and bad-input errors."""
+from contextlib import contextmanager
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -7,6 +9,7 @@ from hypothesis import strategies as st
 
 import tinycnn
 from tinycnn import Conv2D, Dense, Dropout, Flatten, MaxPool2D, ReLU, Sequential
+from tinycnn.layers import conv as conv_module
 from conftest import (away_from_zero, conv_geometries, distinct_values, dtypes, out_size,
                       pool_geometries, seeds)
 
@@ -33,6 +36,66 @@ def test_conv2d_gradcheck(geom, F, seed):
     x = rng.standard_normal((N, C, H, W))
     errors = assert_gradcheck(layer, x)
     assert set(errors) == {"x", "W", "b"}
+
+
+@contextmanager
+def winograd_always():
+    """Every 3x3, stride 1, padding 1 Conv2D takes the Winograd path, however few its channels."""
+    saved, conv_module.WINOGRAD_MIN_CHANNELS = conv_module.WINOGRAD_MIN_CHANNELS, 1
+    try:
+        yield
+    finally:
+        conv_module.WINOGRAD_MIN_CHANNELS = saved
+
+
+@settings(max_examples=40, deadline=None)
+@given(n=st.integers(1, 3), c=st.integers(1, 3), f=st.integers(1, 3), h=st.integers(1, 7), w=st.integers(1, 7),
+       seed=seeds)
+def test_conv2d_winograd_gradcheck(n, c, f, h, w, seed):
+    rng = np.random.default_rng(seed)
+    with winograd_always():
+        layer = Conv2D(c, f, 3, padding=1, rng=rng, dtype=np.float64)
+        assert layer.winograd_applies()
+        layer.params["b"][...] = rng.standard_normal(f)
+        assert_gradcheck(layer, rng.standard_normal((n, c, h, w)))
+
+
+@settings(max_examples=40, deadline=None)
+@given(n=st.integers(1, 4), c=st.integers(1, 5), f=st.integers(1, 5), h=st.integers(1, 9), w=st.integers(1, 9),
+       dtype=dtypes, frozen=st.booleans(), seed=seeds)
+def test_conv2d_winograd_and_im2col_agree(n, c, f, h, w, dtype, frozen, seed):
+    """Same out, dx, dW and db from both algorithms, odd and 1-pixel sizes included."""
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, c, h, w)).astype(dtype)
+    dout = rng.standard_normal((n, f, h, w)).astype(dtype)
+    results = []
+    for algorithm in ("auto", "im2col"):
+        layer = Conv2D(c, f, 3, padding=1, rng=seed % 1000, dtype=dtype)
+        layer.params["b"][...] = np.arange(f) - 1.5
+        layer.trainable = not frozen
+        layer.algorithm = algorithm
+        with winograd_always():
+            assert layer.winograd_applies() == (algorithm == "auto")
+            out = layer.forward(x, training=True)
+            results.append((out, layer.backward(dout)) + (() if frozen else (layer.grads["W"], layer.grads["b"])))
+    tol = 2e-5 if dtype == np.float32 else 1e-12
+    for got, ref in zip(*results):
+        np.testing.assert_allclose(got, ref, rtol=tol, atol=tol * np.abs(ref).max())
+
+
+def test_winograd_applies_only_to_3x3_stride_1_padding_1_with_enough_channels():
+    wide = conv_module.WINOGRAD_MIN_CHANNELS
+    assert Conv2D(wide, wide, 3, padding=1).winograd_applies()
+    assert not Conv2D(wide - 1, wide, 3, padding=1).winograd_applies()
+    assert not Conv2D(wide, wide - 1, 3, padding=1).winograd_applies()
+    for kw in ({"kernel_size": 5, "padding": 2}, {"kernel_size": 3, "padding": 0},
+               {"kernel_size": 3, "padding": 1, "stride": 2}):
+        assert not Conv2D(wide, wide, **kw).winograd_applies()
+    layer = Conv2D(wide, wide, 3, padding=1)
+    layer.algorithm = "im2col"
+    assert not layer.winograd_applies()
+    with pytest.raises(ValueError, match=r"Conv2D.algorithm must be one of \('auto', 'im2col'\), got 'fft'"):
+        layer.algorithm = "fft"
 
 
 @pytest.mark.parametrize("kernel,stride,padding", [((3, 2), (2, 1), (1, 2)), (1, 1, 0), ((2, 4), 3, (2, 0)),

@@ -148,6 +148,16 @@ def test_dense_gives_the_same_result_on_one_and_two_threads(n, i, o, seed):
     assert_same_on_threads(layer, x, np.sin, 2)
 
 
+@pytest.mark.parametrize("n", [1, 3, 7])
+def test_winograd_conv2d_gives_the_same_result_on_one_and_three_threads(n, monkeypatch):
+    from tinycnn.layers import conv
+    monkeypatch.setattr(conv, "WINOGRAD_MIN_CHANNELS", 1)
+    layer = Conv2D(3, 4, 3, padding=1, rng=0, dtype=np.float64)
+    assert layer.winograd_applies()
+    x = np.random.default_rng(n).standard_normal((n, 3, 9, 8))
+    assert_same_on_threads(layer, x, np.cos, 3)
+
+
 @settings(max_examples=20, deadline=None)
 @given(n=st.integers(1, 7), c=st.integers(1, 3), hw=st.integers(2, 7), size=st.integers(1, 3),
        stride=st.integers(1, 3), seed=seeds)

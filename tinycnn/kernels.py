@@ -5,15 +5,15 @@
     "cython"        compiled, or ImportError (CI uses this: no silent fallback)
     "numpy"         the NumPy reference
 
-Both sets share one signature per kernel; see ``_im2col_numpy``, ``_pool_numpy``, ``_relu_numpy``
-and ``_sgd_numpy``.
+Both sets share one signature per kernel; see ``_im2col_numpy``, ``_pool_numpy``, ``_relu_numpy``,
+``_sgd_numpy`` and ``_winograd_numpy``.
 """
 import os
 import warnings
 
 import numpy as np
 
-from . import _im2col_numpy, _pool_numpy, _relu_numpy, _sgd_numpy
+from . import _im2col_numpy, _pool_numpy, _relu_numpy, _sgd_numpy, _winograd_numpy
 
 _CHOICES = ("auto", "cython", "numpy")
 
@@ -22,9 +22,9 @@ def _select(choice):
     if choice not in _CHOICES:
         raise ValueError(f"TINYCNN_KERNELS must be one of {_CHOICES}, got {choice!r}")
     if choice == "numpy":
-        return "numpy", _im2col_numpy, _pool_numpy, _relu_numpy, _sgd_numpy
+        return "numpy", _im2col_numpy, _pool_numpy, _relu_numpy, _sgd_numpy, _winograd_numpy
     try:
-        from . import _im2col, _pool, _relu, _sgd
+        from . import _im2col, _pool, _relu, _sgd, _winograd
     except ImportError as exc:
         if choice == "cython":
             raise ImportError(
@@ -32,11 +32,11 @@ def _select(choice):
                 f"({exc}); build them with `pip install -e .`") from exc
         warnings.warn("tinycnn: compiled kernels not built, using the NumPy reference "
                       "(slower); build them with `pip install -e .`", RuntimeWarning, stacklevel=3)
-        return "numpy", _im2col_numpy, _pool_numpy, _relu_numpy, _sgd_numpy
-    return "cython", _im2col, _pool, _relu, _sgd
+        return "numpy", _im2col_numpy, _pool_numpy, _relu_numpy, _sgd_numpy, _winograd_numpy
+    return "cython", _im2col, _pool, _relu, _sgd, _winograd
 
 
-_BACKEND, _im2col_mod, _pool_mod, _relu_mod, _sgd_mod = _select(os.environ.get("TINYCNN_KERNELS", "auto").lower())
+_BACKEND, _im2col_mod, _pool_mod, _relu_mod, _sgd_mod, _winograd_mod = _select(os.environ.get("TINYCNN_KERNELS", "auto").lower())
 
 
 def backend():
@@ -121,3 +121,27 @@ def sgd_momentum_update(p, g, v, lr, momentum, weight_decay):
     g = np.ascontiguousarray(g, dtype=p.dtype)
     _sgd_mod.sgd_momentum_update(p.reshape(-1), g.reshape(-1), v.reshape(-1),
                                  lr, momentum, weight_decay)
+
+
+WINOGRAD_G = _winograd_numpy.G    # (4, 3) float64: U = G g G^T
+
+
+def winograd_input(xp, V):
+    """xp: (C, 2*th + 2, 2*tw + 2), one image zero-padded -> V: (16, C, th*tw) = B^T d B of
+    each 4x4 tile (stride 2); written into V (C-contiguous, xp's dtype)."""
+    C, Hp, Wp = xp.shape
+    _check_out("winograd_input V", V, (16, C, ((Hp - 2) // 2) * ((Wp - 2) // 2)), xp.dtype)
+    _winograd_mod.winograd_input(xp, V)
+    return V
+
+
+def winograd_output(M, out, bias=None):
+    """M: (16, F, th*tw) -> out: (F, H, W) = A^T m A of each tile (+ bias (F,)), th = ceil(H/2)."""
+    F, H, W = out.shape
+    _check_out("winograd_output out", out, out.shape, M.dtype)
+    if M.shape != (16, F, ((H + 1) // 2) * ((W + 1) // 2)):
+        raise ValueError(f"winograd_output: M has shape {M.shape}, expected {(16, F, ((H + 1) // 2) * ((W + 1) // 2))} "
+                         f"for out {out.shape}")
+    _winograd_mod.winograd_output(np.ascontiguousarray(M), out, bias)
+    return out
+

@@ -1,0 +1,79 @@
+# Compiled Winograd F(2x2, 3x3) transforms. Reference and the formulas: _winograd_numpy.py
+# (same signatures). Directives (boundscheck, wraparound, cdivision, ...) are set in setup.py.
+#
+# B^T d B and A^T m A have entries 0 and +-1, so each transform is a few adds per tile:
+# rows first, then columns, in registers.
+import numpy as np
+from cython cimport floating
+
+
+def winograd_input(const floating[:, :, ::1] xp, floating[:, :, ::1] V):
+    """xp: (C, 2*th + 2, 2*tw + 2), one image padded by 1 -> V: (16, C, th*tw) = B^T d B per tile."""
+    cdef Py_ssize_t C = xp.shape[0], Hp = xp.shape[1], Wp = xp.shape[2]
+    cdef Py_ssize_t th = (Hp - 2) // 2, tw = (Wp - 2) // 2, T = th * tw
+    cdef Py_ssize_t c, ty, tx, t, k
+    cdef const floating* p
+    cdef floating* v
+    cdef floating d[4][4]
+    cdef floating r[4][4]     # r = B^T d
+    with nogil:
+        for c in range(C):
+            v = &V[0, c, 0]
+            for ty in range(th):
+                for tx in range(tw):
+                    p = &xp[c, 2 * ty, 2 * tx]
+                    for k in range(4):
+                        d[k][0] = p[k * Wp]
+                        d[k][1] = p[k * Wp + 1]
+                        d[k][2] = p[k * Wp + 2]
+                        d[k][3] = p[k * Wp + 3]
+                    for k in range(4):                  # rows of B^T d
+                        r[0][k] = d[0][k] - d[2][k]
+                        r[1][k] = d[1][k] + d[2][k]
+                        r[2][k] = d[2][k] - d[1][k]
+                        r[3][k] = d[1][k] - d[3][k]
+                    t = ty * tw + tx
+                    for k in range(4):                  # (B^T d) B, one row at a time
+                        v[(4 * k + 0) * C * T + t] = r[k][0] - r[k][2]
+                        v[(4 * k + 1) * C * T + t] = r[k][1] + r[k][2]
+                        v[(4 * k + 2) * C * T + t] = r[k][2] - r[k][1]
+                        v[(4 * k + 3) * C * T + t] = r[k][1] - r[k][3]
+
+
+def winograd_output(const floating[:, :, ::1] M, floating[:, :, ::1] out, bias=None):
+    """M: (16, F, th*tw) -> out: (F, H, W) = A^T m A per tile (+ bias (F,) if given)."""
+    cdef Py_ssize_t F = M.shape[1], T = M.shape[2], H = out.shape[1], W = out.shape[2]
+    cdef Py_ssize_t th = (H + 1) // 2, tw = (W + 1) // 2
+    cdef Py_ssize_t f, ty, tx, t, k, y, x
+    cdef const floating[::1] b
+    cdef bint has_bias = bias is not None
+    if has_bias:
+        b = bias
+    cdef const floating* m
+    cdef floating u[2][4]     # u = A^T m
+    cdef floating mk[4][4]
+    cdef floating y00, y01, y10, y11, bf
+    with nogil:
+        for f in range(F):
+            m = &M[0, f, 0]
+            bf = b[f] if has_bias else 0
+            for ty in range(th):
+                for tx in range(tw):
+                    t = ty * tw + tx
+                    for k in range(16):
+                        mk[k // 4][k % 4] = m[k * F * T + t]
+                    for k in range(4):                  # rows of A^T m
+                        u[0][k] = mk[0][k] + mk[1][k] + mk[2][k]
+                        u[1][k] = mk[1][k] - mk[2][k] - mk[3][k]
+                    y00 = u[0][0] + u[0][1] + u[0][2] + bf
+                    y01 = u[0][1] - u[0][2] - u[0][3] + bf
+                    y10 = u[1][0] + u[1][1] + u[1][2] + bf
+                    y11 = u[1][1] - u[1][2] - u[1][3] + bf
+                    y, x = 2 * ty, 2 * tx
+                    out[f, y, x] = y00
+                    if x + 1 < W:
+                        out[f, y, x + 1] = y01
+                    if y + 1 < H:
+                        out[f, y + 1, x] = y10
+                        if x + 1 < W:
+                            out[f, y + 1, x + 1] = y11
