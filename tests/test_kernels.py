@@ -225,12 +225,14 @@ def test_winograd_kernels_compiled_match_reference(c, f, h, w, dtype, bias, seed
     xp[:, 1:h + 1, 1:w + 1] = rng.standard_normal((c, h, w))
     M = rng.standard_normal((16, f, th * tw)).astype(dtype)
     b = rng.standard_normal(f).astype(dtype) if bias else None
+    dout = rng.standard_normal((f, h, w)).astype(dtype)
     got, ref = [], []
     for mod, res in ((cy_wino, got), (_winograd_numpy, ref)):
-        V, out = np.full((16, c, th * tw), 9, dtype), np.full((f, h, w), 9, dtype)
+        V, out, D = np.full((16, c, th * tw), 9, dtype), np.full((f, h, w), 9, dtype), np.full((16, f, th * tw), 9, dtype)
         mod.winograd_input(xp, V)
         mod.winograd_output(M, out, b)
-        res += [V, out]
+        mod.winograd_dout(dout, D)
+        res += [V, out, D]
     tol = 1e-5 if dtype == np.float32 else 1e-12
     for g, r in zip(got, ref):
         np.testing.assert_allclose(g, r, rtol=tol, atol=tol)
@@ -250,6 +252,22 @@ def test_winograd_computes_a_3x3_convolution_by_hand():
     kernels.winograd_output(U * V, out)
     direct = [[np.sum(xp[0, y:y + 3, x:x + 3] * g) for x in range(2)] for y in range(2)]
     np.testing.assert_allclose(out[0], direct, rtol=1e-12, atol=1e-12)
+
+
+def test_winograd_weight_gradient_of_one_tile_by_hand():
+    """F(3x3, 2x2): one 2x2 dout tile g over the 4x4 input tile d gives the 3x3 correlation
+    dW[i, j] = sum_ab g[a, b] d[a + i, b + j], computed here directly."""
+    rng = np.random.default_rng(4)
+    img, g = rng.standard_normal((2, 2)), rng.standard_normal((2, 2))
+    xp = np.zeros((1, 4, 4))
+    xp[0, 1:3, 1:3] = img
+    V, D = np.empty((16, 1, 1)), np.empty((16, 1, 1))
+    kernels.winograd_input(xp, V)
+    kernels.winograd_dout(g[None], D)
+    A3T = kernels.WINOGRAD_A3T
+    dW = A3T @ (D * V).reshape(4, 4) @ A3T.T
+    direct = [[np.sum(g * xp[0, i:i + 2, j:j + 2]) for j in range(3)] for i in range(3)]
+    np.testing.assert_allclose(dW, direct, rtol=1e-12, atol=1e-12)
 
 
 def test_kernel_wrappers_reject_out_arrays_of_the_wrong_shape_dtype_or_layout():

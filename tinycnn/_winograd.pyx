@@ -77,3 +77,34 @@ def winograd_output(const floating[:, :, ::1] M, floating[:, :, ::1] out, bias=N
                         out[f, y + 1, x] = y10
                         if x + 1 < W:
                             out[f, y + 1, x + 1] = y11
+
+
+def winograd_dout(const floating[:, :, ::1] dout, floating[:, :, ::1] D):
+    """dout: (F, H, W) -> D: (16, F, th*tw) = G2 g G2^T of each 2x2 tile g (zero beyond H, W)."""
+    cdef Py_ssize_t F = dout.shape[0], H = dout.shape[1], W = dout.shape[2]
+    cdef Py_ssize_t th = (H + 1) // 2, tw = (W + 1) // 2, T = th * tw
+    cdef Py_ssize_t f, ty, tx, t, y, x, k
+    cdef floating g00, g01, g10, g11, half = 0.5
+    cdef floating r[4][2]     # r = G2 g
+    cdef floating* d
+    with nogil:
+        for f in range(F):
+            d = &D[0, f, 0]
+            for ty in range(th):
+                for tx in range(tw):
+                    y, x = 2 * ty, 2 * tx
+                    g00 = dout[f, y, x]
+                    g01 = dout[f, y, x + 1] if x + 1 < W else 0
+                    g10 = dout[f, y + 1, x] if y + 1 < H else 0
+                    g11 = dout[f, y + 1, x + 1] if (y + 1 < H and x + 1 < W) else 0
+                    r[0][0], r[0][1] = g00, g01                              # rows of G2 g
+                    r[1][0], r[1][1] = half * (g00 + g10), half * (g01 + g11)
+                    r[2][0], r[2][1] = half * (g00 - g10), half * (g01 - g11)
+                    r[3][0], r[3][1] = -g10, -g11
+                    t = ty * tw + tx
+                    for k in range(4):                                      # (G2 g) G2^T
+                        d[(4 * k + 0) * F * T + t] = r[k][0]
+                        d[(4 * k + 1) * F * T + t] = half * (r[k][0] + r[k][1])
+                        d[(4 * k + 2) * F * T + t] = half * (r[k][0] - r[k][1])
+                        d[(4 * k + 3) * F * T + t] = -r[k][1]
+

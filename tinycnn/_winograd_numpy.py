@@ -9,6 +9,14 @@ with g a 3x3 kernel, d the 4x4 input tile, and
     A^T = [[1, 1, 1, 0], [0, 1, -1, -1]]
 16 multiplies per (tile, f, c) give 4 outputs, where direct convolution needs 36: 2.25x
 fewer. The sum over c of the 16 elementwise products is 16 GEMMs, (F, C) @ (C, tiles).
+
+The weight gradient dW[f, c] = sum over images and pixels of dout[f, y, x] * xp[c, y + i, x + j]
+is F(3x3, 2x2): per 2x2 tile g of dout and the 4x4 input tile d under it (the same tiles),
+    dW += A3^T [ (G2 g G2^T) * (B^T d B) ] A3        summed over tiles and images: 16 GEMMs
+    G2   = [[1, 0], [1/2, 1/2], [1/2, -1/2], [0, -1]]
+    A3^T = [[1, 1, 1, 0], [0, 1, -1, 0], [0, 1, 1, 1]]
+(F(3, 2)'s usual B^T has its last row negated; that sign sits in G2's last row instead, so
+the input transform B^T d B is the forward's.)
 """
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
@@ -16,6 +24,8 @@ from numpy.lib.stride_tricks import as_strided
 BT = np.array([[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]], dtype=np.float64)
 G = np.array([[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]], dtype=np.float64)
 AT = np.array([[1, 1, 1, 0], [0, 1, -1, -1]], dtype=np.float64)
+G2 = np.array([[1, 0], [0.5, 0.5], [0.5, -0.5], [0, -1]], dtype=np.float64)
+A3T = np.array([[1, 1, 1, 0], [0, 1, -1, 0], [0, 1, 1, 1]], dtype=np.float64)
 
 
 def winograd_input(xp, V):
@@ -38,3 +48,15 @@ def winograd_output(M, out, bias=None):
     m = M.reshape(4, 4, F, th, tw)
     y = np.einsum("ij,jkfyx,lk->fyixl", AT, m, AT).reshape(F, 2 * th, 2 * tw)     # A^T m A
     out[...] = y[:, :H, :W] if bias is None else y[:, :H, :W] + bias[:, None, None]
+
+
+def winograd_dout(dout, D):
+    """dout: (F, H, W), one image's output gradient -> D: (16, F, th*tw), D[4i + j, f, t] =
+    (G2 g G2^T)[i, j] of its 2x2 tile t (zero beyond H, W), th = ceil(H/2)."""
+    F, H, W = dout.shape
+    th, tw = (H + 1) // 2, (W + 1) // 2
+    g = np.zeros((F, 2 * th, 2 * tw), dtype=dout.dtype)
+    g[:, :H, :W] = dout
+    tiles = g.reshape(F, th, 2, tw, 2).transpose(0, 1, 3, 2, 4)                     # (F, th, tw, 2, 2)
+    D[...] = np.einsum("ia,fyxab,jb->ijfyx", G2, tiles, G2).reshape(16, F, th * tw)  # G2 g G2^T
+

@@ -123,7 +123,8 @@ def sgd_momentum_update(p, g, v, lr, momentum, weight_decay):
                                  lr, momentum, weight_decay)
 
 
-WINOGRAD_G = _winograd_numpy.G    # (4, 3) float64: U = G g G^T
+WINOGRAD_G = _winograd_numpy.G      # (4, 3) float64: U = G g G^T
+WINOGRAD_A3T = _winograd_numpy.A3T  # (3, 4) float64: dW = A3^T m A3
 
 
 def winograd_input(xp, V):
@@ -144,4 +145,13 @@ def winograd_output(M, out, bias=None):
                          f"for out {out.shape}")
     _winograd_mod.winograd_output(np.ascontiguousarray(M), out, bias)
     return out
+
+
+def winograd_dout(dout, D):
+    """dout: (F, H, W), one image's output gradient -> D: (16, F, th*tw) = G2 g G2^T of each 2x2
+    tile (the weight gradient's transform, _winograd_numpy); written into D."""
+    F, H, W = dout.shape
+    _check_out("winograd_dout D", D, (16, F, ((H + 1) // 2) * ((W + 1) // 2)), dout.dtype)
+    _winograd_mod.winograd_dout(np.ascontiguousarray(dout), D)
+    return D
 

@@ -16,15 +16,16 @@ the forward of 32 -> 32 channels at batch 32, one thread. The images of a batch 
 split over the engine's threads (tinycnn.parallel).
 
 3x3 kernels with stride 1 and padding 1 (every conv of the paper's plan) take the
-Winograd F(2x2, 3x3) path instead for the forward and for dx (tinycnn/_winograd_numpy.py
-has the formulas): per image,
+Winograd path instead (tinycnn/_winograd_numpy.py has the formulas): per image,
     V      = B^T d B of each 4x4 input tile       (16, C, T), T = ceil(OH/2)*ceil(OW/2)
     M      = U @ V, U = G W G^T                   (16, F, T): 16 GEMMs (F, C) @ (C, T)
     out[n] = A^T m A of each tile + b             (F, OH, OW)
 2.25x fewer multiplies than im2col + GEMM. dx is the same convolution of dout with the
 kernel flipped and its channel axes swapped (stride 1, padding 1 keep the size):
     dx[n] = conv(dout[n], W'),  W'[c, f, i, j] = W[f, c, 2 - i, 2 - j]
-dW keeps im2col + GEMM. The path is taken when both channel counts reach
+and dW is Winograd F(3x3, 2x2) over the same input tiles and 2x2 tiles of dout:
+    dW = A3^T [ sum over images and tiles of (G2 g G2^T) * (B^T d B) ] A3
+The path is taken when both channel counts reach
 WINOGRAD_MIN_CHANNELS and the batch has at least as many images as threads (a smaller
 batch splits output channels over the threads, with im2col); Conv2D.algorithm = "im2col"
 turns it off.
@@ -144,12 +145,18 @@ class Conv2D(Layer):
         dout = np.ascontiguousarray(dout).reshape(N, F, -1)    # (N, F, P)
         dx = np.empty(x.shape, dtype=x.dtype) if need_dx else None
         trainable = self.trainable
-        winograd = need_dx and self.winograd_applies()
-        if winograd:      # dx = conv(dout, W'), W'[c, f] = W[f, c] flipped: (16, C, F)
-            U_flip = winograd_weights(self.params["W"].transpose(1, 0, 2, 3)[:, :, ::-1, ::-1], x.dtype)
-            dout4 = dout.reshape(N, F, *x.shape[2:])
+        winograd = self.winograd_applies()
+        if winograd:
+            dout4 = dout.reshape(N, F, *x.shape[2:])           # (N, F, H, W)
+            if need_dx:   # dx = conv(dout, W'), W'[c, f] = W[f, c] flipped: U_flip (16, C, F)
+                U_flip = winograd_weights(self.params["W"].transpose(1, 0, 2, 3)[:, :, ::-1, ::-1], x.dtype)
 
         def images(lo, hi):                                    # images lo..hi-1, one thread
+            if winograd:
+                dWw = winograd_weight_grad(x, dout4, lo, hi) if trainable else None   # (16, F, C)
+                if need_dx:
+                    winograd_conv(dout4, U_flip, dx, lo, hi)
+                return dWw, (dout[lo:hi].sum(axis=(0, 2)) if trainable else None)
             col = scratch("col", (W2.shape[1], dout.shape[2]), x.dtype)    # (K, P)
             dWT = np.zeros(W2.T.shape, dtype=x.dtype) if trainable else None
             for n in range(lo, hi):
@@ -160,15 +167,19 @@ class Conv2D(Layer):
                     # dW += dout[n] @ col.T, summed as its transpose col @ dout[n].T:
                     # ~20% faster in OpenBLAS for these thin shapes (measured)
                     dWT += np.matmul(col, dout[n].T, out=scratch("dWT_n", dWT.shape, x.dtype))
-                if winograd:
-                    winograd_conv(dout4, U_flip, dx, n, n + 1)
-                elif need_dx:
+                if need_dx:
                     np.matmul(W2.T, dout[n], out=col)          # dcol = W.T @ dout[n]
                     self._col2im(col, out=dx[n:n + 1])
             return dWT, (dout[lo:hi].sum(axis=(0, 2)) if trainable else None)   # db: sum of dout
-        partial = parallel_for(N, images, grain=grain(W2.size * dout.shape[2]))   # per chunk: dW.T (K, F), db (F,)
+        partial = parallel_for(N, images, grain=grain(W2.size * dout.shape[2]))   # per chunk: dW part, db (F,)
         if trainable:
-            self.grad_buffer("W").reshape(F, -1)[...] = sum(dWT for dWT, _ in partial).T
+            dW = sum(part for part, _ in partial)
+            if winograd:                                       # dW = A3^T m A3 per (f, c)
+                A3T = kernels.WINOGRAD_A3T
+                dW = np.einsum("ij,jkfc,lk->fcil", A3T, dW.reshape(4, 4, F, -1), A3T)
+            else:
+                dW = dW.T                                      # (K, F) -> (F, K)
+            self.grad_buffer("W")[...] = dW.reshape(self.params["W"].shape)
             self.grad_buffer("b")[...] = sum(db for _, db in partial)
         self.clear_cache()
         return dx
@@ -218,4 +229,26 @@ def winograd_conv(x, U, out, lo, hi, bias=None):
         kernels.winograd_input(xp, V)                       # V = B^T d B per tile
         np.matmul(U, V, out=M)                              # M = U @ V, 16 GEMMs (F, C) @ (C, T)
         kernels.winograd_output(M, out[n], bias)            # out[n] = A^T m A per tile + bias
+
+
+def winograd_weight_grad(x, dout, lo, hi):
+    """sum over images lo..hi-1 of (G2 g G2^T) * (B^T d B), as 16 GEMMs: (16, F, C); one thread.
+
+    x: (N, C, H, W); dout: (N, F, H, W). dW = A3^T m A3 of the sum (kernels.WINOGRAD_A3T).
+    """
+    _, C, H, W = x.shape
+    F = dout.shape[1]
+    th, tw = (H + 1) // 2, (W + 1) // 2
+    xp = scratch("winograd_xp", (C, 2 * th + 2, 2 * tw + 2), x.dtype)
+    V = scratch("winograd_V", (16, C, th * tw), x.dtype)
+    D = scratch("winograd_D", (16, F, th * tw), x.dtype)
+    part = scratch("winograd_dW_n", (16, F, C), x.dtype)
+    acc = np.zeros((16, F, C), dtype=x.dtype)
+    xp[:, 0], xp[:, H + 1:], xp[:, :, 0], xp[:, :, W + 1:] = 0, 0, 0, 0
+    for n in range(lo, hi):
+        xp[:, 1:H + 1, 1:W + 1] = x[n]
+        kernels.winograd_input(xp, V)                       # B^T d B per 4x4 input tile
+        kernels.winograd_dout(dout[n], D)                   # G2 g G2^T per 2x2 dout tile
+        acc += np.matmul(D, V.transpose(0, 2, 1), out=part)   # sum over tiles: 16 GEMMs (F, T) @ (T, C)
+    return acc
 
