@@ -28,13 +28,13 @@ from tinycnn.flops import profile
 @contextmanager
 def count_macs():
     """with count_macs() as c: c.macs is then the multiply-adds of every np.matmul inside
-    (the layers call np.matmul for each GEMM; a @ b would not be counted)."""
+    (the layers call np.matmul for each GEMM, or a stack of them; a @ b would not be counted)."""
     counter, real = SimpleNamespace(macs=0, calls=0), np.matmul
 
     def counting(a, b, *args, **kwargs):
-        if a.ndim != 2 or b.ndim != 2:
-            raise AssertionError(f"the layers' GEMMs are 2-D, got {a.shape} @ {b.shape}")
-        counter.macs += a.shape[0] * a.shape[1] * b.shape[1]
+        if a.ndim != b.ndim or a.ndim not in (2, 3) or a.shape[:-2] != b.shape[:-2]:
+            raise AssertionError(f"the layers' GEMMs are 2-D or equal stacks of them, got {a.shape} @ {b.shape}")
+        counter.macs += int(np.prod(a.shape[:-2])) * a.shape[-2] * a.shape[-1] * b.shape[-1]
         counter.calls += 1
         return real(a, b, *args, **kwargs)
 
@@ -157,6 +157,25 @@ def test_col2im_adds_are_the_in_bounds_taps(C, H, W, kh, kw, sh, sw, pad):
     with_dx = profile(model, (C, H, W), softmax=False, need_dx=True).totals["backward_flops"]
     without = profile(model, (C, H, W), softmax=False).totals["backward_flops"]
     assert with_dx - without == 2 * conv.out_channels * C * kh * kw * OH * OW + adds
+
+
+@pytest.mark.parametrize("H,W", [(8, 8), (7, 5)])
+def test_winograd_convs_multiply_16_per_tile_where_the_count_says_36(H, W):
+    """The counted MACs are the direct convolution's; on the Winograd path the engine's GEMMs
+    do 16*F*C per 2x2 output tile in the forward, in dx and in dW."""
+    from tinycnn.layers import conv as conv_module
+    C = F = conv_module.WINOGRAD_MIN_CHANNELS
+    layer = Conv2D(C, F, 3, padding=1, rng=0)
+    assert layer.winograd_applies()
+    x = np.random.default_rng(0).random((2, C, H, W), dtype=np.float32)
+    tiles = 2 * ((H + 1) // 2) * ((W + 1) // 2)
+    with count_macs() as c:
+        out = layer.forward(x, training=True)
+    assert c.macs == 16 * F * C * tiles
+    with count_macs() as c:
+        layer.backward(np.ones_like(out))
+    assert c.macs == 2 * 16 * F * C * tiles                            # dW and dx
+    assert profile(Sequential([layer]), (C, H, W), batch=2, softmax=False).totals["macs"] == 9 * F * C * 2 * H * W
 
 
 def test_freezing_the_shared_prefix_saves_what_the_engine_skips():

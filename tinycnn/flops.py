@@ -1,10 +1,10 @@
 """Analytic cost of a Sequential: MACs, FLOPs, params, memory, per layer and in total.
 
 ``profile(model, (C, H, W))`` walks the layers with their ``output_shape`` and counts,
-per sample (times ``batch``), what the engine actually does:
+per sample (times ``batch``), what the engine does with im2col convolutions:
 
 MACs (multiply-accumulates) are the GEMM work only, exactly the products of the layers'
-``np.matmul`` calls (tests/test_flops.py counts them):
+``np.matmul`` calls when every Conv2D runs im2col (tests/test_flops.py counts them):
     Conv2D  F*C*kh*kw*OH*OW   (taps on padding included: the im2col GEMM multiplies them)
     Dense   in*out
 
@@ -17,6 +17,11 @@ FLOPs count every arithmetic operation as 1: a MAC is 2 (multiply + add), and
     softmax    6K - 1 for K logits, as ``tinycnn.softmax`` computes exp(log_softmax):
                K-1 max comparisons, K subtractions, K exps, K-1 adds, 1 log,
                K subtractions, K exps (each exp and log counted as 1 FLOP)
+
+Convs that take the Winograd path (3x3, stride 1, padding 1, enough channels:
+tinycnn.layers.conv) multiply less: 16*F*C*ceil(OH/2)*ceil(OW/2) MACs per GEMM pass, 4/9
+of the count above at even sizes, plus their transforms. The counts here stay the direct
+convolution's, the convention GFLOP/s figures are compared by ("effective" GFLOP/s).
 
 ``paper_formula`` is Ding et al.'s Section 1.3 cost of a conv layer,
 c_j*f_w*f_h*c_{j+1}*w_{j+1}*h_{j+1}, summed over conv layers only: it equals the
