@@ -134,10 +134,12 @@ def peak_memory(lib, threads):
     return int(out[0]), int(out[1])
 
 
-def conv_step(cin, cout):
-    """Forward + backward (dW, db, dx) of one Conv2D; FLOPs = 3 GEMMs x 2 x MACs."""
+def conv_step(cin, cout, algorithm="auto"):
+    """Forward + backward (dW, db, dx) of one Conv2D; FLOPs = 3 GEMMs x 2 x MACs of the direct
+    convolution (the Winograd path multiplies 4/9 of them: its GFLOP/s are effective ones)."""
     rng = np.random.default_rng(0)
     layer = Conv2D(cin, cout, 3, padding=1, rng=rng)
+    layer.algorithm = algorithm
     x = rng.standard_normal((BATCH, cin, SIZE, SIZE), dtype=np.float32)
     dout = rng.standard_normal((BATCH, cout, SIZE, SIZE), dtype=np.float32)
 
@@ -145,7 +147,7 @@ def conv_step(cin, cout):
         layer.forward(x, training=True)
         layer.backward(dout)
 
-    return step, 3 * 2 * BATCH * cout * SIZE * SIZE * cin * 9
+    return step, 3 * 2 * BATCH * cout * SIZE * SIZE * cin * 9, layer.winograd_applies()
 
 
 def step_flops(model, shape):
@@ -284,18 +286,25 @@ def main():
     sgemm = sgemm_step(threads)
     print(f"\nConv2D 3x3 pad 1, batch {BATCH}, {SIZE}x{SIZE}, forward+backward, timed in turn with "
           f"a NumPy sgemm {SGEMM_N}^3 (median of {args.repeat} rounds of 3):")
-    print(f"{'channels':>10} {'GFLOP/s':>8} {'sgemm GFLOP/s':>14} {'% of sgemm':>10}")
+    print("(GFLOP/s count the direct convolution's FLOPs; 'x im2col' is the speed-up over the same layer "
+          "with algorithm='im2col', timed in turn)")
+    print(f"{'channels':>10} {'path':>9} {'GFLOP/s':>8} {'sgemm GFLOP/s':>14} {'% of sgemm':>10} {'x im2col':>9}")
     result["conv"] = []
     peaks = []
     for cin, cout in CONV_SHAPES:
-        step, flops = conv_step(cin, cout)
+        step, flops, winograd = conv_step(cin, cout)
         t_conv, t_gemm, ratio = paired_seconds(step, sgemm, args.repeat)
         g, peak = flops / t_conv / 1e9, 2 * SGEMM_N ** 3 / t_gemm / 1e9
         frac = (flops / (2 * SGEMM_N ** 3)) / ratio  # median per-round conv/sgemm rate ratio
+        speedup = 1.0
+        if winograd:
+            _, _, over = paired_seconds(conv_step(cin, cout, "im2col")[0], step, args.repeat)
+            speedup = over
         peaks.append(peak)
-        result["conv"].append({"in": cin, "out": cout, "gflops": g, "sgemm_gflops": peak,
-                               "fraction_of_sgemm": frac})
-        print(f"{cin:>4} -> {cout:<3} {g:8.1f} {peak:14.1f} {100 * frac:9.1f}%")
+        path = "winograd" if winograd else "im2col"
+        result["conv"].append({"in": cin, "out": cout, "path": path, "gflops": g, "sgemm_gflops": peak,
+                               "fraction_of_sgemm": frac, "speedup_over_im2col": speedup})
+        print(f"{cin:>4} -> {cout:<3} {path:>9} {g:8.1f} {peak:14.1f} {100 * frac:9.1f}% {speedup:8.2f}x")
 
     try:
         import torch
@@ -373,11 +382,12 @@ def markdown_report(result, command):
              f"{result['load_average_start'][0]:.2f}.", "",
              f"tinycnn kernels: {result['tinycnn_backend']}; NumPy {result['numpy']}; BLAS: {blas}; "
              f"PyTorch: {result.get('torch', 'not installed')}", "",
-             "| Conv2D 3x3 pad 1, batch 32, 28x28, fwd+bwd | GFLOP/s | same-run sgemm GFLOP/s | % of sgemm |",
-             "|---|---|---|---|"]
+             "| Conv2D 3x3 pad 1, batch 32, 28x28, fwd+bwd | path | GFLOP/s (effective) | same-run sgemm GFLOP/s "
+             "| % of sgemm | speed-up over im2col |",
+             "|---|---|---|---|---|---|"]
     for row in result["conv"]:
-        lines.append(f"| {row['in']} -> {row['out']} | {row['gflops']:.1f} | {row['sgemm_gflops']:.1f} "
-                     f"| {100 * row['fraction_of_sgemm']:.1f}% |")
+        lines.append(f"| {row['in']} -> {row['out']} | {row['path']} | {row['gflops']:.1f} | {row['sgemm_gflops']:.1f} "
+                     f"| {100 * row['fraction_of_sgemm']:.1f}% | {row['speedup_over_im2col']:.2f}x |")
     lines += ["", "| net | train img/s (batch 32) | batch-1 latency ms | PyTorch img/s | PyTorch ms "
               "| train ratio | latency ratio |", "|---|---|---|---|---|---|---|"]
     for name, row in result["nets"].items():
