@@ -26,9 +26,8 @@ kernel flipped and its channel axes swapped (stride 1, padding 1 keep the size):
 and dW is Winograd F(3x3, 2x2) over the same input tiles and 2x2 tiles of dout:
     dW = A3^T [ sum over images and tiles of (G2 g G2^T) * (B^T d B) ] A3
 The path is taken when both channel counts reach
-WINOGRAD_MIN_CHANNELS and the batch has at least as many images as threads (a smaller
-batch splits output channels over the threads, with im2col); Conv2D.algorithm = "im2col"
-turns it off.
+WINOGRAD_MIN_CHANNELS; Conv2D.algorithm = "im2col" turns it off. With fewer images than
+threads (batch-1 latency), either path splits each image's output channels over the threads.
 """
 import numpy as np
 
@@ -118,20 +117,28 @@ class Conv2D(Layer):
                 np.matmul(W2, col, out=out[n])                 # out[n] = W @ col
                 out[n] += b                                    #          + b
         macs = W2.size * OH * OW                               # per image
-        if N >= get_threads() and self.winograd_applies():
-            U = winograd_weights(self.params["W"], x.dtype)     # (16, F, C)
-            parallel_for(N, lambda lo, hi: winograd_conv(x, U, out.reshape(N, F, OH, OW), lo, hi, b[:, 0]),
-                         grain=grain(macs))
+        out4 = out.reshape(N, F, OH, OW)
+        winograd = self.winograd_applies()
+        U = winograd_weights(self.params["W"], x.dtype) if winograd else None   # (16, F, C)
+        if N >= get_threads() and winograd:
+            parallel_for(N, lambda lo, hi: winograd_conv(x, U, out4, lo, hi, b[:, 0]), grain=grain(macs))
         elif N >= get_threads():
             parallel_for(N, images, grain=grain(macs))
         else:  # fewer images than threads (batch-1 latency): split each image's output channels
-            col = np.empty((W2.shape[1], OH * OW), dtype=x.dtype)
+            col = None if winograd else np.empty((W2.shape[1], OH * OW), dtype=x.dtype)
             for n in range(N):
-                self._im2col(x[n:n + 1], out=col)
+                if winograd:
+                    V = winograd_tiles(x[n])                   # (16, C, T), read by every thread
 
-                def channels(lo, hi, n=n):                     # output channels lo..hi-1, one thread
-                    np.matmul(W2[lo:hi], col, out=out[n, lo:hi])
-                    out[n, lo:hi] += b[lo:hi]
+                    def channels(lo, hi, n=n, V=V):            # output channels lo..hi-1, one thread
+                        M = np.matmul(U[:, lo:hi], V, out=scratch("winograd_M", (16, hi - lo, V.shape[2]), x.dtype))
+                        kernels.winograd_output(M, out4[n, lo:hi], b[lo:hi, 0])
+                else:
+                    self._im2col(x[n:n + 1], out=col)
+
+                    def channels(lo, hi, n=n):                 # output channels lo..hi-1, one thread
+                        np.matmul(W2[lo:hi], col, out=out[n, lo:hi])
+                        out[n, lo:hi] += b[lo:hi]
                 parallel_for(F, channels, grain=grain(macs // F))
         self.x = x
         return out.reshape(N, F, OH, OW)
@@ -211,23 +218,26 @@ def winograd_weights(W, dtype):
     return np.ascontiguousarray(U.reshape(16, *W.shape[:2]), dtype=dtype)
 
 
+def winograd_tiles(img):
+    """img: (C, H, W) -> V: (16, C, T) = B^T d B of each 4x4 tile of img zero-padded by 1,
+    T = ceil(H/2)*ceil(W/2). V is the calling thread's scratch array: read it before the next call."""
+    C, H, W = img.shape
+    th, tw = (H + 1) // 2, (W + 1) // 2
+    xp = scratch("winograd_xp", (C, 2 * th + 2, 2 * tw + 2), img.dtype)
+    xp[:, 0], xp[:, H + 1:], xp[:, :, 0], xp[:, :, W + 1:] = 0, 0, 0, 0   # the border: zero padding
+    xp[:, 1:H + 1, 1:W + 1] = img
+    return kernels.winograd_input(xp, scratch("winograd_V", (16, C, th * tw), img.dtype))
+
+
 def winograd_conv(x, U, out, lo, hi, bias=None):
     """out[n] = conv(x[n], W) + bias for images lo..hi-1 (3x3, stride 1, padding 1), one thread.
 
     x: (N, C, H, W); U: (16, F, C) from winograd_weights(W); out: (N, F, H, W); bias: (F,) or None.
     """
-    _, C, H, W = x.shape
-    F = U.shape[1]
     bias = None if bias is None else bias.astype(x.dtype, copy=False)
-    th, tw = (H + 1) // 2, (W + 1) // 2
-    xp = scratch("winograd_xp", (C, 2 * th + 2, 2 * tw + 2), x.dtype)   # one image, zero-padded
-    V = scratch("winograd_V", (16, C, th * tw), x.dtype)
-    M = scratch("winograd_M", (16, F, th * tw), x.dtype)
-    xp[:, 0], xp[:, H + 1:], xp[:, :, 0], xp[:, :, W + 1:] = 0, 0, 0, 0   # the border: zero padding
     for n in range(lo, hi):
-        xp[:, 1:H + 1, 1:W + 1] = x[n]
-        kernels.winograd_input(xp, V)                       # V = B^T d B per tile
-        np.matmul(U, V, out=M)                              # M = U @ V, 16 GEMMs (F, C) @ (C, T)
+        V = winograd_tiles(x[n])                            # V = B^T d B per tile
+        M = np.matmul(U, V, out=scratch("winograd_M", (16, U.shape[1], V.shape[2]), x.dtype))   # 16 GEMMs
         kernels.winograd_output(M, out[n], bias)            # out[n] = A^T m A per tile + bias
 
 
@@ -236,19 +246,10 @@ def winograd_weight_grad(x, dout, lo, hi):
 
     x: (N, C, H, W); dout: (N, F, H, W). dW = A3^T m A3 of the sum (kernels.WINOGRAD_A3T).
     """
-    _, C, H, W = x.shape
-    F = dout.shape[1]
-    th, tw = (H + 1) // 2, (W + 1) // 2
-    xp = scratch("winograd_xp", (C, 2 * th + 2, 2 * tw + 2), x.dtype)
-    V = scratch("winograd_V", (16, C, th * tw), x.dtype)
-    D = scratch("winograd_D", (16, F, th * tw), x.dtype)
-    part = scratch("winograd_dW_n", (16, F, C), x.dtype)
+    C, F = x.shape[1], dout.shape[1]
     acc = np.zeros((16, F, C), dtype=x.dtype)
-    xp[:, 0], xp[:, H + 1:], xp[:, :, 0], xp[:, :, W + 1:] = 0, 0, 0, 0
     for n in range(lo, hi):
-        xp[:, 1:H + 1, 1:W + 1] = x[n]
-        kernels.winograd_input(xp, V)                       # B^T d B per 4x4 input tile
-        kernels.winograd_dout(dout[n], D)                   # G2 g G2^T per 2x2 dout tile
-        acc += np.matmul(D, V.transpose(0, 2, 1), out=part)   # sum over tiles: 16 GEMMs (F, T) @ (T, C)
+        V = winograd_tiles(x[n])                            # B^T d B per 4x4 input tile
+        D = kernels.winograd_dout(dout[n], scratch("winograd_D", (16, F, V.shape[2]), x.dtype))   # G2 g G2^T
+        acc += np.matmul(D, V.transpose(0, 2, 1), out=scratch("winograd_dW_n", (16, F, C), x.dtype))
     return acc
-
