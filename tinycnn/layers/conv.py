@@ -192,7 +192,7 @@ class Conv2D(Layer):
         return dx
 
     def winograd_applies(self):
-        """True if forward and dx take the Winograd path: algorithm "auto", 3x3, stride 1,
+        """True if forward, dx and dW take the Winograd path: algorithm "auto", 3x3, stride 1,
         padding 1, at least WINOGRAD_MIN_CHANNELS input and output channels."""
         return (self.algorithm == "auto" and self.kernel_size == (3, 3) and self.stride == (1, 1)
                 and self.padding == (1, 1)
