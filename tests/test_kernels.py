@@ -226,13 +226,18 @@ def test_winograd_kernels_compiled_match_reference(c, f, h, w, dtype, bias, seed
     M = rng.standard_normal((16, f, th * tw)).astype(dtype)
     b = rng.standard_normal(f).astype(dtype) if bias else None
     dout = rng.standard_normal((f, h, w)).astype(dtype)
+    W = rng.standard_normal((f, c, 3, 3)).astype(dtype)
+    Mw = rng.standard_normal((16, f, c)).astype(dtype)
     got, ref = [], []
     for mod, res in ((cy_wino, got), (_winograd_numpy, ref)):
         V, out, D = np.full((16, c, th * tw), 9, dtype), np.full((f, h, w), 9, dtype), np.full((16, f, th * tw), 9, dtype)
+        U, dW = np.full((16, f, c), 9, dtype), np.full((f, c, 3, 3), 9, dtype)
         mod.winograd_input(xp, V)
         mod.winograd_output(M, out, b)
         mod.winograd_dout(dout, D)
-        res += [V, out, D]
+        mod.winograd_weights(W, U)
+        mod.winograd_weight_grad(Mw, dW)
+        res += [V, out, D, U, dW]
     tol = 1e-5 if dtype == np.float32 else 1e-12
     for g, r in zip(got, ref):
         np.testing.assert_allclose(g, r, rtol=tol, atol=tol)

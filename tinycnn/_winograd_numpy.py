@@ -60,3 +60,15 @@ def winograd_dout(dout, D):
     tiles = g.reshape(F, th, 2, tw, 2).transpose(0, 1, 3, 2, 4)                     # (F, th, tw, 2, 2)
     D[...] = np.einsum("ia,fyxab,jb->ijfyx", G2, tiles, G2).reshape(16, F, th * tw)  # G2 g G2^T
 
+
+def winograd_weights(W, U):
+    """W: (F, C, 3, 3) -> U: (16, F, C), U[4i + j, f, c] = (G g G^T)[i, j] of kernel g = W[f, c]."""
+    F, C = W.shape[:2]
+    U[...] = np.einsum("ij,fcjk,lk->ilfc", G, W, G).reshape(16, F, C)
+
+
+def winograd_weight_grad(M, dW):
+    """M: (16, F, C), summed (G2 g G2^T) * (B^T d B) -> dW: (F, C, 3, 3) = A3^T m A3 per (f, c)."""
+    F, C = M.shape[1:]
+    dW[...] = np.einsum("ij,jkfc,lk->fcil", A3T, M.reshape(4, 4, F, C), A3T)
+

@@ -155,3 +155,20 @@ def winograd_dout(dout, D):
     _winograd_mod.winograd_dout(np.ascontiguousarray(dout), D)
     return D
 
+
+def winograd_weights(W, dtype):
+    """W: (F, C, 3, 3) -> U: (16, F, C) of dtype, U[4i + j] = (G g G^T)[i, j] of every 3x3 kernel g."""
+    W = np.ascontiguousarray(W, dtype=dtype)
+    U = np.empty((16,) + W.shape[:2], dtype=dtype)
+    _winograd_mod.winograd_weights(W, U)
+    return U
+
+
+def winograd_weight_grad(M, dtype):
+    """M: (16, F, C), the summed products of the weight gradient's transforms -> dW: (F, C, 3, 3)
+    of dtype, A3^T m A3 per (f, c)."""
+    M = np.ascontiguousarray(M, dtype=dtype)
+    dW = np.empty(M.shape[1:] + (3, 3), dtype=dtype)
+    _winograd_mod.winograd_weight_grad(M, dW)
+    return dW
+

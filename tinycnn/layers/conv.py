@@ -36,7 +36,9 @@ from ..parallel import get_threads, grain, parallel_for, scratch
 from .base import Layer, check_positive, init_weights, pair
 
 # Below this many input or output channels the 16 GEMMs of Winograd are too thin to pay for
-# its transforms (1 -> 32 channels: 9x slower forward than im2col; 8 -> 8: 0.9x, measured).
+# its transforms. fwd+bwd at batch 32, one thread, Winograd over im2col (quiet machine):
+# 8 -> 8 0.75x, 12 -> 12 0.99x, 20 -> 32 0.97x, 32 -> 32 1.14x, 48 -> 48 1.25x, 128 -> 128 1.44x;
+# the forward of 1 -> 32 is 9x slower.
 WINOGRAD_MIN_CHANNELS = 32
 
 
@@ -119,7 +121,7 @@ class Conv2D(Layer):
         macs = W2.size * OH * OW                               # per image
         out4 = out.reshape(N, F, OH, OW)
         winograd = self.winograd_applies()
-        U = winograd_weights(self.params["W"], x.dtype) if winograd else None   # (16, F, C)
+        U = kernels.winograd_weights(self.params["W"], x.dtype) if winograd else None   # (16, F, C) = G W G^T
         if N >= get_threads() and winograd:
             parallel_for(N, lambda lo, hi: winograd_conv(x, U, out4, lo, hi, b[:, 0]), grain=grain(macs))
         elif N >= get_threads():
@@ -156,7 +158,7 @@ class Conv2D(Layer):
         if winograd:
             dout4 = dout.reshape(N, F, *x.shape[2:])           # (N, F, H, W)
             if need_dx:   # dx = conv(dout, W'), W'[c, f] = W[f, c] flipped: U_flip (16, C, F)
-                U_flip = winograd_weights(self.params["W"].transpose(1, 0, 2, 3)[:, :, ::-1, ::-1], x.dtype)
+                U_flip = kernels.winograd_weights(self.params["W"].transpose(1, 0, 2, 3)[:, :, ::-1, ::-1], x.dtype)
 
         def images(lo, hi):                                    # images lo..hi-1, one thread
             if winograd:
@@ -182,8 +184,7 @@ class Conv2D(Layer):
         if trainable:
             dW = sum(part for part, _ in partial)
             if winograd:                                       # dW = A3^T m A3 per (f, c)
-                A3T = kernels.WINOGRAD_A3T
-                dW = np.einsum("ij,jkfc,lk->fcil", A3T, dW.reshape(4, 4, F, -1), A3T)
+                dW = kernels.winograd_weight_grad(dW, x.dtype)
             else:
                 dW = dW.T                                      # (K, F) -> (F, K)
             self.grad_buffer("W")[...] = dW.reshape(self.params["W"].shape)
@@ -211,13 +212,6 @@ class Conv2D(Layer):
         self.x = None
 
 
-def winograd_weights(W, dtype):
-    """W: (F, C, 3, 3) -> U: (16, F, C) of dtype, U[4i + j] = (G g G^T)[i, j] of every 3x3 kernel g."""
-    G = kernels.WINOGRAD_G
-    U = np.einsum("ij,fcjk,lk->ilfc", G, W.astype(np.float64), G)
-    return np.ascontiguousarray(U.reshape(16, *W.shape[:2]), dtype=dtype)
-
-
 def winograd_tiles(img):
     """img: (C, H, W) -> V: (16, C, T) = B^T d B of each 4x4 tile of img zero-padded by 1,
     T = ceil(H/2)*ceil(W/2). V is the calling thread's scratch array: read it before the next call."""
@@ -232,7 +226,7 @@ def winograd_tiles(img):
 def winograd_conv(x, U, out, lo, hi, bias=None):
     """out[n] = conv(x[n], W) + bias for images lo..hi-1 (3x3, stride 1, padding 1), one thread.
 
-    x: (N, C, H, W); U: (16, F, C) from winograd_weights(W); out: (N, F, H, W); bias: (F,) or None.
+    x: (N, C, H, W); U: (16, F, C) from kernels.winograd_weights(W); out: (N, F, H, W); bias: (F,) or None.
     """
     bias = None if bias is None else bias.astype(x.dtype, copy=False)
     for n in range(lo, hi):
@@ -244,7 +238,7 @@ def winograd_conv(x, U, out, lo, hi, bias=None):
 def winograd_weight_grad(x, dout, lo, hi):
     """sum over images lo..hi-1 of (G2 g G2^T) * (B^T d B), as 16 GEMMs: (16, F, C); one thread.
 
-    x: (N, C, H, W); dout: (N, F, H, W). dW = A3^T m A3 of the sum (kernels.WINOGRAD_A3T).
+    x: (N, C, H, W); dout: (N, F, H, W). dW = A3^T m A3 of the sum (kernels.winograd_weight_grad).
     """
     C, F = x.shape[1], dout.shape[1]
     acc = np.zeros((16, F, C), dtype=x.dtype)
