@@ -3,6 +3,8 @@
 The test modules import these with ``from conftest import ...`` (pytest's default
 "prepend" import mode puts tests/ on sys.path).
 """
+from contextlib import contextmanager
+
 import numpy as np
 
 from hypothesis import strategies as st
@@ -92,3 +94,15 @@ def conv_naive(x, W, b, stride, padding):
                                     acc += float(x[n, c, h, w]) * float(W[f, c, i, j])
                     out[n, f, oh, ow] = acc
     return out
+
+
+@contextmanager
+def module_setting(module, name, value):
+    """module.name = value inside the block, restored after (hypothesis tests cannot take the
+    function-scoped monkeypatch fixture)."""
+    saved = getattr(module, name)
+    setattr(module, name, value)
+    try:
+        yield
+    finally:
+        setattr(module, name, saved)

@@ -1,7 +1,5 @@
 """Layers: gradient checks (hypothesis over shapes), hand-computed cases, the
 forward/backward contract, Dropout statistics, and bad-input errors."""
-from contextlib import contextmanager
-
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -10,7 +8,7 @@ from hypothesis import strategies as st
 import tinycnn
 from tinycnn import Conv2D, Dense, Dropout, Flatten, MaxPool2D, ReLU, Sequential
 from tinycnn.layers import conv as conv_module
-from conftest import (away_from_zero, conv_geometries, distinct_values, dtypes, out_size,
+from conftest import (away_from_zero, conv_geometries, distinct_values, dtypes, module_setting, out_size,
                       pool_geometries, seeds)
 
 TOL = 1e-6
@@ -38,14 +36,9 @@ def test_conv2d_gradcheck(geom, F, seed):
     assert set(errors) == {"x", "W", "b"}
 
 
-@contextmanager
 def winograd_always():
     """Every 3x3, stride 1, padding 1 Conv2D takes the Winograd path, however few its channels."""
-    saved, conv_module.WINOGRAD_MIN_CHANNELS = conv_module.WINOGRAD_MIN_CHANNELS, 1
-    try:
-        yield
-    finally:
-        conv_module.WINOGRAD_MIN_CHANNELS = saved
+    return module_setting(conv_module, "WINOGRAD_MIN_CHANNELS", 1)
 
 
 @settings(max_examples=40, deadline=None)

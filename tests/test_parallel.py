@@ -4,7 +4,6 @@ import os
 import subprocess
 import sys
 import threading
-from contextlib import contextmanager
 
 import numpy as np
 import pytest
@@ -15,17 +14,12 @@ import tinycnn
 from tinycnn import SGD, Conv2D, Dense, MaxPool2D, ReLU, Sequential, parallel, softmax_cross_entropy
 from tinycnn.parallel import chunks, grain, parallel_for, scratch, threads
 from cloudedge.system.models import edge_cnn
-from conftest import conv_geometries, seeds
+from conftest import conv_geometries, module_setting, seeds
 
 
-@contextmanager
 def any_chunk_size():
     """Split work however small (the layers' tests use tiny shapes that would run on one thread)."""
-    saved, parallel.MIN_CHUNK_WORK = parallel.MIN_CHUNK_WORK, 1
-    try:
-        yield
-    finally:
-        parallel.MIN_CHUNK_WORK = saved
+    return module_setting(parallel, "MIN_CHUNK_WORK", 1)
 
 
 def test_grain_keeps_small_work_on_one_thread():
