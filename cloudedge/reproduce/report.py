@@ -380,8 +380,8 @@ def write_report(out, path):
 
          "## Targets", "", "| target | verdict | measured |", "|---|---|---|"]
     if (out / "previous" / "REPRODUCTION.md").exists():
-        L[-4:-4] = ["Targets marked not run were last measured at the earlier defaults (widths ÷8, no warm-up, "
-                    "the paper's edge stopping rules); that report is kept in "
+        L[-4:-4] = ["The report made at the earlier defaults (widths ÷8, no warm-up, the paper's edge stopping "
+                    "rules) is kept for comparison in "
                     f"[{rel}/previous/REPRODUCTION.md]({rel}/previous/REPRODUCTION.md).", ""]
     for label, status, text in verdicts(res):
         L.append(f"| {label} | **{status}** | {text} |")
