@@ -76,6 +76,25 @@ def test_conv2d_winograd_and_im2col_agree(n, c, f, h, w, dtype, frozen, seed):
         np.testing.assert_allclose(got, ref, rtol=tol, atol=tol * np.abs(ref).max())
 
 
+@pytest.mark.parametrize("n_threads", [1, 2])
+@pytest.mark.parametrize("n", [1, 3])
+def test_conv2d_winograd_takes_a_float64_dout_into_float32_weights(n, n_threads):
+    """Batch 1 on two threads included: the transforms run in the input's dtype, as im2col's GEMMs do."""
+    rng = np.random.default_rng(n)
+    x = rng.standard_normal((n, 2, 5, 6)).astype(np.float32)
+    dout = rng.standard_normal((n, 3, 5, 6))                         # float64
+    results = []
+    for algorithm in ("auto", "im2col"):
+        layer = Conv2D(2, 3, 3, padding=1, rng=0, dtype=np.float32)
+        layer.params["b"][...] = [0.5, -1.0, 2.0]
+        layer.algorithm = algorithm
+        with winograd_always(), tinycnn.threads(n_threads):
+            out = layer.forward(x, training=True)
+            results.append((out, layer.backward(dout), layer.grads["W"].copy()))
+    for got, ref in zip(*results):
+        np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-5)
+
+
 def test_winograd_applies_only_to_3x3_stride_1_padding_1_with_enough_channels():
     wide = conv_module.WINOGRAD_MIN_CHANNELS
     assert Conv2D(wide, wide, 3, padding=1).winograd_applies()

@@ -122,8 +122,9 @@ class Conv2D(Layer):
         out4 = out.reshape(N, F, OH, OW)
         winograd = self.winograd_applies()
         U = kernels.winograd_weights(self.params["W"], x.dtype) if winograd else None   # (16, F, C) = G W G^T
+        bias = self.params["b"].astype(x.dtype, copy=False)   # (F,), the transforms' dtype
         if N >= get_threads() and winograd:
-            parallel_for(N, lambda lo, hi: winograd_conv(x, U, out4, lo, hi, b[:, 0]), grain=grain(macs))
+            parallel_for(N, lambda lo, hi: winograd_conv(x, U, out4, lo, hi, bias), grain=grain(macs))
         elif N >= get_threads():
             parallel_for(N, images, grain=grain(macs))
         else:  # fewer images than threads (batch-1 latency): split each image's output channels
@@ -134,7 +135,7 @@ class Conv2D(Layer):
 
                     def channels(lo, hi, n=n, V=V):            # output channels lo..hi-1, one thread
                         M = np.matmul(U[:, lo:hi], V, out=scratch("winograd_M", (16, hi - lo, V.shape[2]), x.dtype))
-                        kernels.winograd_output(M, out4[n, lo:hi], b[lo:hi, 0])
+                        kernels.winograd_output(M, out4[n, lo:hi], bias[lo:hi])
                 else:
                     self._im2col(x[n:n + 1], out=col)
 
@@ -156,7 +157,7 @@ class Conv2D(Layer):
         trainable = self.trainable
         winograd = self.winograd_applies()
         if winograd:
-            dout4 = dout.reshape(N, F, *x.shape[2:])           # (N, F, H, W)
+            dout4 = dout.reshape(N, F, *x.shape[2:]).astype(x.dtype, copy=False)   # (N, F, H, W)
             if need_dx:   # dx = conv(dout, W'), W'[c, f] = W[f, c] flipped: U_flip (16, C, F)
                 U_flip = kernels.winograd_weights(self.params["W"].transpose(1, 0, 2, 3)[:, :, ::-1, ::-1], x.dtype)
 
@@ -226,9 +227,9 @@ def winograd_tiles(img):
 def winograd_conv(x, U, out, lo, hi, bias=None):
     """out[n] = conv(x[n], W) + bias for images lo..hi-1 (3x3, stride 1, padding 1), one thread.
 
-    x: (N, C, H, W); U: (16, F, C) from kernels.winograd_weights(W); out: (N, F, H, W); bias: (F,) or None.
+    x: (N, C, H, W); U: (16, F, C) from kernels.winograd_weights(W); out: (N, F, H, W); bias: (F,)
+    or None. U, out and bias have x's dtype.
     """
-    bias = None if bias is None else bias.astype(x.dtype, copy=False)
     for n in range(lo, hi):
         V = winograd_tiles(x[n])                            # V = B^T d B per tile
         M = np.matmul(U, V, out=scratch("winograd_M", (16, U.shape[1], V.shape[2]), x.dtype))   # 16 GEMMs
