@@ -123,7 +123,7 @@ def winograd_dout(const floating[:, :, ::1] dout, floating[:, :, ::1] D):
                         d[(4 * k + 3) * F * T + t] = -r[k][1]
 
 
-def winograd_weights(const floating[:, :, :, ::1] W, floating[:, :, ::1] U):
+def winograd_weights(const floating[:, :, :, ::1] W, floating[:, :, :] U):
     """W: (F, C, 3, 3) -> U: (16, F, C) = G g G^T of every 3x3 kernel g."""
     cdef Py_ssize_t F = W.shape[0], C = W.shape[1], f, c, k
     cdef floating half = 0.5
@@ -145,7 +145,7 @@ def winograd_weights(const floating[:, :, :, ::1] W, floating[:, :, ::1] U):
                     U[4 * k + 3, f, c] = r[k][2]
 
 
-def winograd_weight_grad(const floating[:, :, ::1] M, floating[:, :, :, ::1] dW):
+def winograd_weight_grad(const floating[:, :, :] M, floating[:, :, :, ::1] dW):
     """M: (16, F, C) -> dW: (F, C, 3, 3) = A3^T m A3 per (f, c)."""
     cdef Py_ssize_t F = M.shape[1], C = M.shape[2], f, c, k
     cdef floating m[4][4]
