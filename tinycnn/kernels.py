@@ -44,18 +44,22 @@ def backend():
     return _BACKEND
 
 
+def _check_out(name, arr, shape, dtype):
+    """An out= array must be C-contiguous with exactly this shape and dtype (it is written in place)."""
+    if arr is not None and (arr.shape != tuple(shape) or arr.dtype != dtype or not arr.flags.c_contiguous):
+        raise ValueError(f"{name} must be a C-contiguous {np.dtype(dtype)} array of shape {tuple(shape)}, "
+                         f"got {arr.dtype} {arr.shape} (contiguous={arr.flags.c_contiguous})")
+
+
 def im2col(x, kh, kw, sh, sw, ph, pw, out=None):
     """x: (N, C, H, W) float -> col: (C*kh*kw, N*OH*OW), written into out if given.
 
     out must then be C-contiguous with exactly that shape and x's dtype.
     """
     x = np.ascontiguousarray(x)
-    if out is not None:
-        N, C, H, W = x.shape
-        shape = (C * kh * kw, N * ((H + 2 * ph - kh) // sh + 1) * ((W + 2 * pw - kw) // sw + 1))
-        if out.shape != shape or out.dtype != x.dtype or not out.flags.c_contiguous:
-            raise ValueError(f"im2col out must be a C-contiguous {x.dtype} array of shape {shape}, "
-                             f"got {out.dtype} {out.shape} (contiguous={out.flags.c_contiguous})")
+    N, C, H, W = x.shape
+    _check_out("im2col out", out, (C * kh * kw, N * ((H + 2 * ph - kh) // sh + 1) * ((W + 2 * pw - kw) // sw + 1)),
+               x.dtype)
     return _im2col_mod.im2col(x, kh, kw, sh, sw, ph, pw, out)
 
 
@@ -65,18 +69,8 @@ def col2im(col, N, C, H, W, kh, kw, sh, sw, ph, pw, out=None):
     out must then be C-contiguous with exactly that shape and col's dtype.
     """
     col = np.ascontiguousarray(col)
-    if out is not None and (out.shape != (N, C, H, W) or out.dtype != col.dtype
-                            or not out.flags.c_contiguous):
-        raise ValueError(f"col2im out must be a C-contiguous {col.dtype} array of shape "
-                         f"{(N, C, H, W)}, got {out.dtype} {out.shape} (contiguous={out.flags.c_contiguous})")
+    _check_out("col2im out", out, (N, C, H, W), col.dtype)
     return _im2col_mod.col2im(col, N, C, H, W, kh, kw, sh, sw, ph, pw, out)
-
-
-def _check_out(name, arr, shape, dtype):
-    """An out= array must be C-contiguous with exactly this shape and dtype (it is written in place)."""
-    if arr is not None and (arr.shape != tuple(shape) or arr.dtype != dtype or not arr.flags.c_contiguous):
-        raise ValueError(f"{name} must be a C-contiguous {np.dtype(dtype)} array of shape {tuple(shape)}, "
-                         f"got {arr.dtype} {arr.shape} (contiguous={arr.flags.c_contiguous})")
 
 
 def maxpool_forward(x, kh, kw, sh, sw, out=None, argmax=None):

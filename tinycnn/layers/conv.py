@@ -144,7 +144,7 @@ class Conv2D(Layer):
                         out[n, lo:hi] += b[lo:hi]
                 parallel_for(F, channels, grain=grain(macs // F))
         self.x = x
-        return out.reshape(N, F, OH, OW)
+        return out4
 
     def backward(self, dout, need_dx=True):
         """dout: (N, F, OH, OW) -> dx: (N, C, H, W) (None if not need_dx)."""
