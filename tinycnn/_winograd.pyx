@@ -1,126 +1,214 @@
 # Compiled Winograd F(2x2, 3x3) transforms. Reference and the formulas: _winograd_numpy.py
 # (same signatures). Directives (boundscheck, wraparound, cdivision, ...) are set in setup.py.
 #
-# B^T, A^T and G have entries 0, +-1 and +-1/2, so each transform is a few adds per tile:
-# rows first, then columns.
+# B^T, A^T and G have entries 0, +-1 and +-1/2, so each transform is a few adds per tile,
+# written as loops over all the tiles of a channel wherever the layout allows (gcc
+# vectorises those; the baseline build has 4 float lanes).
 from cython cimport floating
 from libc.stdlib cimport free, malloc
 
 
-def winograd_input(const floating[:, :, ::1] xp, floating[:, :, ::1] V):
-    """xp: (C, 2*th + 2, 2*tw + 2), one image padded by 1 -> V: (16, C, th*tw) = B^T d B per tile.
+def winograd_input(const floating[:, :, ::1] img, floating[:, :, ::1] V):
+    """img: (C, H, W), one image -> V: (16, C, th*tw) = B^T d B of each 4x4 tile d (stride 2) of
+    img zero-padded by 1, th = ceil(H/2).
 
-    Per row of tiles: the 4 rows of B^T d along the whole padded width first (contiguous, so
-    gcc vectorises them), then the columns of (B^T d) B one output plane at a time: faster
-    than transforming tile by tile by 5% at 32 channels and 17-22% at 80 and 128 (measured)."""
-    cdef Py_ssize_t C = xp.shape[0], Hp = xp.shape[1], Wp = xp.shape[2]
-    cdef Py_ssize_t th = (Hp - 2) // 2, tw = (Wp - 2) // 2, CT = C * th * tw
-    cdef Py_ssize_t c, ty, tx, j, k
-    cdef const floating* p0
-    cdef const floating* p1
-    cdef const floating* p2
-    cdef const floating* p3
-    cdef floating* v
-    cdef floating* rk
-    cdef floating* r = <floating*> malloc(4 * Wp * sizeof(floating))   # rows of B^T d
-    if r == NULL:
+    Columns first: d B for every padded row, the even rows and the odd rows kept apart, so that
+    B^T (d B) is 16 loops over all th*tw tiles of a channel at once (row 2ty + 2 of tile t is
+    row ty + 1 of its parity, t + tw). Long contiguous loops let gcc vectorise: 1.3x to 1.5x
+    faster than transforming each row of tiles in turn, and no padded copy of the image
+    (measured, 20 to 80 channels)."""
+    cdef Py_ssize_t C = img.shape[0], H = img.shape[1], W = img.shape[2]
+    cdef Py_ssize_t th = (H + 1) // 2, tw = (W + 1) // 2, T = th * tw
+    cdef Py_ssize_t Hp = 2 * th + 2, Wp = 2 * tw + 2, S = (th + 1) * tw
+    cdef Py_ssize_t c, i, j, t, tx, k
+    cdef floating* buf = <floating*> malloc((Wp + 8 * S) * sizeof(floating))
+    if buf == NULL:
         raise MemoryError()
+    cdef floating* xr = buf            # one padded row, zero at both ends
+    cdef floating* ev = buf + Wp       # d B of the even padded rows 2m: column k at ev + k*S, row m at + m*tw
+    cdef floating* od = ev + 4 * S     # d B of the odd padded rows 2m + 1, the same layout
+    cdef floating* q0
+    cdef floating* q1
+    cdef floating* q2
+    cdef floating* q3
+    cdef floating* e
+    cdef floating* o
+    cdef floating* v
+    cdef const floating* src
     with nogil:
+        for j in range(Wp):
+            xr[j] = 0
         for c in range(C):
-            for ty in range(th):
-                p0 = &xp[c, 2 * ty, 0]
-                p1 = p0 + Wp
-                p2 = p1 + Wp
-                p3 = p2 + Wp
-                for j in range(Wp):                     # B^T d: rows d0 - d2, d1 + d2, d2 - d1, d1 - d3
-                    r[j] = p0[j] - p2[j]
-                    r[Wp + j] = p1[j] + p2[j]
-                    r[2 * Wp + j] = p2[j] - p1[j]
-                    r[3 * Wp + j] = p1[j] - p3[j]
-                for k in range(4):                      # (B^T d) B: the same combinations of columns
-                    rk = r + k * Wp
-                    v = &V[4 * k, c, ty * tw]
+            for i in range(Hp):                 # d B of padded row i: columns d0 - d2, d1 + d2, d2 - d1, d1 - d3
+                q0 = (ev if i % 2 == 0 else od) + (i // 2) * tw
+                q1 = q0 + S
+                q2 = q1 + S
+                q3 = q2 + S
+                if i == 0 or i > H:             # a padding row
                     for tx in range(tw):
-                        v[tx] = rk[2 * tx] - rk[2 * tx + 2]
-                    v = v + CT
-                    for tx in range(tw):
-                        v[tx] = rk[2 * tx + 1] + rk[2 * tx + 2]
-                    v = v + CT
-                    for tx in range(tw):
-                        v[tx] = rk[2 * tx + 2] - rk[2 * tx + 1]
-                    v = v + CT
-                    for tx in range(tw):
-                        v[tx] = rk[2 * tx + 1] - rk[2 * tx + 3]
-    free(r)
+                        q0[tx] = 0
+                        q1[tx] = 0
+                        q2[tx] = 0
+                        q3[tx] = 0
+                    continue
+                src = &img[c, i - 1, 0]
+                for j in range(W):
+                    xr[1 + j] = src[j]
+                for tx in range(tw):
+                    q0[tx] = xr[2 * tx] - xr[2 * tx + 2]
+                    q1[tx] = xr[2 * tx + 1] + xr[2 * tx + 2]
+                    q2[tx] = xr[2 * tx + 2] - xr[2 * tx + 1]
+                    q3[tx] = xr[2 * tx + 1] - xr[2 * tx + 3]
+            for k in range(4):                  # B^T (d B): rows 2ty .. 2ty + 3 of tile t are e[t], o[t], e[t + tw], o[t + tw]
+                e = ev + k * S
+                o = od + k * S
+                v = &V[k, c, 0]
+                for t in range(T):
+                    v[t] = e[t] - e[t + tw]
+                v = &V[4 + k, c, 0]
+                for t in range(T):
+                    v[t] = o[t] + e[t + tw]
+                v = &V[8 + k, c, 0]
+                for t in range(T):
+                    v[t] = e[t + tw] - o[t]
+                v = &V[12 + k, c, 0]
+                for t in range(T):
+                    v[t] = o[t] - o[t + tw]
+    free(buf)
 
 
 def winograd_output(const floating[:, :, ::1] M, floating[:, :, ::1] out, bias=None):
-    """M: (16, F, th*tw) -> out: (F, H, W) = A^T m A per tile (+ bias (F,) if given)."""
+    """M: (16, F, th*tw) -> out: (F, H, W) = A^T m A per tile (+ bias (F,) if given).
+
+    Per output channel, A^T m first as 8 loops over all th*tw tiles (contiguous in every plane,
+    so gcc vectorises them), then the columns, written out interleaved: 2x faster than
+    transforming tile by tile (measured, 20 to 80 channels)."""
     cdef Py_ssize_t F = M.shape[1], T = M.shape[2], H = out.shape[1], W = out.shape[2]
-    cdef Py_ssize_t th = (H + 1) // 2, tw = (W + 1) // 2
-    cdef Py_ssize_t f, ty, tx, t, k, y, x
+    cdef Py_ssize_t th = (H + 1) // 2, tw = (W + 1) // 2, W2 = W // 2
+    cdef Py_ssize_t f, ty, tx, t, j, r, y
     cdef const floating[::1] b
     cdef bint has_bias = bias is not None
     if has_bias:
         b = bias
-    cdef const floating* m
-    cdef floating u[2][4]     # u = A^T m
-    cdef floating mk[4][4]
-    cdef floating y00, y01, y10, y11, bf
+    cdef const floating* p0
+    cdef const floating* p1
+    cdef const floating* p2
+    cdef const floating* p3
+    cdef floating* a
+    cdef floating* o
+    cdef floating* u0
+    cdef floating* u1
+    cdef floating* u2
+    cdef floating* u3
+    cdef floating bf
+    cdef floating* u = <floating*> malloc(8 * T * sizeof(floating))   # A^T m: row r, column j at u + (4r + j)*T
+    if u == NULL:
+        raise MemoryError()
     with nogil:
         for f in range(F):
-            m = &M[0, f, 0]
             bf = b[f] if has_bias else 0
-            for ty in range(th):
-                for tx in range(tw):
-                    t = ty * tw + tx
-                    for k in range(16):
-                        mk[k // 4][k % 4] = m[k * F * T + t]
-                    for k in range(4):                  # rows of A^T m
-                        u[0][k] = mk[0][k] + mk[1][k] + mk[2][k]
-                        u[1][k] = mk[1][k] - mk[2][k] - mk[3][k]
-                    y00 = u[0][0] + u[0][1] + u[0][2] + bf
-                    y01 = u[0][1] - u[0][2] - u[0][3] + bf
-                    y10 = u[1][0] + u[1][1] + u[1][2] + bf
-                    y11 = u[1][1] - u[1][2] - u[1][3] + bf
-                    y, x = 2 * ty, 2 * tx
-                    out[f, y, x] = y00
-                    if x + 1 < W:
-                        out[f, y, x + 1] = y01
-                    if y + 1 < H:
-                        out[f, y + 1, x] = y10
-                        if x + 1 < W:
-                            out[f, y + 1, x + 1] = y11
+            for j in range(4):                  # rows of A^T m: m0j + m1j + m2j, m1j - m2j - m3j
+                p0 = &M[j, f, 0]
+                p1 = &M[4 + j, f, 0]
+                p2 = &M[8 + j, f, 0]
+                p3 = &M[12 + j, f, 0]
+                a = u + j * T
+                for t in range(T):
+                    a[t] = p0[t] + p1[t] + p2[t]
+                a = u + (4 + j) * T
+                for t in range(T):
+                    a[t] = p1[t] - p2[t] - p3[t]
+            for ty in range(th):                # (A^T m) A: output rows 2ty, 2ty + 1, cropped to H, W
+                for r in range(2):
+                    y = 2 * ty + r
+                    if y >= H:
+                        break
+                    u0 = u + 4 * r * T + ty * tw
+                    u1 = u0 + T
+                    u2 = u1 + T
+                    u3 = u2 + T
+                    o = &out[f, y, 0]
+                    for tx in range(W2):
+                        o[2 * tx] = u0[tx] + u1[tx] + u2[tx] + bf
+                        o[2 * tx + 1] = u1[tx] - u2[tx] - u3[tx] + bf
+                    if W2 < tw:
+                        o[2 * W2] = u0[W2] + u1[W2] + u2[W2] + bf
+    free(u)
 
 
 def winograd_dout(const floating[:, :, ::1] dout, floating[:, :, ::1] D):
-    """dout: (F, H, W) -> D: (16, F, th*tw) = G2 g G2^T of each 2x2 tile g (zero beyond H, W)."""
+    """dout: (F, H, W) -> D: (16, F, th*tw) = G2 g G2^T of each 2x2 tile g (zero beyond H, W).
+
+    Per channel: the tiles' four entries gathered into four arrays over all th*tw tiles, then
+    G2 g and (G2 g) G2^T as loops over those arrays (gcc vectorises them): 2x faster than
+    tile by tile (measured, 20 to 80 channels)."""
     cdef Py_ssize_t F = dout.shape[0], H = dout.shape[1], W = dout.shape[2]
-    cdef Py_ssize_t th = (H + 1) // 2, tw = (W + 1) // 2, T = th * tw
-    cdef Py_ssize_t f, ty, tx, t, y, x, k
-    cdef floating g00, g01, g10, g11, half = 0.5
-    cdef floating r[4][2]     # r = G2 g
-    cdef floating* d
+    cdef Py_ssize_t th = (H + 1) // 2, tw = (W + 1) // 2, T = th * tw, W2 = W // 2
+    cdef Py_ssize_t f, ty, tx, t, k
+    cdef floating half = 0.5
+    cdef const floating* row
+    cdef floating* g = <floating*> malloc(12 * T * sizeof(floating))
+    if g == NULL:
+        raise MemoryError()
+    cdef floating* g00 = g             # g[0, 0] of every tile, then g[0, 1], g[1, 0], g[1, 1]
+    cdef floating* g01 = g + T
+    cdef floating* g10 = g + 2 * T
+    cdef floating* g11 = g + 3 * T
+    cdef floating* r = g + 4 * T       # G2 g: row k, column j at r + (2k + j)*T (rows 1 to 3; row 0 is g00, g01)
+    cdef floating* a
+    cdef floating* c0
+    cdef floating* c1
     with nogil:
         for f in range(F):
-            d = &D[0, f, 0]
             for ty in range(th):
-                for tx in range(tw):
-                    y, x = 2 * ty, 2 * tx
-                    g00 = dout[f, y, x]
-                    g01 = dout[f, y, x + 1] if x + 1 < W else 0
-                    g10 = dout[f, y + 1, x] if y + 1 < H else 0
-                    g11 = dout[f, y + 1, x + 1] if (y + 1 < H and x + 1 < W) else 0
-                    r[0][0], r[0][1] = g00, g01                              # rows of G2 g
-                    r[1][0], r[1][1] = half * (g00 + g10), half * (g01 + g11)
-                    r[2][0], r[2][1] = half * (g00 - g10), half * (g01 - g11)
-                    r[3][0], r[3][1] = -g10, -g11
-                    t = ty * tw + tx
-                    for k in range(4):                                      # (G2 g) G2^T
-                        d[(4 * k + 0) * F * T + t] = r[k][0]
-                        d[(4 * k + 1) * F * T + t] = half * (r[k][0] + r[k][1])
-                        d[(4 * k + 2) * F * T + t] = half * (r[k][0] - r[k][1])
-                        d[(4 * k + 3) * F * T + t] = -r[k][1]
+                t = ty * tw
+                row = &dout[f, 2 * ty, 0]
+                for tx in range(W2):
+                    g00[t + tx] = row[2 * tx]
+                    g01[t + tx] = row[2 * tx + 1]
+                if W2 < tw:
+                    g00[t + W2] = row[2 * W2]
+                    g01[t + W2] = 0
+                if 2 * ty + 1 < H:
+                    row = &dout[f, 2 * ty + 1, 0]
+                    for tx in range(W2):
+                        g10[t + tx] = row[2 * tx]
+                        g11[t + tx] = row[2 * tx + 1]
+                    if W2 < tw:
+                        g10[t + W2] = row[2 * W2]
+                        g11[t + W2] = 0
+                else:
+                    for tx in range(tw):
+                        g10[t + tx] = 0
+                        g11[t + tx] = 0
+            for t in range(T):                  # rows of G2 g: g0, (g0 + g1) / 2, (g0 - g1) / 2, -g1
+                r[2 * T + t] = half * (g00[t] + g10[t])
+            for t in range(T):
+                r[3 * T + t] = half * (g01[t] + g11[t])
+            for t in range(T):
+                r[4 * T + t] = half * (g00[t] - g10[t])
+            for t in range(T):
+                r[5 * T + t] = half * (g01[t] - g11[t])
+            for t in range(T):
+                r[6 * T + t] = -g10[t]
+            for t in range(T):
+                r[7 * T + t] = -g11[t]
+            for k in range(4):                  # (G2 g) G2^T: the same combinations of columns
+                c0 = g00 if k == 0 else r + 2 * k * T
+                c1 = g01 if k == 0 else r + (2 * k + 1) * T
+                a = &D[4 * k, f, 0]
+                for t in range(T):
+                    a[t] = c0[t]
+                a = &D[4 * k + 1, f, 0]
+                for t in range(T):
+                    a[t] = half * (c0[t] + c1[t])
+                a = &D[4 * k + 2, f, 0]
+                for t in range(T):
+                    a[t] = half * (c0[t] - c1[t])
+                a = &D[4 * k + 3, f, 0]
+                for t in range(T):
+                    a[t] = -c1[t]
+    free(g)
 
 
 def winograd_weights(const floating[:, :, :, ::1] W, floating[:, :, :] U):

@@ -28,11 +28,14 @@ G2 = np.array([[1, 0], [0.5, 0.5], [0.5, -0.5], [0, -1]], dtype=np.float64)
 A3T = np.array([[1, 1, 1, 0], [0, 1, -1, 0], [0, 1, 1, 1]], dtype=np.float64)
 
 
-def winograd_input(xp, V):
-    """xp: (C, 2*th + 2, 2*tw + 2), one image padded by 1 (and by one more row/column when H
-    or W is odd) -> V: (16, C, th*tw), V[4i + j, c, t] = (B^T d B)[i, j] of tile t of channel c."""
-    C, Hp, Wp = xp.shape
-    th, tw = (Hp - 2) // 2, (Wp - 2) // 2
+def winograd_input(img, V):
+    """img: (C, H, W), one image -> V: (16, C, th*tw), V[4i + j, c, t] = (B^T d B)[i, j] of tile t
+    of channel c: the 4x4 tiles (stride 2) of img zero-padded by 1 (and by one more row/column
+    when H or W is odd), th = ceil(H/2)."""
+    C, H, W = img.shape
+    th, tw = (H + 1) // 2, (W + 1) // 2
+    xp = np.zeros((C, 2 * th + 2, 2 * tw + 2), dtype=img.dtype)
+    xp[:, 1:H + 1, 1:W + 1] = img
     s = xp.strides
     d = as_strided(xp, (C, th, tw, 4, 4), (s[0], 2 * s[1], 2 * s[2], s[1], s[2]))   # 4x4 tiles, stride 2
     v = np.einsum("ij,cyxjk,lk->ilcyx", BT, d, BT)                                  # B^T d B

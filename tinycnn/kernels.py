@@ -121,12 +121,12 @@ WINOGRAD_G = _winograd_numpy.G      # (4, 3) float64: U = G g G^T
 WINOGRAD_A3T = _winograd_numpy.A3T  # (3, 4) float64: dW = A3^T m A3
 
 
-def winograd_input(xp, V):
-    """xp: (C, 2*th + 2, 2*tw + 2), one image zero-padded -> V: (16, C, th*tw) = B^T d B of
-    each 4x4 tile (stride 2); written into V (C-contiguous, xp's dtype)."""
-    C, Hp, Wp = xp.shape
-    _check_out("winograd_input V", V, (16, C, ((Hp - 2) // 2) * ((Wp - 2) // 2)), xp.dtype)
-    _winograd_mod.winograd_input(xp, V)
+def winograd_input(img, V):
+    """img: (C, H, W), one image -> V: (16, C, th*tw) = B^T d B of each 4x4 tile (stride 2) of
+    img zero-padded by 1, th = ceil(H/2); written into V (C-contiguous, img's dtype)."""
+    C, H, W = img.shape
+    _check_out("winograd_input V", V, (16, C, ((H + 1) // 2) * ((W + 1) // 2)), img.dtype)
+    _winograd_mod.winograd_input(np.ascontiguousarray(img), V)
     return V
 
 

@@ -36,10 +36,10 @@ from ..parallel import get_threads, grain, parallel_for, scratch
 from .base import Layer, check_positive, init_weights, pair
 
 # Below this many input or output channels the 16 GEMMs of Winograd are too thin to pay for
-# its transforms. fwd+bwd at batch 32, one thread, Winograd over im2col (quiet machine):
-# 8 -> 8 0.75x, 12 -> 12 0.99x, 20 -> 32 0.97x, 32 -> 32 1.14x, 48 -> 48 1.25x, 128 -> 128 1.44x;
-# the forward of 1 -> 32 is 9x slower.
-WINOGRAD_MIN_CHANNELS = 32
+# its transforms. Forward + dx + dW at batch 32, one thread, Winograd vs im2col (ms, quiet
+# machine): 8 -> 8 1.71 vs 1.50, 8 -> 12 1.92 vs 1.75, 12 -> 12 2.51 vs 3.36,
+# 20 -> 20 4.55 vs 7.00, 32 -> 32 8.78 vs 12.58.
+WINOGRAD_MIN_CHANNELS = 12
 
 
 class Conv2D(Layer):
@@ -217,11 +217,7 @@ def winograd_tiles(img):
     """img: (C, H, W) -> V: (16, C, T) = B^T d B of each 4x4 tile of img zero-padded by 1,
     T = ceil(H/2)*ceil(W/2). V is the calling thread's scratch array: read it before the next call."""
     C, H, W = img.shape
-    th, tw = (H + 1) // 2, (W + 1) // 2
-    xp = scratch("winograd_xp", (C, 2 * th + 2, 2 * tw + 2), img.dtype)
-    xp[:, 0], xp[:, H + 1:], xp[:, :, 0], xp[:, :, W + 1:] = 0, 0, 0, 0   # the border: zero padding
-    xp[:, 1:H + 1, 1:W + 1] = img
-    return kernels.winograd_input(xp, scratch("winograd_V", (16, C, th * tw), img.dtype))
+    return kernels.winograd_input(img, scratch("winograd_V", (16, C, ((H + 1) // 2) * ((W + 1) // 2)), img.dtype))
 
 
 def winograd_conv(x, U, out, lo, hi, bias=None):
