@@ -12,8 +12,10 @@ One image's col fits in L2 cache (32 -> 32 channels at 28x28: 0.9 MB), so im2col
 GEMM that reads col and col2im stay in cache, and the GEMM writes NCHW directly. A
 single im2col of the whole batch (K, N*P) gives one bigger GEMM but streams N times
 that through memory and needs a transpose back to NCHW: measured 4.3 ms vs 6.8 ms for
-the forward of 32 -> 32 channels at batch 32, one thread. The images of a batch are
-split over the engine's threads (tinycnn.parallel).
+the forward of 32 -> 32 channels at batch 32, one thread. Thin layers, whose col is
+much smaller, take a few images per call (COL_GROUP_BYTES of col): the same GEMMs, as
+one stacked matmul. The images of a batch are split over the engine's threads
+(tinycnn.parallel).
 
 3x3 kernels with stride 1 and padding 1 (every conv of the paper's plan) take the
 Winograd path instead (tinycnn/_winograd_numpy.py has the formulas): per image,
@@ -40,6 +42,12 @@ from .base import Layer, check_positive, init_weights, pair
 # machine): 8 -> 8 1.71 vs 1.50, 8 -> 12 1.92 vs 1.75, 12 -> 12 2.51 vs 3.36,
 # 20 -> 20 4.55 vs 7.00, 32 -> 32 8.78 vs 12.58.
 WINOGRAD_MIN_CHANNELS = 12
+
+# On the im2col path, images per im2col + GEMM call: as many as fill this much col (at least
+# 1). Each call costs Python a few microseconds holding the GIL, which two threads then
+# queue for: 8 -> 8 channels at batch 32 took 0.61 ms forward and 1.46 ms backward on 2
+# threads with one image per call, 0.30 and 0.99 with 4 (0.49 and 1.12 on 1 thread).
+COL_GROUP_BYTES = 1 << 20
 
 
 class Conv2D(Layer):
@@ -112,13 +120,17 @@ class Conv2D(Layer):
 
         b = self.params["b"][:, None]                          # (F, 1)
 
+        K, P = W2.shape[1], OH * OW
+        group = self._col_group(K * P * x.itemsize)
+
         def images(lo, hi):                                    # images lo..hi-1, one thread
-            col = scratch("col", (W2.shape[1], OH * OW), x.dtype)          # (K, P)
-            for n in range(lo, hi):
-                self._im2col(x[n:n + 1], out=col)
-                np.matmul(W2, col, out=out[n])                 # out[n] = W @ col
-                out[n] += b                                    #          + b
-        macs = W2.size * OH * OW                               # per image
+            for n in range(lo, hi, group):                     # images n..n+m-1 side by side in col
+                m = min(group, hi - n)
+                col = scratch("col", (K, m * P), x.dtype)      # (K, m*P)
+                self._im2col(x[n:n + m], out=col)
+                np.matmul(W2, col.reshape(K, m, P).transpose(1, 0, 2), out=out[n:n + m])   # out[i] = W @ col_i
+                out[n:n + m] += b                              #          + b
+        macs = W2.size * P                                     # per image
         out4 = out.reshape(N, F, OH, OW)
         winograd = self.winograd_applies()
         U = kernels.winograd_weights(self.params["W"], x.dtype) if winograd else None   # (16, F, C) = G W G^T
@@ -167,19 +179,25 @@ class Conv2D(Layer):
                 if need_dx:
                     winograd_conv(dout4, U_flip, dx, lo, hi)
                 return dWw, (dout[lo:hi].sum(axis=(0, 2)) if trainable else None)
-            col = scratch("col", (W2.shape[1], dout.shape[2]), x.dtype)    # (K, P)
-            dWT = np.zeros(W2.T.shape, dtype=x.dtype) if trainable else None
-            for n in range(lo, hi):
+            K, P = W2.shape[1], dout.shape[2]
+            group = self._col_group(K * P * x.itemsize)
+            dWT = np.zeros((K, F), dtype=x.dtype) if trainable else None
+            for n in range(lo, hi, group):                     # images n..n+m-1 side by side in col
+                m = min(group, hi - n)
+                col = scratch("col", (K, m * P), x.dtype)      # (K, m*P)
+                cols = col.reshape(K, m, P).transpose(1, 0, 2)                 # (m, K, P): col_i
                 if trainable:
                     # col is recomputed: one pass over an L2-sized buffer, where keeping
                     # all N of them would cost N times the memory
-                    self._im2col(x[n:n + 1], out=col)
-                    # dW += dout[n] @ col.T, summed as its transpose col @ dout[n].T:
+                    self._im2col(x[n:n + m], out=col)
+                    # dW += dout[i] @ col_i.T, summed as its transpose col_i @ dout[i].T:
                     # ~20% faster in OpenBLAS for these thin shapes (measured)
-                    dWT += np.matmul(col, dout[n].T, out=scratch("dWT_n", dWT.shape, x.dtype))
+                    dWT_i = np.matmul(cols, dout[n:n + m].transpose(0, 2, 1),
+                                      out=scratch("dWT_i", (m, K, F), x.dtype))   # (m, K, F)
+                    dWT += dWT_i.sum(axis=0)
                 if need_dx:
-                    np.matmul(W2.T, dout[n], out=col)          # dcol = W.T @ dout[n]
-                    self._col2im(col, out=dx[n:n + 1])
+                    np.matmul(W2.T, dout[n:n + m], out=cols)   # dcol_i = W.T @ dout[i]
+                    self._col2im(col, out=dx[n:n + m])
             return dWT, (dout[lo:hi].sum(axis=(0, 2)) if trainable else None)   # db: sum of dout
         partial = parallel_for(N, images, grain=grain(W2.size * dout.shape[2]))   # per chunk: dW part, db (F,)
         if trainable:
@@ -200,14 +218,19 @@ class Conv2D(Layer):
                 and self.padding == (1, 1)
                 and min(self.in_channels, self.out_channels) >= WINOGRAD_MIN_CHANNELS)
 
+    @staticmethod
+    def _col_group(col_bytes):
+        """Images per im2col + GEMM call when one image's col takes col_bytes."""
+        return max(1, COL_GROUP_BYTES // col_bytes)
+
     def _im2col(self, x, out):
         (kh, kw), (sh, sw), (ph, pw) = self.kernel_size, self.stride, self.padding
         return kernels.im2col(x, kh, kw, sh, sw, ph, pw, out=out)
 
     def _col2im(self, col, out):
-        _, C, H, W = out.shape
+        N, C, H, W = out.shape
         (kh, kw), (sh, sw), (ph, pw) = self.kernel_size, self.stride, self.padding
-        return kernels.col2im(col, 1, C, H, W, kh, kw, sh, sw, ph, pw, out=out)
+        return kernels.col2im(col, N, C, H, W, kh, kw, sh, sw, ph, pw, out=out)
 
     def clear_cache(self):
         self.x = None
