@@ -95,6 +95,22 @@ def test_conv2d_winograd_takes_a_float64_dout_into_float32_weights(n, n_threads)
         np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-5)
 
 
+def test_winograd_reuses_its_weight_transform_outside_training_only_while_the_weights_are_unchanged():
+    rng = np.random.default_rng(0)
+    layer = Conv2D(3, 4, 3, padding=1, rng=1)
+    x = rng.standard_normal((2, 3, 5, 6)).astype(np.float32)
+    with winograd_always():
+        out = layer.forward(x).copy()
+        U = layer._U[1]
+        np.testing.assert_array_equal(layer.forward(x), out)
+        assert layer._U[1] is U                        # W unchanged: reused
+        layer.params["W"] *= -1                        # changed in place, as SGD does
+        np.testing.assert_allclose(layer.forward(x), -out, rtol=1e-6, atol=1e-6)
+        assert layer._U[1] is not U
+        layer.forward(x, training=True)
+        assert layer._U is None                        # training drops it
+
+
 def test_winograd_applies_only_to_3x3_stride_1_padding_1_with_enough_channels():
     wide = conv_module.WINOGRAD_MIN_CHANNELS
     assert Conv2D(wide, wide, 3, padding=1).winograd_applies()

@@ -78,6 +78,7 @@ class Conv2D(Layer):
         self.params = {"W": W.astype(dtype), "b": np.zeros(out_channels, dtype=dtype)}
         self.grads = {k: np.zeros_like(v) for k, v in self.params.items()}
         self.x = None        # (N, C, H, W) input of the last training forward
+        self._U = None       # outside training: (copy of W, U = G W G^T made from it)
         # "auto": Winograd where it applies (winograd_applies), else im2col; "im2col": always
         # im2col. Not part of config(): it changes rounding, not the function.
         self.algorithm = "auto"
@@ -133,7 +134,7 @@ class Conv2D(Layer):
         macs = W2.size * P                                     # per image
         out4 = out.reshape(N, F, OH, OW)
         winograd = self.winograd_applies()
-        U = kernels.winograd_weights(self.params["W"], x.dtype) if winograd else None   # (16, F, C) = G W G^T
+        U = self._winograd_weights(x.dtype, training) if winograd else None   # (16, F, C) = G W G^T
         bias = self.params["b"].astype(x.dtype, copy=False)   # (F,), the transforms' dtype
         if N >= get_threads() and winograd:
             parallel_for(N, lambda lo, hi: winograd_conv(x, U, out4, lo, hi, bias), grain=grain(macs))
@@ -217,6 +218,19 @@ class Conv2D(Layer):
         return (self.algorithm == "auto" and self.kernel_size == (3, 3) and self.stride == (1, 1)
                 and self.padding == (1, 1)
                 and min(self.in_channels, self.out_channels) >= WINOGRAD_MIN_CHANNELS)
+
+    def _winograd_weights(self, dtype, training):
+        """U = G W G^T: (16, F, C) of dtype. Outside training (inference, evaluation) W stays
+        the same from call to call, so U is kept beside a copy of the W it came from and reused
+        while W still equals it: at 128 x 128 channels the comparison takes 15 us, the
+        transform 76 us (measured), once per forward."""
+        W = self.params["W"]
+        if training:
+            self._U = None
+            return kernels.winograd_weights(W, dtype)
+        if self._U is None or self._U[1].dtype != dtype or not np.array_equal(self._U[0], W):
+            self._U = (W.copy(), kernels.winograd_weights(W, dtype))
+        return self._U[1]
 
     @staticmethod
     def _col_group(col_bytes):

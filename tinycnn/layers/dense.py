@@ -1,7 +1,7 @@
 """Fully connected layer: out = x @ W + b."""
 import numpy as np
 
-from ..parallel import grain, parallel_for
+from ..parallel import WEIGHT_READ_WORK, grain, parallel_for
 from .base import Layer, check_positive, init_weights
 
 
@@ -42,7 +42,8 @@ class Dense(Layer):
 
         def features(lo, hi):                          # output features lo..hi-1, one thread
             np.matmul(x, W[:, lo:hi], out=out[:, lo:hi])
-        parallel_for(self.out_features, features, grain=grain(x.shape[0] * self.in_features))
+        # per output feature: N * in multiply-adds, or at small N the weights it reads
+        parallel_for(self.out_features, features, grain=grain(max(x.shape[0], WEIGHT_READ_WORK) * self.in_features))
         out += b                                       # out = x @ W + b
         self.x = x
         return out
