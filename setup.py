@@ -1,4 +1,6 @@
 """Declares the Cython extensions; all other metadata lives in pyproject.toml."""
+import platform
+
 import numpy as np
 from Cython.Build import cythonize
 from setuptools import Extension, setup
@@ -12,18 +14,27 @@ DIRECTIVES = {
     "initializedcheck": False,
     "nonecheck": False,
 }
+KERNELS = ("_im2col", "_pool", "_relu", "_sgd", "_winograd")
 
-extensions = [
-    Extension(
-        f"tinycnn.{name}",
-        [f"tinycnn/{name}.pyx"],
+
+def kernel(module, source, flags=()):
+    return Extension(
+        module, [source],
         include_dirs=[np.get_include()],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
         # No OpenMP: on 2 cores its threads spun against OpenBLAS's and a training
         # step got slower, not faster (measured); the kernels are single-threaded.
-        extra_compile_args=["-O3"],
+        extra_compile_args=["-O3", *flags],
     )
-    for name in ("_im2col", "_pool", "_relu", "_sgd", "_winograd")
-]
+
+
+extensions = [kernel(f"tinycnn.{name}", f"tinycnn/{name}.pyx") for name in KERNELS]
+# On x86-64 the same kernels are built a second time with AVX2, for the CPUs that have it
+# (tinycnn.kernels picks the build at import). The baseline build may only use SSE2, and
+# gcc's vectorised loops then move 4 floats at a time: the SGD update of 6.4M weights took
+# 4.0 ms vs 2.4 ms with AVX2, an EdgeCNN-3 training step 40.3 vs 36.9 ms (measured). No
+# -mfma: without it gcc cannot fuse a multiply and an add, so both builds round alike.
+if platform.machine().lower() in ("x86_64", "amd64"):
+    extensions += [kernel(f"tinycnn._avx2.{name}", f"tinycnn/_avx2/{name}.pyx", ["-mavx2"]) for name in KERNELS]
 
 setup(ext_modules=cythonize(extensions, compiler_directives=DIRECTIVES))

@@ -273,7 +273,8 @@ def main():
     threads = int(os.environ.get("OMP_NUM_THREADS", os.cpu_count() or 1))
     tinycnn.set_threads(threads)
     result = {"python": platform.python_version(), "numpy": np.__version__,
-              "tinycnn_backend": tinycnn.backend(), "threads": threads, "blas": blas_info(),
+              "tinycnn_backend": tinycnn.backend(),
+              "tinycnn_instruction_set": tinycnn.kernels.instruction_set(), "threads": threads, "blas": blas_info(),
               "OPENBLAS_CORETYPE": os.environ.get("OPENBLAS_CORETYPE", "<unset>"),
               "OPENBLAS_L2_SIZE": os.environ.get("OPENBLAS_L2_SIZE", "<unset>")}
     print(f"tinycnn backend: {result['tinycnn_backend']}, numpy {np.__version__}, threads {threads}, "
@@ -380,7 +381,7 @@ def markdown_report(result, command):
              f"Threads: {result['threads']} (tinycnn.set_threads, BLAS single-threaded inside; PyTorch "
              f"set_num_threads; sgemm on {result['threads']} BLAS threads). Load average at start: "
              f"{result['load_average_start'][0]:.2f}.", "",
-             f"tinycnn kernels: {result['tinycnn_backend']}; NumPy {result['numpy']}; BLAS: {blas}; "
+             f"tinycnn kernels: {result['tinycnn_backend']} ({result.get('tinycnn_instruction_set', 'baseline')} build); NumPy {result['numpy']}; BLAS: {blas}; "
              f"PyTorch: {result.get('torch', 'not installed')}", "",
              "| Conv2D 3x3 pad 1, batch 32, 28x28, fwd+bwd | path | GFLOP/s (effective) | same-run sgemm GFLOP/s "
              "| % of sgemm | speed-up over im2col |",

@@ -28,13 +28,15 @@ from tinycnn.flops import profile
 @contextmanager
 def count_macs():
     """with count_macs() as c: c.macs is then the multiply-adds of every np.matmul inside
-    (the layers call np.matmul for each GEMM, or a stack of them; a @ b would not be counted)."""
+    (the layers call np.matmul for each GEMM, or a stack of them, one matrix possibly shared by
+    the stack; a @ b would not be counted)."""
     counter, real = SimpleNamespace(macs=0, calls=0), np.matmul
 
     def counting(a, b, *args, **kwargs):
-        if a.ndim != b.ndim or a.ndim not in (2, 3) or a.shape[:-2] != b.shape[:-2]:
-            raise AssertionError(f"the layers' GEMMs are 2-D or equal stacks of them, got {a.shape} @ {b.shape}")
-        counter.macs += int(np.prod(a.shape[:-2])) * a.shape[-2] * a.shape[-1] * b.shape[-1]
+        if a.ndim not in (2, 3) or b.ndim not in (2, 3) or (a.ndim == b.ndim == 3 and a.shape[0] != b.shape[0]):
+            raise AssertionError(f"the layers' GEMMs are 2-D or stacks of them, got {a.shape} @ {b.shape}")
+        stack = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
+        counter.macs += int(np.prod(stack)) * a.shape[-2] * a.shape[-1] * b.shape[-1]
         counter.calls += 1
         return real(a, b, *args, **kwargs)
 

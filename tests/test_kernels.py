@@ -1,6 +1,7 @@
 """im2col / col2im / max-pool / ReLU kernels: compiled (Cython) vs NumPy reference, adjointness,
 and im2col + GEMM against a direct loop definition of convolution."""
 import importlib
+import importlib.util
 import os
 import subprocess
 import sys
@@ -15,22 +16,31 @@ from tinycnn import _im2col_numpy, _pool_numpy, _relu_numpy, _winograd_numpy, ke
 from conftest import conv_geometries, conv_naive, dtypes, out_size, pool_geometries, seeds
 
 
-def _compiled(name):
+def _compiled(name, build="tinycnn"):
     try:
-        return importlib.import_module(f"tinycnn.{name}")
+        return importlib.import_module(f"{build}.{name}")
     except ImportError as exc:  # pragma: no cover - depends on the build
-        pytest.skip(f"compiled extension tinycnn.{name} is not importable ({exc}); "
+        pytest.skip(f"compiled extension {build}.{name} is not importable ({exc}); "
                     "build it with `pip install -e .` to compare it with the NumPy reference")
 
 
-@pytest.fixture(scope="module")
-def cy_im2col():
-    return _compiled("_im2col")
+@pytest.fixture(scope="module", params=["baseline", "avx2"])
+def build(request):
+    """The package of each compiled build (setup.py): the baseline one, and the AVX2 one where
+    this CPU can run it (importing it elsewhere may crash)."""
+    if request.param == "avx2" and not kernels.cpu_has_avx2():
+        pytest.skip("this CPU has no AVX2, so the AVX2 build is never loaded here")
+    return "tinycnn" if request.param == "baseline" else "tinycnn._avx2"
 
 
 @pytest.fixture(scope="module")
-def cy_pool():
-    return _compiled("_pool")
+def cy_im2col(build):
+    return _compiled("_im2col", build)
+
+
+@pytest.fixture(scope="module")
+def cy_pool(build):
+    return _compiled("_pool", build)
 
 
 # --- backend selection -----------------------------------------------------------------
@@ -53,9 +63,40 @@ def test_unknown_kernel_choice_is_rejected():
 
 def test_numpy_choice_selects_reference_modules():
     choice = kernels._select("numpy")
-    assert choice[0] == "numpy"
-    assert choice[1:] == (_im2col_numpy, _pool_numpy, _relu_numpy, pytest.importorskip('tinycnn._sgd_numpy'),
+    assert choice[:2] == ("numpy", "numpy")
+    assert choice[2:] == (_im2col_numpy, _pool_numpy, _relu_numpy, pytest.importorskip('tinycnn._sgd_numpy'),
                           _winograd_numpy)
+
+
+def test_the_avx2_build_is_chosen_exactly_when_the_cpu_has_avx2():
+    pytest.importorskip("tinycnn._sgd")
+    baseline = kernels._select("cython-baseline")
+    assert baseline[:2] == ("cython", "baseline") and baseline[5].__name__ == "tinycnn._sgd"
+    best = kernels._select("cython")
+    if kernels.cpu_has_avx2() and importlib.util.find_spec("tinycnn._avx2._sgd"):
+        assert best[:2] == ("cython", "avx2") and best[5].__name__ == "tinycnn._avx2._sgd"
+    else:
+        assert best[:2] == ("cython", "baseline")
+
+
+def test_both_builds_round_alike():
+    """No fused multiply-add in either build (setup.py), so the same inputs give the same bits."""
+    if not kernels.cpu_has_avx2():
+        pytest.skip("this CPU has no AVX2")
+    builds = [_compiled(name, "tinycnn._avx2") for name in ("_sgd", "_winograd")]
+    base = [_compiled(name) for name in ("_sgd", "_winograd")]
+    rng = np.random.default_rng(0)
+    results = []
+    for sgd, wino in (base, builds):
+        p, g, v = (rng.standard_normal(1000).astype(np.float32) for _ in range(3))
+        sgd.sgd_momentum_update(p, g, v, 0.01, 0.9, 1e-4)
+        M = rng.standard_normal((16, 5, 49)).astype(np.float32)
+        out = np.empty((5, 13, 14), np.float32)
+        wino.winograd_output(M, out, rng.standard_normal(5).astype(np.float32))
+        results.append((p, v, out))
+        rng = np.random.default_rng(0)
+    for a, b in zip(*results):
+        np.testing.assert_array_equal(a, b)
 
 
 def test_env_var_numpy_is_honoured_at_import():
@@ -191,9 +232,9 @@ SPECIAL = [0.0, -0.0, np.nan, np.inf, -np.inf, 1e-30, -1e-30]
 
 @settings(max_examples=60, deadline=None)
 @given(n=st.integers(0, 300), dtype=dtypes, seed=seeds, special=st.booleans())
-def test_relu_kernels_compiled_match_reference_exactly(n, dtype, seed, special):
+def test_relu_kernels_compiled_match_reference_exactly(build, n, dtype, seed, special):
     """Bit for bit, NaN, infinities, signed zeros and tiny values included."""
-    cy_relu = _compiled("_relu")
+    cy_relu = _compiled("_relu", build)
     rng = np.random.default_rng(seed)
     x = rng.standard_normal(n).astype(dtype)
     dout = rng.standard_normal(n).astype(dtype)
@@ -217,8 +258,8 @@ def test_relu_kernels_compiled_match_reference_exactly(n, dtype, seed, special):
 @settings(max_examples=60, deadline=None)
 @given(c=st.integers(1, 4), f=st.integers(1, 4), h=st.integers(1, 9), w=st.integers(1, 9), dtype=dtypes,
        bias=st.booleans(), seed=seeds)
-def test_winograd_kernels_compiled_match_reference(c, f, h, w, dtype, bias, seed):
-    cy_wino = _compiled("_winograd")
+def test_winograd_kernels_compiled_match_reference(build, c, f, h, w, dtype, bias, seed):
+    cy_wino = _compiled("_winograd", build)
     rng = np.random.default_rng(seed)
     th, tw = (h + 1) // 2, (w + 1) // 2
     img = rng.standard_normal((c, h, w)).astype(dtype)
@@ -309,8 +350,8 @@ def test_im2col_kernel_much_larger_than_input(cy_im2col, C, H, W, kh, kw, sh, sw
 @settings(max_examples=40, deadline=None)
 @given(n=st.integers(1, 300), dtype=dtypes, lr=st.floats(0, 1), mu=st.floats(0, 0.99),
        wd=st.sampled_from([0.0, 1e-4, 0.1]), seed=seeds)
-def test_sgd_kernel_compiled_matches_reference(n, dtype, lr, mu, wd, seed):
-    cy_sgd = _compiled("_sgd")
+def test_sgd_kernel_compiled_matches_reference(build, n, dtype, lr, mu, wd, seed):
+    cy_sgd = _compiled("_sgd", build)
     ref_sgd = pytest.importorskip("tinycnn._sgd_numpy")
     rng = np.random.default_rng(seed)
     p, g, v = (rng.standard_normal(n).astype(dtype) for _ in range(3))

@@ -1,13 +1,19 @@
 """Chooses the compiled (Cython) or reference (NumPy) kernels, once, at import.
 
 ``TINYCNN_KERNELS`` selects them:
-    unset / "auto"  compiled if the extension was built, else NumPy with a warning
-    "cython"        compiled, or ImportError (CI uses this: no silent fallback)
-    "numpy"         the NumPy reference
+    unset / "auto"     compiled if the extension was built, else NumPy with a warning
+    "cython"           compiled, or ImportError (CI uses this: no silent fallback)
+    "cython-baseline"  compiled, the baseline build even where the AVX2 one would run
+    "numpy"            the NumPy reference
+
+The compiled kernels exist in two builds of the same source on x86-64 (setup.py): the
+baseline one (SSE2) and ``tinycnn._avx2``, which is loaded when the CPU has AVX2 (as NumPy
+detects it). Both round alike; ``instruction_set()`` says which one runs.
 
 Both sets share one signature per kernel; see ``_im2col_numpy``, ``_pool_numpy``, ``_relu_numpy``,
 ``_sgd_numpy`` and ``_winograd_numpy``.
 """
+import importlib
 import os
 import warnings
 
@@ -15,33 +21,56 @@ import numpy as np
 
 from . import _im2col_numpy, _pool_numpy, _relu_numpy, _sgd_numpy, _winograd_numpy
 
-_CHOICES = ("auto", "cython", "numpy")
+_CHOICES = ("auto", "cython", "cython-baseline", "numpy")
+_NAMES = ("_im2col", "_pool", "_relu", "_sgd", "_winograd")
+
+
+def cpu_has_avx2():
+    """True if NumPy found AVX2 on this CPU (and the OS enabled it)."""
+    try:
+        from numpy._core._multiarray_umath import __cpu_features__
+    except ImportError:  # NumPy 1.x
+        from numpy.core._multiarray_umath import __cpu_features__
+    return bool(__cpu_features__.get("AVX2", False))
 
 
 def _select(choice):
+    """-> (backend, instruction set, the five kernel modules)."""
     if choice not in _CHOICES:
         raise ValueError(f"TINYCNN_KERNELS must be one of {_CHOICES}, got {choice!r}")
+    reference = ("numpy", "numpy", _im2col_numpy, _pool_numpy, _relu_numpy, _sgd_numpy, _winograd_numpy)
     if choice == "numpy":
-        return "numpy", _im2col_numpy, _pool_numpy, _relu_numpy, _sgd_numpy, _winograd_numpy
+        return reference
     try:
-        from . import _im2col, _pool, _relu, _sgd, _winograd
+        baseline = [importlib.import_module(f"tinycnn.{name}") for name in _NAMES]
     except ImportError as exc:
-        if choice == "cython":
+        if choice != "auto":
             raise ImportError(
-                "TINYCNN_KERNELS=cython but the compiled kernels are missing "
+                f"TINYCNN_KERNELS={choice} but the compiled kernels are missing "
                 f"({exc}); build them with `pip install -e .`") from exc
         warnings.warn("tinycnn: compiled kernels not built, using the NumPy reference "
                       "(slower); build them with `pip install -e .`", RuntimeWarning, stacklevel=3)
-        return "numpy", _im2col_numpy, _pool_numpy, _relu_numpy, _sgd_numpy, _winograd_numpy
-    return "cython", _im2col, _pool, _relu, _sgd, _winograd
+        return reference
+    if choice != "cython-baseline" and cpu_has_avx2():
+        try:
+            return ("cython", "avx2", *[importlib.import_module(f"tinycnn._avx2.{name}") for name in _NAMES])
+        except ImportError:  # not built (not x86-64 when installed): the baseline build runs
+            pass
+    return ("cython", "baseline", *baseline)
 
 
-_BACKEND, _im2col_mod, _pool_mod, _relu_mod, _sgd_mod, _winograd_mod = _select(os.environ.get("TINYCNN_KERNELS", "auto").lower())
+_BACKEND, _ISA, _im2col_mod, _pool_mod, _relu_mod, _sgd_mod, _winograd_mod = _select(
+    os.environ.get("TINYCNN_KERNELS", "auto").lower())
 
 
 def backend():
     """Name of the active kernel set: "cython" or "numpy"."""
     return _BACKEND
+
+
+def instruction_set():
+    """Which build of the compiled kernels runs: "avx2", "baseline", or "numpy" (none)."""
+    return _ISA
 
 
 def _check_out(name, arr, shape, dtype):

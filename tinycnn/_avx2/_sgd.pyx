@@ -1,0 +1,3 @@
+# The kernels of ../_sgd.pyx, compiled a second time with AVX2 (setup.py); tinycnn.kernels
+# loads this build instead of the baseline one when the CPU has AVX2.
+include "../_sgd.pyx"
