@@ -21,11 +21,17 @@ import subprocess
 import sys
 import time
 
-import numpy as np
+# After each multi-threaded call OpenBLAS's worker threads spin about 0.1 s before they sleep
+# (measured: 110 ms of CPU in the second after a 2-thread sgemm), so the sgemm reference would
+# leave one spinning on a core through the start of the next tinycnn block. 2^4 cycles puts
+# them to sleep at once. Read when OpenBLAS loads, so before NumPy is imported.
+os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
 
-import tinycnn
-from tinycnn import Conv2D, SGD, softmax_cross_entropy
-from cloudedge.system.models import DEFAULT_PRESET, cloud_cnn, edge_cnn, shared_prefix
+import numpy as np  # noqa: E402
+
+import tinycnn  # noqa: E402
+from tinycnn import Conv2D, SGD, softmax_cross_entropy  # noqa: E402
+from cloudedge.system.models import DEFAULT_PRESET, cloud_cnn, edge_cnn, shared_prefix  # noqa: E402
 
 CONV_SHAPES = [(1, 32), (32, 32), (32, 48), (48, 80), (80, 80), (80, 128), (128, 128)]  # the paper plan's; 3x3, pad 1
 BATCH, SIZE = 32, 28
@@ -276,13 +282,15 @@ def main():
               "tinycnn_backend": tinycnn.backend(),
               "tinycnn_instruction_set": tinycnn.kernels.instruction_set(), "threads": threads, "blas": blas_info(),
               "OPENBLAS_CORETYPE": os.environ.get("OPENBLAS_CORETYPE", "<unset>"),
-              "OPENBLAS_L2_SIZE": os.environ.get("OPENBLAS_L2_SIZE", "<unset>")}
+              "OPENBLAS_L2_SIZE": os.environ.get("OPENBLAS_L2_SIZE", "<unset>"),
+              "OPENBLAS_THREAD_TIMEOUT": os.environ["OPENBLAS_THREAD_TIMEOUT"]}
     print(f"tinycnn backend: {result['tinycnn_backend']}, numpy {np.__version__}, threads {threads}, "
           f"load average {os.getloadavg()[0]:.2f}")
     result["load_average_start"] = os.getloadavg()
     for pool in result["blas"]:
         print(f"BLAS: {pool}")
-    print(f"OPENBLAS_CORETYPE={result['OPENBLAS_CORETYPE']} OPENBLAS_L2_SIZE={result['OPENBLAS_L2_SIZE']}")
+    print(f"OPENBLAS_CORETYPE={result['OPENBLAS_CORETYPE']} OPENBLAS_L2_SIZE={result['OPENBLAS_L2_SIZE']} "
+          f"OPENBLAS_THREAD_TIMEOUT={result['OPENBLAS_THREAD_TIMEOUT']}")
 
     sgemm = sgemm_step(threads)
     print(f"\nConv2D 3x3 pad 1, batch {BATCH}, {SIZE}x{SIZE}, forward+backward, timed in turn with "
@@ -377,7 +385,8 @@ def markdown_report(result, command):
     blas = ", ".join(f"{p.get('internal_api')} {p.get('version')} {p.get('architecture')} "
                      f"({p.get('num_threads')} threads)" for p in result["blas"])
     lines = [f"Command: `{command}` (with OPENBLAS_CORETYPE={result['OPENBLAS_CORETYPE']}, "
-             f"OPENBLAS_L2_SIZE={result['OPENBLAS_L2_SIZE']})", "",
+             f"OPENBLAS_L2_SIZE={result['OPENBLAS_L2_SIZE']}, "
+             f"OPENBLAS_THREAD_TIMEOUT={result.get('OPENBLAS_THREAD_TIMEOUT', '<unset>')})", "",
              f"Threads: {result['threads']} (tinycnn.set_threads, BLAS single-threaded inside; PyTorch "
              f"set_num_threads; sgemm on {result['threads']} BLAS threads). Load average at start: "
              f"{result['load_average_start'][0]:.2f}.", "",
