@@ -24,7 +24,11 @@ def kernel(module, source, flags=()):
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
         # No OpenMP: on 2 cores its threads spun against OpenBLAS's and a training
         # step got slower, not faster (measured); the kernels are single-threaded.
-        extra_compile_args=["-O3", *flags],
+        # -fno-trapping-math: the kernels never read floating-point exception flags, and
+        # without it gcc keeps every compare in a branch; with it the 2x2 max-pool forward
+        # becomes vector selects: 1.02 -> 0.17 ms on (32, 32, 28, 28) float32 (measured,
+        # AVX2 build). Rounding is untouched.
+        extra_compile_args=["-O3", "-fno-trapping-math", *flags],
     )
 
 

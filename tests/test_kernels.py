@@ -170,6 +170,29 @@ def test_maxpool_forward_compiled_matches_reference_exactly(cy_pool, geom, dtype
     assert arg_got.min() >= 0 and arg_got.max() < kh * kw
 
 
+@settings(max_examples=60, deadline=None)
+@given(n=st.integers(1, 3), c=st.integers(1, 3), h=st.integers(2, 9), w=st.integers(2, 9), dtype=dtypes,
+       values=st.sampled_from(["normal", "ties", "special"]), seed=seeds)
+def test_two_by_two_pool_compiled_matches_reference_exactly(cy_pool, n, c, h, w, dtype, values, seed):
+    """The 2x2 stride-2 path of both kernels (the nets' pool; odd sizes leave a row or column
+    to the general backward): values, argmax and dx bit for bit, NaN, infinities and ties included."""
+    rng = np.random.default_rng(seed)
+    if values == "ties":
+        x = rng.integers(0, 3, (n, c, h, w)).astype(dtype)
+    else:
+        x = rng.standard_normal((n, c, h, w)).astype(dtype)
+    if values == "special":
+        x.flat[rng.integers(0, x.size, 4)] = [np.nan, np.inf, -np.inf, -0.0]
+    out_ref, arg_ref = _pool_numpy.maxpool_forward(x, 2, 2, 2, 2)
+    out_got, arg_got = cy_pool.maxpool_forward(x, 2, 2, 2, 2)
+    np.testing.assert_array_equal(out_got, out_ref)
+    np.testing.assert_array_equal(arg_got, arg_ref)
+    dout = rng.standard_normal(arg_ref.shape).astype(dtype)
+    dx = np.full((n, c, h, w), 7, dtype)                  # whatever was there must be overwritten
+    np.testing.assert_array_equal(cy_pool.maxpool_backward(dout, arg_ref, h, w, 2, 2, 2, 2, dx),
+                                  _pool_numpy.maxpool_backward(dout, arg_ref, h, w, 2, 2, 2, 2))
+
+
 @settings(max_examples=100, deadline=None)
 @given(geom=pool_geometries(), dtype=dtypes, seed=seeds)
 def test_maxpool_backward_compiled_matches_reference(cy_pool, geom, dtype, seed):

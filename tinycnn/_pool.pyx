@@ -6,6 +6,7 @@
 import numpy as np
 cimport numpy as cnp
 from cython cimport floating
+from libc.string cimport memset
 
 cnp.import_array()
 
@@ -35,11 +36,37 @@ def maxpool_forward(const floating[:, :, :, ::1] x, Py_ssize_t kh, Py_ssize_t kw
     # Plain pointers into each contiguous (H, W) plane: with 4-D memoryview indexing in
     # the inner loop the same code ran 10-25x slower (measured 6.7-15 ms vs 0.6 ms on
     # (32, 32, 28, 28) float32).
+    cdef const floating* r0
+    cdef const floating* r1
+    cdef floating v1, v2, v3
+    cdef bint two = kh == 2 and kw == 2 and sh == 2 and sw == 2
     with nogil:
         for nc in range(N * C):  # one (n, c) plane per iteration
             plane = &x[0, 0, 0, 0] + nc * H * W
             o = &out[0, 0, 0, 0] + nc * OH * OW
             a = &argmax[0, 0, 0, 0] + nc * OH * OW
+            if two:
+                # 2x2 windows, stride 2 (the nets' pool): the same strict > comparisons in
+                # window order, written as selects that gcc vectorises (with
+                # -fno-trapping-math, setup.py): 1.02 -> 0.11 ms on (32, 32, 28, 28) float32
+                for oh in range(OH):
+                    r0 = plane + 2 * oh * W
+                    r1 = r0 + W
+                    for ow in range(OW):
+                        best = r0[2 * ow]
+                        k = 0
+                        v1 = r0[2 * ow + 1]
+                        v2 = r1[2 * ow]
+                        v3 = r1[2 * ow + 1]
+                        k = 1 if v1 > best else k
+                        best = v1 if v1 > best else best
+                        k = 2 if v2 > best else k
+                        best = v2 if v2 > best else best
+                        k = 3 if v3 > best else k
+                        best = v3 if v3 > best else best
+                        o[oh * OW + ow] = best
+                        a[oh * OW + ow] = k
+                continue
             for oh in range(OH):
                 h0 = oh * sh
                 for ow in range(OW):
@@ -64,9 +91,11 @@ def maxpool_backward(const floating[:, :, :, ::1] dout, const int[:, :, :, ::1] 
     overlapping winners accumulate."""
     cdef Py_ssize_t N = dout.shape[0], C = dout.shape[1], OH = dout.shape[2], OW = dout.shape[3]
     dtype = np.float32 if floating is float else np.float64
+    # 2x2 windows with stride 2 tiling the whole input: every dx entry is written below
+    cdef bint tiles = kh == 2 and kw == 2 and sh == 2 and sw == 2 and H == 2 * OH and W == 2 * OW
     if dx_arr is None:
-        dx_arr = np.zeros((N, C, H, W), dtype=dtype)
-    else:
+        dx_arr = np.empty((N, C, H, W), dtype=dtype) if tiles else np.zeros((N, C, H, W), dtype=dtype)
+    elif not tiles:
         dx_arr.fill(0)
     if N * C * OH * OW == 0:
         return dx_arr
@@ -75,12 +104,24 @@ def maxpool_backward(const floating[:, :, :, ::1] dout, const int[:, :, :, ::1] 
     cdef const floating* d
     cdef const int* a
     cdef floating* plane
+    cdef floating* r0
     cdef int k
     with nogil:  # plain pointers per (n, c) plane, as in the forward
         for nc in range(N * C):
             d = &dout[0, 0, 0, 0] + nc * OH * OW
             a = &argmax[0, 0, 0, 0] + nc * OH * OW
             plane = &dx[0, 0, 0, 0] + nc * H * W
+            if tiles:
+                # per pair of input rows: zero them while in cache, then put each dout at its
+                # window's argmax, k = 2*i + j (no division by kw): 0.46 -> 0.15 ms on
+                # (32, 32, 28, 28) float32, measured
+                for oh in range(OH):
+                    r0 = plane + 2 * oh * W
+                    memset(r0, 0, 2 * W * sizeof(floating))
+                    for ow in range(OW):
+                        k = a[oh * OW + ow]
+                        r0[(k >> 1) * W + 2 * ow + (k & 1)] = d[oh * OW + ow]
+                continue
             for oh in range(OH):
                 for ow in range(OW):
                     k = a[oh * OW + ow]
