@@ -90,8 +90,8 @@ def test_both_builds_round_alike():
     for sgd, wino in (base, builds):
         p, g, v = (rng.standard_normal(1000).astype(np.float32) for _ in range(3))
         sgd.sgd_momentum_update(p, g, v, 0.01, 0.9, 1e-4)
-        M = rng.standard_normal((16, 5, 49)).astype(np.float32)
-        out = np.empty((5, 13, 14), np.float32)
+        M = rng.standard_normal((16, 5, 2 * 49)).astype(np.float32)
+        out = np.empty((2, 5, 13, 14), np.float32)
         wino.winograd_output(M, out, rng.standard_normal(5).astype(np.float32))
         results.append((p, v, out))
         rng = np.random.default_rng(0)
@@ -279,23 +279,24 @@ def test_relu_kernels_compiled_match_reference_exactly(build, n, dtype, seed, sp
 
 
 @settings(max_examples=60, deadline=None)
-@given(c=st.integers(1, 4), f=st.integers(1, 4), h=st.integers(1, 9), w=st.integers(1, 9), dtype=dtypes,
-       bias=st.booleans(), seed=seeds)
-def test_winograd_kernels_compiled_match_reference(build, c, f, h, w, dtype, bias, seed):
+@given(n=st.integers(1, 3), c=st.integers(1, 4), f=st.integers(1, 4), h=st.integers(1, 9), w=st.integers(1, 9),
+       dtype=dtypes, bias=st.booleans(), seed=seeds)
+def test_winograd_kernels_compiled_match_reference(build, n, c, f, h, w, dtype, bias, seed):
     cy_wino = _compiled("_winograd", build)
     rng = np.random.default_rng(seed)
     th, tw = (h + 1) // 2, (w + 1) // 2
-    img = rng.standard_normal((c, h, w)).astype(dtype)
-    M = rng.standard_normal((16, f, th * tw)).astype(dtype)
+    x = rng.standard_normal((n, c, h, w)).astype(dtype)
+    M = rng.standard_normal((16, f, n * th * tw)).astype(dtype)
     b = rng.standard_normal(f).astype(dtype) if bias else None
-    dout = rng.standard_normal((f, h, w)).astype(dtype)
+    dout = rng.standard_normal((n, f, h, w)).astype(dtype)
     W = rng.standard_normal((f, c, 3, 3)).astype(dtype)
     Mw = rng.standard_normal((16, f, c)).astype(dtype)
     got, ref = [], []
     for mod, res in ((cy_wino, got), (_winograd_numpy, ref)):
-        V, out, D = np.full((16, c, th * tw), 9, dtype), np.full((f, h, w), 9, dtype), np.full((16, f, th * tw), 9, dtype)
+        V, out, D = (np.full((16, c, n * th * tw), 9, dtype), np.full((n, f, h, w), 9, dtype),
+                     np.full((16, f, n * th * tw), 9, dtype))
         U, dW = np.full((16, f, c), 9, dtype), np.full((f, c, 3, 3), 9, dtype)
-        mod.winograd_input(img, V)
+        mod.winograd_input(x, V)
         mod.winograd_output(M, out, b)
         mod.winograd_dout(dout, D)
         mod.winograd_weights(W, U)
@@ -314,12 +315,12 @@ def test_winograd_computes_a_3x3_convolution_by_hand():
     xp = np.zeros((1, 4, 4))
     xp[0, 1:3, 1:3] = img
     V = np.empty((16, 1, 1))
-    kernels.winograd_input(img[None], V)
+    kernels.winograd_input(img[None, None], V)
     U = (kernels.WINOGRAD_G @ g @ kernels.WINOGRAD_G.T).reshape(16, 1, 1)
-    out = np.empty((1, 2, 2))
+    out = np.empty((1, 1, 2, 2))
     kernels.winograd_output(U * V, out)
     direct = [[np.sum(xp[0, y:y + 3, x:x + 3] * g) for x in range(2)] for y in range(2)]
-    np.testing.assert_allclose(out[0], direct, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(out[0, 0], direct, rtol=1e-12, atol=1e-12)
 
 
 def test_winograd_weight_gradient_of_one_tile_by_hand():
@@ -330,8 +331,8 @@ def test_winograd_weight_gradient_of_one_tile_by_hand():
     xp = np.zeros((1, 4, 4))
     xp[0, 1:3, 1:3] = img
     V, D = np.empty((16, 1, 1)), np.empty((16, 1, 1))
-    kernels.winograd_input(img[None], V)
-    kernels.winograd_dout(g[None], D)
+    kernels.winograd_input(img[None, None], V)
+    kernels.winograd_dout(g[None, None], D)
     A3T = kernels.WINOGRAD_A3T
     dW = A3T @ (D * V).reshape(4, 4) @ A3T.T
     direct = [[np.sum(g * xp[0, i:i + 2, j:j + 2]) for j in range(3)] for i in range(3)]

@@ -28,40 +28,39 @@ G2 = np.array([[1, 0], [0.5, 0.5], [0.5, -0.5], [0, -1]], dtype=np.float64)
 A3T = np.array([[1, 1, 1, 0], [0, 1, -1, 0], [0, 1, 1, 1]], dtype=np.float64)
 
 
-def winograd_input(img, V):
-    """img: (C, H, W), one image -> V: (16, C, th*tw), V[4i + j, c, t] = (B^T d B)[i, j] of tile t
-    of channel c: the 4x4 tiles (stride 2) of img zero-padded by 1 (and by one more row/column
-    when H or W is odd), th = ceil(H/2)."""
-    C, H, W = img.shape
+def winograd_input(x, V):
+    """x: (N, C, H, W) -> V: (16, C, N*th*tw), V[4i + j, c, n*th*tw + t] = (B^T d B)[i, j] of tile t
+    of channel c of image n: the 4x4 tiles (stride 2) of each image zero-padded by 1 (and by
+    one more row/column when H or W is odd), th = ceil(H/2)."""
+    N, C, H, W = x.shape
     th, tw = (H + 1) // 2, (W + 1) // 2
-    xp = np.zeros((C, 2 * th + 2, 2 * tw + 2), dtype=img.dtype)
-    xp[:, 1:H + 1, 1:W + 1] = img
+    xp = np.zeros((N, C, 2 * th + 2, 2 * tw + 2), dtype=x.dtype)
+    xp[:, :, 1:H + 1, 1:W + 1] = x
     s = xp.strides
-    d = as_strided(xp, (C, th, tw, 4, 4), (s[0], 2 * s[1], 2 * s[2], s[1], s[2]))   # 4x4 tiles, stride 2
-    v = np.einsum("ij,cyxjk,lk->ilcyx", BT, d, BT)                                  # B^T d B
-    V[...] = v.reshape(16, C, th * tw)
+    d = as_strided(xp, (N, C, th, tw, 4, 4), (s[0], s[1], 2 * s[2], 2 * s[3], s[2], s[3]))   # 4x4 tiles, stride 2
+    v = np.einsum("ij,ncyxjk,lk->ilcnyx", BT, d, BT)                                        # B^T d B
+    V[...] = v.reshape(16, C, N * th * tw)
 
 
 def winograd_output(M, out, bias=None):
-    """M: (16, F, th*tw) -> out: (F, H, W) = A^T m A per tile (+ bias (F,) if given), cropped to
-    H <= 2*th, W <= 2*tw."""
-    _, F, T = M.shape
-    _, H, W = out.shape
+    """M: (16, F, N*th*tw) -> out: (N, F, H, W) = A^T m A per tile (+ bias (F,) if given), cropped
+    to H <= 2*th, W <= 2*tw; image n's tiles in columns n*th*tw onwards."""
+    N, F, H, W = out.shape
     th, tw = (H + 1) // 2, (W + 1) // 2
-    m = M.reshape(4, 4, F, th, tw)
-    y = np.einsum("ij,jkfyx,lk->fyixl", AT, m, AT).reshape(F, 2 * th, 2 * tw)     # A^T m A
-    out[...] = y[:, :H, :W] if bias is None else y[:, :H, :W] + bias[:, None, None]
+    m = M.reshape(4, 4, F, N, th, tw)
+    y = np.einsum("ij,jkfnyx,lk->nfyixl", AT, m, AT).reshape(N, F, 2 * th, 2 * tw)  # A^T m A
+    out[...] = y[:, :, :H, :W] if bias is None else y[:, :, :H, :W] + bias[:, None, None]
 
 
 def winograd_dout(dout, D):
-    """dout: (F, H, W), one image's output gradient -> D: (16, F, th*tw), D[4i + j, f, t] =
-    (G2 g G2^T)[i, j] of its 2x2 tile t (zero beyond H, W), th = ceil(H/2)."""
-    F, H, W = dout.shape
+    """dout: (N, F, H, W) -> D: (16, F, N*th*tw), D[4i + j, f, n*th*tw + t] = (G2 g G2^T)[i, j] of
+    the 2x2 tile t (zero beyond H, W) of image n, th = ceil(H/2)."""
+    N, F, H, W = dout.shape
     th, tw = (H + 1) // 2, (W + 1) // 2
-    g = np.zeros((F, 2 * th, 2 * tw), dtype=dout.dtype)
-    g[:, :H, :W] = dout
-    tiles = g.reshape(F, th, 2, tw, 2).transpose(0, 1, 3, 2, 4)                     # (F, th, tw, 2, 2)
-    D[...] = np.einsum("ia,fyxab,jb->ijfyx", G2, tiles, G2).reshape(16, F, th * tw)  # G2 g G2^T
+    g = np.zeros((N, F, 2 * th, 2 * tw), dtype=dout.dtype)
+    g[:, :, :H, :W] = dout
+    tiles = g.reshape(N, F, th, 2, tw, 2).transpose(0, 1, 2, 4, 3, 5)                  # (N, F, th, tw, 2, 2)
+    D[...] = np.einsum("ia,nfyxab,jb->ijfnyx", G2, tiles, G2).reshape(16, F, N * th * tw)  # G2 g G2^T
 
 
 def winograd_weights(W, U):

@@ -150,31 +150,34 @@ WINOGRAD_G = _winograd_numpy.G      # (4, 3) float64: U = G g G^T
 WINOGRAD_A3T = _winograd_numpy.A3T  # (3, 4) float64: dW = A3^T m A3
 
 
-def winograd_input(img, V):
-    """img: (C, H, W), one image -> V: (16, C, th*tw) = B^T d B of each 4x4 tile (stride 2) of
-    img zero-padded by 1, th = ceil(H/2); written into V (C-contiguous, img's dtype)."""
-    C, H, W = img.shape
-    _check_out("winograd_input V", V, (16, C, ((H + 1) // 2) * ((W + 1) // 2)), img.dtype)
-    _winograd_mod.winograd_input(np.ascontiguousarray(img), V)
+def winograd_input(x, V):
+    """x: (N, C, H, W) -> V: (16, C, N*th*tw) = B^T d B of each 4x4 tile (stride 2) of each image
+    zero-padded by 1, th = ceil(H/2), image n's tiles from column n*th*tw; written into V
+    (C-contiguous, x's dtype)."""
+    N, C, H, W = x.shape
+    _check_out("winograd_input V", V, (16, C, N * ((H + 1) // 2) * ((W + 1) // 2)), x.dtype)
+    _winograd_mod.winograd_input(np.ascontiguousarray(x), V)
     return V
 
 
 def winograd_output(M, out, bias=None):
-    """M: (16, F, th*tw) -> out: (F, H, W) = A^T m A of each tile (+ bias (F,)), th = ceil(H/2)."""
-    F, H, W = out.shape
+    """M: (16, F, N*th*tw) -> out: (N, F, H, W) = A^T m A of each tile (+ bias (F,)), th = ceil(H/2),
+    image n's tiles from column n*th*tw."""
+    N, F, H, W = out.shape
     _check_out("winograd_output out", out, out.shape, M.dtype)
-    if M.shape != (16, F, ((H + 1) // 2) * ((W + 1) // 2)):
-        raise ValueError(f"winograd_output: M has shape {M.shape}, expected {(16, F, ((H + 1) // 2) * ((W + 1) // 2))} "
+    if M.shape != (16, F, N * ((H + 1) // 2) * ((W + 1) // 2)):
+        raise ValueError(f"winograd_output: M has shape {M.shape}, expected {(16, F, N * ((H + 1) // 2) * ((W + 1) // 2))} "
                          f"for out {out.shape}")
     _winograd_mod.winograd_output(np.ascontiguousarray(M), out, bias)
     return out
 
 
 def winograd_dout(dout, D):
-    """dout: (F, H, W), one image's output gradient -> D: (16, F, th*tw) = G2 g G2^T of each 2x2
-    tile (the weight gradient's transform, _winograd_numpy); written into D."""
-    F, H, W = dout.shape
-    _check_out("winograd_dout D", D, (16, F, ((H + 1) // 2) * ((W + 1) // 2)), dout.dtype)
+    """dout: (N, F, H, W), output gradients -> D: (16, F, N*th*tw) = G2 g G2^T of each 2x2 tile
+    (the weight gradient's transform, _winograd_numpy), image n's tiles from column n*th*tw;
+    written into D."""
+    N, F, H, W = dout.shape
+    _check_out("winograd_dout D", D, (16, F, N * ((H + 1) // 2) * ((W + 1) // 2)), dout.dtype)
     _winograd_mod.winograd_dout(np.ascontiguousarray(dout), D)
     return D
 

@@ -13,8 +13,8 @@ GEMM that reads col and col2im stay in cache, and the GEMM writes NCHW directly.
 single im2col of the whole batch (K, N*P) gives one bigger GEMM but streams N times
 that through memory and needs a transpose back to NCHW: measured 4.3 ms vs 6.8 ms for
 the forward of 32 -> 32 channels at batch 32, one thread. Thin layers, whose col is
-much smaller, take a few images per call (COL_GROUP_BYTES of col): the same GEMMs, as
-one stacked matmul. The images of a batch are split over the engine's threads
+much smaller, take a few images per call (GROUP_BYTES of col): the same GEMMs, as
+one stacked matmul; so do thin layers on the Winograd path below. The images of a batch are split over the engine's threads
 (tinycnn.parallel).
 
 3x3 kernels with stride 1 and padding 1 (every conv of the paper's plan) take the
@@ -43,11 +43,12 @@ from .base import Layer, check_positive, init_weights, pair
 # 20 -> 20 4.55 vs 7.00, 32 -> 32 8.78 vs 12.58.
 WINOGRAD_MIN_CHANNELS = 12
 
-# On the im2col path, images per im2col + GEMM call: as many as fill this much col (at least
-# 1). Each call costs Python a few microseconds holding the GIL, which two threads then
-# queue for: 8 -> 8 channels at batch 32 took 0.61 ms forward and 1.46 ms backward on 2
-# threads with one image per call, 0.30 and 0.99 with 4 (0.49 and 1.12 on 1 thread).
-COL_GROUP_BYTES = 1 << 20
+# Images per call, on both paths: as many as fill this much of the im2col matrix col or of
+# the Winograd tiles V (at least 1). Each call costs Python a few microseconds holding the
+# GIL, which two threads then queue for: on im2col, 8 -> 8 channels at batch 32 took 0.61 ms
+# forward and 1.46 ms backward on 2 threads with one image per call, 0.30 and 0.99 with 4
+# (0.49 and 1.12 on 1 thread).
+GROUP_BYTES = 1 << 20
 
 
 class Conv2D(Layer):
@@ -144,11 +145,11 @@ class Conv2D(Layer):
             col = None if winograd else np.empty((W2.shape[1], OH * OW), dtype=x.dtype)
             for n in range(N):
                 if winograd:
-                    V = winograd_tiles(x[n])                   # (16, C, T), read by every thread
+                    V = winograd_tiles(x[n:n + 1])             # (16, C, T), read by every thread
 
                     def channels(lo, hi, n=n, V=V):            # output channels lo..hi-1, one thread
                         M = np.matmul(U[:, lo:hi], V, out=scratch("winograd_M", (16, hi - lo, V.shape[2]), x.dtype))
-                        kernels.winograd_output(M, out4[n, lo:hi], bias[lo:hi])
+                        kernels.winograd_output(M, out4[n:n + 1, lo:hi], bias[lo:hi])
                 else:
                     self._im2col(x[n:n + 1], out=col)
 
@@ -235,7 +236,7 @@ class Conv2D(Layer):
     @staticmethod
     def _col_group(col_bytes):
         """Images per im2col + GEMM call when one image's col takes col_bytes."""
-        return max(1, COL_GROUP_BYTES // col_bytes)
+        return max(1, GROUP_BYTES // col_bytes)
 
     def _im2col(self, x, out):
         (kh, kw), (sh, sw), (ph, pw) = self.kernel_size, self.stride, self.padding
@@ -250,23 +251,31 @@ class Conv2D(Layer):
         self.x = None
 
 
-def winograd_tiles(img):
-    """img: (C, H, W) -> V: (16, C, T) = B^T d B of each 4x4 tile of img zero-padded by 1,
+def winograd_tiles(x):
+    """x: (m, C, H, W) -> V: (16, C, m*T) = B^T d B of each 4x4 tile of each image zero-padded by 1,
     T = ceil(H/2)*ceil(W/2). V is the calling thread's scratch array: read it before the next call."""
-    C, H, W = img.shape
-    return kernels.winograd_input(img, scratch("winograd_V", (16, C, ((H + 1) // 2) * ((W + 1) // 2)), img.dtype))
+    m, C, H, W = x.shape
+    return kernels.winograd_input(x, scratch("winograd_V", (16, C, m * ((H + 1) // 2) * ((W + 1) // 2)), x.dtype))
+
+
+def winograd_group(x):
+    """Images per Winograd call for x: (N, C, H, W): as many as fill GROUP_BYTES of tiles V."""
+    _, C, H, W = x.shape
+    return max(1, GROUP_BYTES // (16 * C * ((H + 1) // 2) * ((W + 1) // 2) * x.itemsize))
 
 
 def winograd_conv(x, U, out, lo, hi, bias=None):
     """out[n] = conv(x[n], W) + bias for images lo..hi-1 (3x3, stride 1, padding 1), one thread.
 
     x: (N, C, H, W); U: (16, F, C) from kernels.winograd_weights(W); out: (N, F, H, W); bias: (F,)
-    or None. U, out and bias have x's dtype.
+    or None. U, out and bias have x's dtype. A few images per call (winograd_group).
     """
-    for n in range(lo, hi):
-        V = winograd_tiles(x[n])                            # V = B^T d B per tile
+    group = winograd_group(x)
+    for n in range(lo, hi, group):                          # images n..n+m-1
+        m = min(group, hi - n)
+        V = winograd_tiles(x[n:n + m])                      # V = B^T d B per tile
         M = np.matmul(U, V, out=scratch("winograd_M", (16, U.shape[1], V.shape[2]), x.dtype))   # 16 GEMMs
-        kernels.winograd_output(M, out[n], bias)            # out[n] = A^T m A per tile + bias
+        kernels.winograd_output(M, out[n:n + m], bias)      # out[n] = A^T m A per tile + bias
 
 
 def winograd_weight_grad(x, dout, lo, hi):
@@ -276,8 +285,10 @@ def winograd_weight_grad(x, dout, lo, hi):
     """
     C, F = x.shape[1], dout.shape[1]
     acc = np.zeros((16, F, C), dtype=x.dtype)
-    for n in range(lo, hi):
-        V = winograd_tiles(x[n])                            # B^T d B per 4x4 input tile
-        D = kernels.winograd_dout(dout[n], scratch("winograd_D", (16, F, V.shape[2]), x.dtype))   # G2 g G2^T
+    group = winograd_group(x)
+    for n in range(lo, hi, group):                          # images n..n+m-1
+        m = min(group, hi - n)
+        V = winograd_tiles(x[n:n + m])                      # B^T d B per 4x4 input tile
+        D = kernels.winograd_dout(dout[n:n + m], scratch("winograd_D", (16, F, V.shape[2]), x.dtype))   # G2 g G2^T
         acc += np.matmul(D, V.transpose(0, 2, 1), out=scratch("winograd_dW_n", (16, F, C), x.dtype))
     return acc
