@@ -25,9 +25,9 @@ def kernel(module, source, flags=()):
         # No OpenMP: on 2 cores its threads spun against OpenBLAS's and a training
         # step got slower, not faster (measured); the kernels are single-threaded.
         # -fno-trapping-math: the kernels never read floating-point exception flags, and
-        # without it gcc keeps every compare in a branch; with it the 2x2 max-pool forward
-        # becomes vector selects: 1.02 -> 0.17 ms on (32, 32, 28, 28) float32 (measured,
-        # AVX2 build). Rounding is untouched.
+        # without it gcc keeps every float compare in a branch; with it the 2x2 max-pool
+        # forward becomes vector selects: about 1 ms -> 0.11 ms on (32, 32, 28, 28) float32
+        # (measured, AVX2 build). Rounding is untouched.
         extra_compile_args=["-O3", "-fno-trapping-math", *flags],
     )
 
@@ -36,7 +36,8 @@ extensions = [kernel(f"tinycnn.{name}", f"tinycnn/{name}.pyx") for name in KERNE
 # On x86-64 the same kernels are built a second time with AVX2, for the CPUs that have it
 # (tinycnn.kernels picks the build at import). The baseline build may only use SSE2, and
 # gcc's vectorised loops then move 4 floats at a time: the SGD update of 6.4M weights took
-# 4.0 ms vs 2.4 ms with AVX2, an EdgeCNN-3 training step 40.3 vs 36.9 ms (measured). No
+# 4.0 ms vs 2.4 ms with AVX2, an EdgeCNN-3 training step 38.5-40.1 vs 35.2-36.5 ms (measured,
+# alternating runs). No
 # -mfma: without it gcc cannot fuse a multiply and an add, so both builds round alike.
 if platform.machine().lower() in ("x86_64", "amd64"):
     extensions += [kernel(f"tinycnn._avx2.{name}", f"tinycnn/_avx2/{name}.pyx", ["-mavx2"]) for name in KERNELS]

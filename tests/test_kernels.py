@@ -85,16 +85,15 @@ def test_both_builds_round_alike():
         pytest.skip("this CPU has no AVX2")
     builds = [_compiled(name, "tinycnn._avx2") for name in ("_sgd", "_winograd")]
     base = [_compiled(name) for name in ("_sgd", "_winograd")]
-    rng = np.random.default_rng(0)
     results = []
     for sgd, wino in (base, builds):
+        rng = np.random.default_rng(0)                 # the same inputs for both builds
         p, g, v = (rng.standard_normal(1000).astype(np.float32) for _ in range(3))
         sgd.sgd_momentum_update(p, g, v, 0.01, 0.9, 1e-4)
         M = rng.standard_normal((16, 5, 2 * 49)).astype(np.float32)
         out = np.empty((2, 5, 13, 14), np.float32)
         wino.winograd_output(M, out, rng.standard_normal(5).astype(np.float32))
         results.append((p, v, out))
-        rng = np.random.default_rng(0)
     for a, b in zip(*results):
         np.testing.assert_array_equal(a, b)
 

@@ -13,9 +13,9 @@ GEMM that reads col and col2im stay in cache, and the GEMM writes NCHW directly.
 single im2col of the whole batch (K, N*P) gives one bigger GEMM but streams N times
 that through memory and needs a transpose back to NCHW: measured 4.3 ms vs 6.8 ms for
 the forward of 32 -> 32 channels at batch 32, one thread. Thin layers, whose col is
-much smaller, take a few images per call (GROUP_BYTES of col): the same GEMMs, as
-one stacked matmul; so do thin layers on the Winograd path below. The images of a batch are split over the engine's threads
-(tinycnn.parallel).
+much smaller, take a few images per call (images_per_call): the same GEMMs, as one
+stacked matmul; so do thin layers on the Winograd path below. The images of a batch are
+split over the engine's threads (tinycnn.parallel).
 
 3x3 kernels with stride 1 and padding 1 (every conv of the paper's plan) take the
 Winograd path instead (tinycnn/_winograd_numpy.py has the formulas): per image,
@@ -123,7 +123,7 @@ class Conv2D(Layer):
         b = self.params["b"][:, None]                          # (F, 1)
 
         K, P = W2.shape[1], OH * OW
-        group = self._col_group(K * P * x.itemsize)
+        group = images_per_call(K * P * x.itemsize)            # col of one image: K*P numbers
 
         def images(lo, hi):                                    # images lo..hi-1, one thread
             for n in range(lo, hi, group):                     # images n..n+m-1 side by side in col
@@ -182,7 +182,7 @@ class Conv2D(Layer):
                     winograd_conv(dout4, U_flip, dx, lo, hi)
                 return dWw, (dout[lo:hi].sum(axis=(0, 2)) if trainable else None)
             K, P = W2.shape[1], dout.shape[2]
-            group = self._col_group(K * P * x.itemsize)
+            group = images_per_call(K * P * x.itemsize)
             dWT = np.zeros((K, F), dtype=x.dtype) if trainable else None
             for n in range(lo, hi, group):                     # images n..n+m-1 side by side in col
                 m = min(group, hi - n)
@@ -233,11 +233,6 @@ class Conv2D(Layer):
             self._U = (W.copy(), kernels.winograd_weights(W, dtype))
         return self._U[1]
 
-    @staticmethod
-    def _col_group(col_bytes):
-        """Images per im2col + GEMM call when one image's col takes col_bytes."""
-        return max(1, GROUP_BYTES // col_bytes)
-
     def _im2col(self, x, out):
         (kh, kw), (sh, sw), (ph, pw) = self.kernel_size, self.stride, self.padding
         return kernels.im2col(x, kh, kw, sh, sw, ph, pw, out=out)
@@ -258,19 +253,18 @@ def winograd_tiles(x):
     return kernels.winograd_input(x, scratch("winograd_V", (16, C, m * ((H + 1) // 2) * ((W + 1) // 2)), x.dtype))
 
 
-def winograd_group(x):
-    """Images per Winograd call for x: (N, C, H, W): as many as fill GROUP_BYTES of tiles V."""
-    _, C, H, W = x.shape
-    return max(1, GROUP_BYTES // (16 * C * ((H + 1) // 2) * ((W + 1) // 2) * x.itemsize))
+def images_per_call(bytes_per_image):
+    """Images per im2col + GEMM or Winograd call: as many as fill GROUP_BYTES, at least 1."""
+    return max(1, GROUP_BYTES // bytes_per_image)
 
 
 def winograd_conv(x, U, out, lo, hi, bias=None):
     """out[n] = conv(x[n], W) + bias for images lo..hi-1 (3x3, stride 1, padding 1), one thread.
 
     x: (N, C, H, W); U: (16, F, C) from kernels.winograd_weights(W); out: (N, F, H, W); bias: (F,)
-    or None. U, out and bias have x's dtype. A few images per call (winograd_group).
+    or None. U, out and bias have x's dtype. A few images per call (images_per_call).
     """
-    group = winograd_group(x)
+    group = images_per_call(4 * x[0].nbytes)               # V: 16 numbers per 2x2 block of an image
     for n in range(lo, hi, group):                          # images n..n+m-1
         m = min(group, hi - n)
         V = winograd_tiles(x[n:n + m])                      # V = B^T d B per tile
@@ -285,7 +279,7 @@ def winograd_weight_grad(x, dout, lo, hi):
     """
     C, F = x.shape[1], dout.shape[1]
     acc = np.zeros((16, F, C), dtype=x.dtype)
-    group = winograd_group(x)
+    group = images_per_call(4 * x[0].nbytes)
     for n in range(lo, hi, group):                          # images n..n+m-1
         m = min(group, hi - n)
         V = winograd_tiles(x[n:n + m])                      # B^T d B per 4x4 input tile
