@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import tinycnn
-from tinycnn import SGD, Conv2D, Dense, MaxPool2D, ReLU, Sequential, parallel, softmax_cross_entropy
+from tinycnn import SGD, Conv2D, Dense, MaxPool2D, ReLU, Sequential, optim, parallel, softmax_cross_entropy
 from tinycnn.parallel import chunks, grain, parallel_for, scratch, threads
 from cloudedge.system.models import edge_cnn
 from conftest import conv_geometries, module_setting, seeds
@@ -164,7 +164,8 @@ def test_relu_and_maxpool_give_the_same_result_on_one_and_three_threads(n, c, hw
 
 def test_a_training_step_on_two_threads_matches_one_thread():
     """EdgeCNN-3 (tiny), 3 SGD steps: params agree to float32 rounding of reordered sums;
-    the SGD update is split over threads for params of 2**16 entries or more."""
+    the SGD update is split over threads (here with 2**15 entries per chunk, so the 90,000
+    weights take two)."""
     x = np.random.default_rng(0).random((8, 1, 28, 28), dtype=np.float32)
     y = np.arange(8) % 10
     params = []
@@ -172,7 +173,7 @@ def test_a_training_step_on_two_threads_matches_one_thread():
         model = edge_cnn(3, preset="tiny", seed=0, dropout=0.0)
         big = Sequential([Dense(300, 300, rng=0), Dense(300, 10, rng=1)])  # 90,000 weights
         opt, opt_big = SGD(model, lr=0.05), SGD(big, lr=0.05)
-        with threads(n_threads), any_chunk_size():
+        with threads(n_threads), any_chunk_size(), module_setting(optim, "SPLIT_ENTRIES", 1 << 15):
             for _ in range(3):
                 loss, d = softmax_cross_entropy(model.forward(x, training=True), y)
                 model.backward(d)

@@ -5,6 +5,12 @@ from . import kernels
 from .parallel import parallel_for
 
 
+# The fewest entries of a parameter per thread in the update. It is memory-bound: split over
+# 2 threads it gained 7% at 25.7M weights and 1.5% at 6.4M, and lost 13% at 0.4M (measured),
+# so only huge layers are split.
+SPLIT_ENTRIES = 1 << 22
+
+
 class SGD:
     """SGD(model, lr=0.01, momentum=0.9, weight_decay=0.0).
 
@@ -44,7 +50,7 @@ class SGD:
                 def update(lo, hi, p1=p1, g1=g1, v1=v1):  # one fused pass (see _sgd.pyx)
                     kernels.sgd_momentum_update(p1[lo:hi], g1[lo:hi], v1[lo:hi],
                                                 self.lr, self.momentum, self.weight_decay)
-                parallel_for(p.size, update, grain=1 << 16)
+                parallel_for(p.size, update, grain=SPLIT_ENTRIES)
             else:
                 p -= self.lr * (g + self.weight_decay * p) if self.weight_decay else self.lr * g
 
