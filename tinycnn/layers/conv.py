@@ -39,8 +39,9 @@ from .base import Layer, check_positive, init_weights, pair
 
 # Below this many input or output channels the 16 GEMMs of Winograd are too thin to pay for
 # its transforms. Forward + dx + dW at batch 32, one thread, Winograd vs im2col (ms, quiet
-# machine): 8 -> 8 1.71 vs 1.50, 8 -> 12 1.92 vs 1.75, 12 -> 12 2.51 vs 3.36,
-# 20 -> 20 4.55 vs 7.00, 32 -> 32 8.78 vs 12.58.
+# machine): 8 -> 8 1.71 vs 1.50, 12 -> 12 2.51 vs 3.36, 20 -> 20 4.55 vs 7.00, 32 -> 32 8.78
+# vs 12.58; with a few images per call since, 8 -> 8 is a tie (1.39 vs 1.44; 1.48 vs 1.46 on
+# 2 threads).
 WINOGRAD_MIN_CHANNELS = 12
 
 # Images per call, on both paths: as many as fill this much of the im2col matrix col or of
