@@ -79,6 +79,17 @@ def test_the_avx2_build_is_chosen_exactly_when_the_cpu_has_avx2():
         assert best[:2] == ("cython", "baseline")
 
 
+def test_without_numpys_cpu_table_the_baseline_build_is_assumed(monkeypatch):
+    real = importlib.import_module
+
+    def no_table(name, *args):
+        if name.endswith("_multiarray_umath"):
+            raise ImportError(name)
+        return real(name, *args)
+    monkeypatch.setattr(importlib, "import_module", no_table)
+    assert kernels.cpu_has_avx2() is False
+
+
 def test_both_builds_round_alike():
     """No fused multiply-add in either build (setup.py), so the same inputs give the same bits."""
     if not kernels.cpu_has_avx2():

@@ -26,12 +26,15 @@ _NAMES = ("_im2col", "_pool", "_relu", "_sgd", "_winograd")
 
 
 def cpu_has_avx2():
-    """True if NumPy found AVX2 on this CPU (and the OS enabled it)."""
-    try:
-        from numpy._core._multiarray_umath import __cpu_features__
-    except ImportError:  # NumPy 1.x
-        from numpy.core._multiarray_umath import __cpu_features__
-    return bool(__cpu_features__.get("AVX2", False))
+    """True if NumPy found AVX2 on this CPU (and the OS enabled it); False if this NumPy does
+    not say (its CPU feature table is not public API), and then the baseline build runs."""
+    for module in ("numpy._core._multiarray_umath", "numpy.core._multiarray_umath"):   # NumPy 2, 1
+        try:
+            features = importlib.import_module(module).__cpu_features__
+        except (ImportError, AttributeError):
+            continue
+        return bool(features.get("AVX2", False))
+    return False
 
 
 def _select(choice):
