@@ -386,11 +386,11 @@ def markdown_report(result, command):
                      f"({p.get('num_threads')} threads)" for p in result["blas"])
     lines = [f"Command: `{command}` (with OPENBLAS_CORETYPE={result['OPENBLAS_CORETYPE']}, "
              f"OPENBLAS_L2_SIZE={result['OPENBLAS_L2_SIZE']}, "
-             f"OPENBLAS_THREAD_TIMEOUT={result.get('OPENBLAS_THREAD_TIMEOUT', '<unset>')})", "",
+             f"OPENBLAS_THREAD_TIMEOUT={result['OPENBLAS_THREAD_TIMEOUT']})", "",
              f"Threads: {result['threads']} (tinycnn.set_threads, BLAS single-threaded inside; PyTorch "
              f"set_num_threads; sgemm on {result['threads']} BLAS threads). Load average at start: "
              f"{result['load_average_start'][0]:.2f}.", "",
-             f"tinycnn kernels: {result['tinycnn_backend']} ({result.get('tinycnn_instruction_set', 'baseline')} build); NumPy {result['numpy']}; BLAS: {blas}; "
+             f"tinycnn kernels: {result['tinycnn_backend']} ({result['tinycnn_instruction_set']} build); NumPy {result['numpy']}; BLAS: {blas}; "
              f"PyTorch: {result.get('torch', 'not installed')}", "",
              "| Conv2D 3x3 pad 1, batch 32, 28x28, fwd+bwd | path | GFLOP/s (effective) | same-run sgemm GFLOP/s "
              "| % of sgemm | speed-up over im2col |",

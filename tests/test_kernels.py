@@ -362,6 +362,15 @@ def test_kernel_wrappers_reject_out_arrays_of_the_wrong_shape_dtype_or_layout():
                                  2, 2, 2, 2, out=np.zeros((2, 3, 4, 8), np.float32)[..., ::2])
     with pytest.raises(ValueError, match=r"relu_backward: dout has shape \(3,\), the forward's output \(2,\)"):
         kernels.relu_backward(np.zeros(3, np.float32), np.zeros(2, np.float32), np.zeros(2, np.float32))
+    x = np.zeros((2, 3, 5, 6), np.float32)                 # 3 x 3 = 9 tiles per image
+    with pytest.raises(ValueError, match=r"winograd_input V must be a C-contiguous float32 array of shape "
+                                         r"\(16, 3, 18\), got float32 \(16, 3, 9\)"):
+        kernels.winograd_input(x, np.zeros((16, 3, 9), np.float32))
+    with pytest.raises(ValueError, match=r"winograd_dout D must be .* shape \(16, 3, 18\), got float64"):
+        kernels.winograd_dout(x, np.zeros((16, 3, 18), np.float64))
+    with pytest.raises(ValueError, match=r"winograd_output: M has shape \(16, 4, 9\), expected \(16, 4, 18\) "
+                                         r"for out \(2, 4, 5, 6\)"):
+        kernels.winograd_output(np.zeros((16, 4, 9), np.float32), np.zeros((2, 4, 5, 6), np.float32))
 
 
 @pytest.mark.parametrize("C,H,W,kh,kw,sh,sw,ph,pw", [

@@ -153,12 +153,17 @@ WINOGRAD_G = _winograd_numpy.G      # (4, 3) float64: U = G g G^T
 WINOGRAD_A3T = _winograd_numpy.A3T  # (3, 4) float64: dW = A3^T m A3
 
 
+def winograd_tile_count(H, W):
+    """2x2 output tiles of an H x W image: ceil(H/2) * ceil(W/2)."""
+    return ((H + 1) // 2) * ((W + 1) // 2)
+
+
 def winograd_input(x, V):
     """x: (N, C, H, W) -> V: (16, C, N*th*tw) = B^T d B of each 4x4 tile (stride 2) of each image
     zero-padded by 1, th = ceil(H/2), image n's tiles from column n*th*tw; written into V
     (C-contiguous, x's dtype)."""
     N, C, H, W = x.shape
-    _check_out("winograd_input V", V, (16, C, N * ((H + 1) // 2) * ((W + 1) // 2)), x.dtype)
+    _check_out("winograd_input V", V, (16, C, N * winograd_tile_count(H, W)), x.dtype)
     _winograd_mod.winograd_input(np.ascontiguousarray(x), V)
     return V
 
@@ -168,9 +173,9 @@ def winograd_output(M, out, bias=None):
     image n's tiles from column n*th*tw."""
     N, F, H, W = out.shape
     _check_out("winograd_output out", out, out.shape, M.dtype)
-    if M.shape != (16, F, N * ((H + 1) // 2) * ((W + 1) // 2)):
-        raise ValueError(f"winograd_output: M has shape {M.shape}, expected {(16, F, N * ((H + 1) // 2) * ((W + 1) // 2))} "
-                         f"for out {out.shape}")
+    expected = (16, F, N * winograd_tile_count(H, W))
+    if M.shape != expected:
+        raise ValueError(f"winograd_output: M has shape {M.shape}, expected {expected} for out {out.shape}")
     _winograd_mod.winograd_output(np.ascontiguousarray(M), out, bias)
     return out
 
@@ -180,7 +185,7 @@ def winograd_dout(dout, D):
     (the weight gradient's transform, _winograd_numpy), image n's tiles from column n*th*tw;
     written into D."""
     N, F, H, W = dout.shape
-    _check_out("winograd_dout D", D, (16, F, N * ((H + 1) // 2) * ((W + 1) // 2)), dout.dtype)
+    _check_out("winograd_dout D", D, (16, F, N * winograd_tile_count(H, W)), dout.dtype)
     _winograd_mod.winograd_dout(np.ascontiguousarray(dout), D)
     return D
 

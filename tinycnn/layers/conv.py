@@ -143,7 +143,7 @@ class Conv2D(Layer):
         elif N >= get_threads():
             parallel_for(N, images, grain=grain(macs))
         else:  # fewer images than threads (batch-1 latency): split each image's output channels
-            col = None if winograd else np.empty((W2.shape[1], OH * OW), dtype=x.dtype)
+            col = None if winograd else np.empty((K, P), dtype=x.dtype)
             for n in range(N):
                 if winograd:
                     V = winograd_tiles(x[n:n + 1])             # (16, C, T), read by every thread
@@ -170,6 +170,8 @@ class Conv2D(Layer):
         dout = np.ascontiguousarray(dout).reshape(N, F, -1)    # (N, F, P)
         dx = np.empty(x.shape, dtype=x.dtype) if need_dx else None
         trainable = self.trainable
+        K, P = W2.shape[1], dout.shape[2]
+        group = images_per_call(K * P * x.itemsize)            # im2col path: col of one image
         winograd = self.winograd_applies()
         if winograd:
             dout4 = dout.reshape(N, F, *x.shape[2:]).astype(x.dtype, copy=False)   # (N, F, H, W)
@@ -182,8 +184,6 @@ class Conv2D(Layer):
                 if need_dx:
                     winograd_conv(dout4, U_flip, dx, lo, hi)
                 return dWw, (dout[lo:hi].sum(axis=(0, 2)) if trainable else None)
-            K, P = W2.shape[1], dout.shape[2]
-            group = images_per_call(K * P * x.itemsize)
             dWT = np.zeros((K, F), dtype=x.dtype) if trainable else None
             for n in range(lo, hi, group):                     # images n..n+m-1 side by side in col
                 m = min(group, hi - n)
@@ -202,7 +202,7 @@ class Conv2D(Layer):
                     np.matmul(W2.T, dout[n:n + m], out=cols)   # dcol_i = W.T @ dout[i]
                     self._col2im(col, out=dx[n:n + m])
             return dWT, (dout[lo:hi].sum(axis=(0, 2)) if trainable else None)   # db: sum of dout
-        partial = parallel_for(N, images, grain=grain(W2.size * dout.shape[2]))   # per chunk: dW part, db (F,)
+        partial = parallel_for(N, images, grain=grain(W2.size * P))   # per chunk: dW part, db (F,)
         if trainable:
             dW = sum(part for part, _ in partial)
             if winograd:                                       # dW = A3^T m A3 per (f, c)
@@ -251,7 +251,7 @@ def winograd_tiles(x):
     """x: (m, C, H, W) -> V: (16, C, m*T) = B^T d B of each 4x4 tile of each image zero-padded by 1,
     T = ceil(H/2)*ceil(W/2). V is the calling thread's scratch array: read it before the next call."""
     m, C, H, W = x.shape
-    return kernels.winograd_input(x, scratch("winograd_V", (16, C, m * ((H + 1) // 2) * ((W + 1) // 2)), x.dtype))
+    return kernels.winograd_input(x, scratch("winograd_V", (16, C, m * kernels.winograd_tile_count(H, W)), x.dtype))
 
 
 def images_per_call(bytes_per_image):
