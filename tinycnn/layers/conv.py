@@ -188,24 +188,27 @@ class Conv2D(Layer):
                 if need_dx:
                     winograd_conv(dout4, U_flip, dx, lo, hi)
                 return dWw, (bias_grad(dout[lo:hi]) if trainable else None)
-            dWT = np.zeros((K, F), dtype=x.dtype) if trainable else None
+            dWbT = np.zeros((K + 1, F), dtype=x.dtype) if trainable else None   # [dW.T; db]
             for n in range(lo, hi, group):                     # images n..n+m-1 side by side in col
                 m = min(group, hi - n)
-                col = scratch("col", (K + 1, m * P), x.dtype)[:K]   # (K, m*P); forward's buffer
-                cols = col.reshape(K, m, P).transpose(1, 0, 2)                 # (m, K, P): col_i
+                colb = scratch("col", (K + 1, m * P), x.dtype)  # the forward's [col; 1]
+                col = colb[:K]                                  # (K, m*P)
+                cols = col.reshape(K, m, P).transpose(1, 0, 2)  # (m, K, P): col_i
                 if trainable:
                     # col is recomputed: one pass over an L2-sized buffer, where keeping
                     # all N of them would cost N times the memory
                     self._im2col(x[n:n + m], out=col)
-                    # dW += dout[i] @ col_i.T, summed as its transpose col_i @ dout[i].T:
-                    # ~20% faster in OpenBLAS for these thin shapes (measured)
-                    dWT_i = np.matmul(cols, dout[n:n + m].transpose(0, 2, 1),
-                                      out=scratch("dWT_i", (m, K, F), x.dtype))   # (m, K, F)
-                    dWT += dWT_i.sum(axis=0)
+                    colb[K] = 1
+                    # [dW.T; db] += [col_i; 1] @ dout[i].T: the transpose of dW += dout[i] @ col_i.T
+                    # (~20% faster in OpenBLAS for these thin shapes, measured), and the row of
+                    # ones sums dout[i] into db in the same GEMM
+                    dWbT_i = np.matmul(colb.reshape(K + 1, m, P).transpose(1, 0, 2), dout[n:n + m].transpose(0, 2, 1),
+                                       out=scratch("dWbT_i", (m, K + 1, F), x.dtype))   # (m, K + 1, F)
+                    dWbT += dWbT_i.sum(axis=0)
                 if need_dx:
                     np.matmul(W2.T, dout[n:n + m], out=cols)   # dcol_i = W.T @ dout[i]
                     self._col2im(col, out=dx[n:n + m])
-            return dWT, (bias_grad(dout[lo:hi]) if trainable else None)
+            return (dWbT[:K], dWbT[K]) if trainable else (None, None)
         partial = parallel_for(N, images, grain=grain(W2.size * P))   # per chunk: dW part, db (F,)
         if trainable:
             dW = sum(part for part, _ in partial)
