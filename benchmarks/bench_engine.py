@@ -48,18 +48,28 @@ def median_seconds(fn, repeat, warmup=1):
     return statistics.median(times)
 
 
+# Untimed calls before each timed block, for at least this long. After the 2048^3 sgemm the
+# next few calls of a short step run slow: the 1 -> 32 conv took 0.62-0.71 ms in its timed
+# block after one untimed call, 0.44-0.45 ms after 20 ms of them (measured, one thread).
+WARM_SECONDS = 0.02
+
+
 def paired_seconds(fn_a, fn_b, rounds, block=3):
     """Time fn_a and fn_b in alternating blocks, so both see the same machine load.
 
-    Each round runs one untimed call then `block` timed calls of fn_a, then the same
-    for fn_b; the untimed call lets the other library's idle threads stop spinning
-    (OpenBLAS and PyTorch's OpenMP both spin after a call and slowed each other when
-    strictly alternated). Returns (median a, median b, median of per-round a/b ratios).
+    Each round runs untimed calls of fn_a (at least one, for WARM_SECONDS) then `block`
+    timed calls, then the same for fn_b. The untimed calls let the other library's idle
+    threads stop spinning (OpenBLAS and PyTorch's OpenMP both spin after a call and slowed
+    each other when strictly alternated) and the caches refill. Returns (median a, median b,
+    median of per-round a/b ratios).
     """
     a, b = [], []
     for _ in range(rounds):
         for fn, times in ((fn_a, a), (fn_b, b)):
+            start = time.perf_counter()
             fn()
+            while time.perf_counter() - start < WARM_SECONDS:
+                fn()
             block_times = []
             for _ in range(block):
                 start = time.perf_counter()
