@@ -10,9 +10,9 @@ labeled digits of the edge pool and init seed.
 The assertion: the mean gap is more than 3 standard errors above zero (se = sd / sqrt(8) over
 eight edge seeds), and EdgeCNN1-3 wins at least 6 of the 8. Measured (gap per seed in points;
 mean; mean / se) under each kernel we ran, OpenBLAS Haswell (the default here),
-OPENBLAS_CORETYPE=Sandybridge, TINYCNN_KERNELS=numpy and TINYCNN_KERNELS=cython-baseline
-(the same gaps under all four):
-    +1.65 +3.80 +6.65 +1.00 +3.20 +2.65 +0.70 +2.60; mean +2.78; mean / se = 4.2; 8 of 8 won.
+OPENBLAS_CORETYPE=Sandybridge, TINYCNN_KERNELS=numpy and TINYCNN_KERNELS=cython-baseline:
+    +1.65 +3.80 +6.65 +1.00 +3.20 +2.65 +0.70 +2.60; mean +2.78; mean / se = 4.2; 8 of 8 won
+(Sandybridge: the sixth seed +2.90, mean +2.81, the rest the same).
 The margin is thin in points (the paper reports +8.76): docs/REPRODUCTION.md (factors) says
 why our from-scratch baseline is stronger than the paper's.
 """
