@@ -7,8 +7,9 @@ MACs (multiply-accumulates) are the GEMM work only, exactly the products of the 
 ``np.matmul`` calls when every Conv2D runs im2col (tests/test_flops.py counts them):
     Conv2D  F*C*kh*kw*OH*OW   (taps on padding included: the im2col GEMM multiplies them)
     Dense   in*out
-except a Conv2D's bias: its GEMMs also add it ([W b] @ [col; 1]) and sum db (dout @ ones),
-F*OH*OW products per sample each, which are counted below as bias adds, not as MACs.
+except a Conv2D's bias: its GEMMs also add it ([W b] @ [col; 1]) and sum db against a row
+of ones ([col; 1] @ dout.T on im2col, dout @ ones on Winograd), F*OH*OW products per sample
+each, which are counted below as bias adds, not as MACs.
 
 FLOPs count every arithmetic operation as 1: a MAC is 2 (multiply + add), and
     Conv2D     2*MACs + F*OH*OW bias adds

@@ -7,6 +7,9 @@ Backward, with dout[n] as (F, P):
     dW    += dout[n] @ col.T                 (F, K) -> (F, C, kh, kw)
     db    += dout[n].sum(axis=1)             (F,)
     dx[n]  = col2im(W.reshape(F, K).T @ dout[n])
+The bias rides in the GEMMs, against a row of ones under col: [W b] @ [col; 1] = W @ col + b,
+and [col; 1] @ dout[n].T = [dW.T; db] (the dW line transposed, db its last row), so neither
+takes a pass of its own over out or dout.
 
 One image's col fits in L2 cache (32 -> 32 channels at 28x28: 0.9 MB), so im2col, the
 GEMM that reads col and col2im stay in cache, and the GEMM writes NCHW directly. A
@@ -126,8 +129,8 @@ class Conv2D(Layer):
         K, P = W2.shape[1], OH * OW
         group = images_per_call(K * P * x.itemsize)            # col of one image: K*P numbers
         # W @ col + b as one GEMM: [W b] @ [col; 1], the bias a column of W against a row of ones.
-        # A separate out += b is one more pass over out: 1 -> 32 channels at batch 32, forward
-        # 0.30 -> 0.20 ms (measured, one thread).
+        # A separate out += b is one more pass over out: forward at batch 32, one thread, that
+        # and this in alternating blocks, 1 -> 32 channels 0.33 vs 0.18 ms, 8 -> 8 0.50 vs 0.45.
         Wb = np.concatenate([W2, b], axis=1)                   # (F, K + 1)
 
         def images(lo, hi):                                    # images lo..hi-1, one thread
