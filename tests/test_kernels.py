@@ -160,6 +160,32 @@ def test_col2im_compiled_matches_reference_exactly_on_integers(cy_im2col, geom, 
                                   _im2col_numpy.col2im(col, N, C, H, W, kh, kw, sh, sw, ph, pw))
 
 
+@st.composite
+def same_width_geometries(draw):
+    """Stride 1 and kw = 2*pw + 1, so OW == W: the kernels' one-stretch-per-row path."""
+    N, C, H, W, kh, _, _, _, ph, pw = draw(WIDE)
+    return N, C, H, W, kh, 2 * pw + 1, 1, 1, ph, pw
+
+
+@settings(max_examples=60, deadline=None)
+@given(geom=same_width_geometries(), dtype=dtypes, seed=seeds)
+def test_same_width_im2col_and_col2im_match_the_reference(cy_im2col, geom, dtype, seed):
+    """im2col exactly; col2im exactly on integer-valued columns (any order sums them exactly),
+    with the entries at padding taps set huge, so one wrongly kept would show."""
+    N, C, H, W, kh, kw, sh, sw, ph, pw = geom
+    OH, OW = out_size(H, kh, sh, ph), out_size(W, kw, sw, pw)
+    assert OW == W
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((N, C, H, W)).astype(dtype)
+    np.testing.assert_array_equal(cy_im2col.im2col(x, kh, kw, sh, sw, ph, pw),
+                                  _im2col_numpy.im2col(x, kh, kw, sh, sw, ph, pw))
+    col = rng.integers(-8, 9, (C * kh * kw, N * OH * OW)).astype(dtype)
+    ones = _im2col_numpy.im2col(np.ones((N, C, H, W), dtype), kh, kw, sh, sw, ph, pw)
+    col[ones == 0] = 1e30                                    # taps on padding: must be dropped
+    np.testing.assert_array_equal(cy_im2col.col2im(col, N, C, H, W, kh, kw, sh, sw, ph, pw),
+                                  _im2col_numpy.col2im(col, N, C, H, W, kh, kw, sh, sw, ph, pw))
+
+
 @settings(max_examples=100, deadline=None)
 @given(geom=pool_geometries(), dtype=dtypes, seed=seeds, ties=st.booleans())
 def test_maxpool_forward_compiled_matches_reference_exactly(cy_pool, geom, dtype, seed, ties):
