@@ -134,7 +134,7 @@ def col2im(const floating[:, ::1] col, Py_ssize_t N, Py_ssize_t C, Py_ssize_t H,
     stretch of the (H, W) plane, shifted by (i - ph) rows and j - pw columns, as in im2col's
     _same_width_rows; the entries whose input column falls outside [0, W) would land on the
     neighbouring row, so a 0/1 mask per j (the same for every row) selects 0 for them. One
-    loop per stretch instead of one per output row: 1.2-1.3x faster at 1, 8 and 32 channels,
+    loop per stretch instead of one per output row: 1.25-1.7x faster at 1, 8 and 32 channels,
     28x28 (measured, same values bit for bit: each dx entry gets the same adds in the same order).
     """
     cdef Py_ssize_t OH = (H + 2 * ph - kh) // sh + 1
