@@ -139,8 +139,8 @@ def test_forward_macs_equal_the_engines_gemm_work(net):
 
 def conv_bias_products(model, p, batch, trainable_only):
     """F*OH*OW per image of each Conv2D: its GEMM adds the bias as [W b] @ [col; 1] in the
-    forward, and sums db as dout @ ones in the backward (trainable layers only); flops.py
-    counts those as bias adds, not MACs."""
+    forward, and the backward sums db against a row of ones ([col; 1] @ dout.T on im2col,
+    dout @ ones on Winograd; trainable layers only); flops.py counts those as bias adds."""
     return sum(batch * int(np.prod(row.output_shape)) for layer, row in zip(model.layers, p.rows)
                if isinstance(layer, Conv2D) and (layer.trainable or not trainable_only))
 

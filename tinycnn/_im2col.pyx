@@ -32,35 +32,53 @@ cdef inline Py_ssize_t _end_inside(Py_ssize_t j, Py_ssize_t sw, Py_ssize_t pw,
     return min(last // sw + 1, OW)
 
 
+cdef struct Stretch:
+    Py_ssize_t oh_lo, oh_hi   # output rows whose input row (oh + i - ph) is inside [0, H)
+    Py_ssize_t s0             # plane index of the stretch's entry 0: (oh_lo + i - ph)*W + w0
+    Py_ssize_t a, b           # entries [a, b) of the (oh_hi - oh_lo)*W stretch lie inside the plane
+
+
+cdef inline Stretch _stretch(Py_ssize_t H, Py_ssize_t W, Py_ssize_t OH, Py_ssize_t i, Py_ssize_t ph,
+                             Py_ssize_t w0) noexcept nogil:
+    """Stride 1 and OW == W ("same" width): output rows oh_lo..oh_hi-1 of row (c, i, j) of col
+    map to one contiguous stretch of the (H, W) plane, shifted by (i - ph) rows and w0 = j - pw
+    columns. Its entries in the border columns (outside the kernel column's inside range) land
+    on the neighbouring row; im2col zeroes them, col2im masks them out."""
+    cdef Stretch r
+    cdef Py_ssize_t L
+    r.oh_lo = min(max(ph - i, 0), OH)
+    r.oh_hi = max(min(OH, H + ph - i), r.oh_lo)
+    L = (r.oh_hi - r.oh_lo) * W
+    r.s0 = (r.oh_lo + i - ph) * W + w0
+    r.a = min(max(-r.s0, 0), L)                # entries before a or from b fall off the plane
+    r.b = max(min(L, H * W - r.s0), r.a)
+    return r
+
+
 cdef inline void _same_width_rows(const floating* x_c, floating* dst, Py_ssize_t N, Py_ssize_t C,
                                   Py_ssize_t H, Py_ssize_t W, Py_ssize_t OH, Py_ssize_t i, Py_ssize_t ph,
                                   Py_ssize_t w0, Py_ssize_t ow_lo, Py_ssize_t ow_hi) noexcept nogil:
     """One row (c, i, j) of col for every image when the stride is 1 and OW == W ("same" width).
 
-    Then output rows oh_lo..oh_hi-1 read one contiguous stretch of the (H, W) plane, shifted by
-    (i - ph) rows and w0 columns: one memcpy instead of one per output row. The entries that
-    stretch puts in the border columns (ow < ow_lo or ow >= ow_hi) belong to the neighbouring
-    row, so they are zeroed after. x_c: plane (0, c); dst: col row (c, i, j), N*OH*W entries.
+    The stretch (_stretch) is one memcpy instead of one per output row; the entries it puts in
+    the border columns (ow < ow_lo or ow >= ow_hi) belong to the neighbouring row, so they are
+    zeroed after. x_c: plane (0, c); dst: col row (c, i, j), N*OH*W entries.
     Measured 1.15-1.23x faster than a memcpy per output row (docs/performance.md).
     """
-    cdef Py_ssize_t n, oh, ow, a, b, s0, L
-    cdef Py_ssize_t oh_lo = min(max(ph - i, 0), OH)
-    cdef Py_ssize_t oh_hi = max(min(OH, H + ph - i), oh_lo)
+    cdef Py_ssize_t n, oh, ow
+    cdef Stretch st = _stretch(H, W, OH, i, ph, w0)
+    cdef Py_ssize_t L = (st.oh_hi - st.oh_lo) * W
     cdef const floating* plane
     cdef floating* block
     for n in range(N):
         plane = x_c + n * C * H * W
-        memset(dst, 0, oh_lo * W * sizeof(floating))
-        memset(dst + oh_hi * W, 0, (OH - oh_hi) * W * sizeof(floating))
-        block = dst + oh_lo * W
-        L = (oh_hi - oh_lo) * W
-        s0 = (oh_lo + i - ph) * W + w0         # plane index of block[0]
-        a = min(max(-s0, 0), L)                # block[:a] and block[b:] would read outside the plane
-        b = max(min(L, H * W - s0), a)
-        memset(block, 0, a * sizeof(floating))
-        memcpy(block + a, plane + s0 + a, (b - a) * sizeof(floating))
-        memset(block + b, 0, (L - b) * sizeof(floating))
-        for oh in range(oh_hi - oh_lo):        # the border columns hold the neighbouring rows' pixels
+        memset(dst, 0, st.oh_lo * W * sizeof(floating))
+        memset(dst + st.oh_hi * W, 0, (OH - st.oh_hi) * W * sizeof(floating))
+        block = dst + st.oh_lo * W              # block[z] = plane[s0 + z] where inside
+        memset(block, 0, st.a * sizeof(floating))
+        memcpy(block + st.a, plane + st.s0 + st.a, (st.b - st.a) * sizeof(floating))
+        memset(block + st.b, 0, (L - st.b) * sizeof(floating))
+        for oh in range(st.oh_hi - st.oh_lo):   # the border columns hold the neighbouring rows' pixels
             for ow in range(ow_lo):
                 block[oh * W + ow] = 0
             for ow in range(ow_hi, W):
@@ -131,8 +149,8 @@ def col2im(const floating[:, ::1] col, Py_ssize_t N, Py_ssize_t C, Py_ssize_t H,
     out: optional C-contiguous (N, C, H, W) array of col's dtype to write into.
 
     With stride 1 and OW == W ("same" width), row (c, i, j) of image n adds to one contiguous
-    stretch of the (H, W) plane, shifted by (i - ph) rows and j - pw columns, as in im2col's
-    _same_width_rows; the entries whose input column falls outside [0, W) would land on the
+    stretch of the (H, W) plane, shifted by (i - ph) rows and j - pw columns (_stretch, as
+    in im2col); the entries whose input column falls outside [0, W) would land on the
     neighbouring row, so a 0/1 mask per j (the same for every row) selects 0 for them. One
     loop per stretch instead of one per output row: 1.25-1.7x faster at 1, 8 and 32 channels,
     28x28 (measured, same values bit for bit: each dx entry gets the same adds in the same order).
@@ -148,7 +166,8 @@ def col2im(const floating[:, ::1] col, Py_ssize_t N, Py_ssize_t C, Py_ssize_t H,
     if dx_arr.size == 0 or col.shape[0] * col.shape[1] == 0:
         return dx_arr
     cdef floating[:, :, :, ::1] dx = dx_arr
-    cdef Py_ssize_t c, i, j, n, oh, ow, h, ow_lo, ow_hi, w0, z, L, s0, a, b, oh_lo, oh_hi
+    cdef Py_ssize_t c, i, j, n, oh, ow, h, ow_lo, ow_hi, w0, z
+    cdef Stretch st
     cdef const floating* src      # the OW entries of col for output row (n, oh)
     cdef floating* dst            # row h of plane (n, c) of dx
     cdef floating zero = 0
@@ -176,19 +195,14 @@ def col2im(const floating[:, ::1] col, Py_ssize_t N, Py_ssize_t C, Py_ssize_t H,
                     w0 = j - pw
                     src = &col[(c * kh + i) * kw + j, 0]
                     if same_width:
-                        oh_lo = min(max(ph - i, 0), OH)        # output rows whose input row is inside
-                        oh_hi = max(min(OH, H + ph - i), oh_lo)
-                        L = (oh_hi - oh_lo) * W
-                        s0 = (oh_lo + i - ph) * W + w0          # plane index of the stretch's entry 0
-                        a = min(max(-s0, 0), L)                 # entries before a or from b fall off the plane
-                        b = max(min(L, H * W - s0), a)
+                        st = _stretch(H, W, OH, i, ph, w0)     # dx plane[s0 + z] += col row[oh_lo*W + z]
                         keep = inside + j * OH * OW
                         for n in range(N):
                             dst = &dx[n, c, 0, 0]
-                            src += oh_lo * W
-                            for z in range(a, b):
-                                dst[s0 + z] += src[z] if keep[z] != zero else zero
-                            src += (OH - oh_lo) * W
+                            src += st.oh_lo * W
+                            for z in range(st.a, st.b):
+                                dst[st.s0 + z] += src[z] if keep[z] != zero else zero
+                            src += (OH - st.oh_lo) * W
                         continue
                     for n in range(N):
                         for oh in range(OH):
