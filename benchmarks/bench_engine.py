@@ -241,7 +241,7 @@ def torch_net(model, torch):
             m.bias.data = torch.from_numpy(layer.params["b"].copy())
         elif kind == "Dense":
             m = nn.Linear(layer.in_features, layer.out_features)
-            m.weight.data = torch.from_numpy(layer.params["W"].T.copy())
+            m.weight.data = torch.from_numpy(layer.params["W"].copy())   # both (out, in)
             m.bias.data = torch.from_numpy(layer.params["b"].copy())
         elif kind == "ReLU":
             m = nn.ReLU()

@@ -303,13 +303,13 @@ def test_relu_hand_computed():
 
 def test_dense_hand_computed():
     layer = Dense(2, 3, dtype=np.float64)
-    layer.params["W"][...] = [[1, 2, 3], [4, 5, 6]]
+    layer.params["W"][...] = [[1, 4], [2, 5], [3, 6]]   # (out, in)
     layer.params["b"][...] = [0.5, 0, -1]
     out = layer.forward(np.array([[1.0, 2.0]]))
     np.testing.assert_array_equal(out, [[9.5, 12, 14]])
     dx = layer.backward(np.array([[1.0, 0.0, -1.0]]))
     np.testing.assert_array_equal(dx, [[-2, -2]])
-    np.testing.assert_array_equal(layer.grads["W"], [[1, 0, -1], [2, 0, -2]])
+    np.testing.assert_array_equal(layer.grads["W"], [[1, 2], [0, 0], [-1, -2]])
     np.testing.assert_array_equal(layer.grads["b"], [1, 0, -1])
 
 

@@ -185,7 +185,7 @@ def test_named_params_names():
     assert names == ["0.W", "0.b", "3.W", "3.b", "7.W", "7.b", "9.W", "9.b"]
     shapes = {name: p.shape for name, p in model.named_params()}
     assert shapes["0.W"] == (2, 1, 3, 3) and shapes["3.W"] == (3, 2, 2, 3)
-    assert shapes["7.W"] == (18, 5) and shapes["9.b"] == (3,)
+    assert shapes["7.W"] == (5, 18) and shapes["9.b"] == (3,)   # Dense W: (out, in)
     assert model.num_params() == sum(int(np.prod(s)) for s in shapes.values())
     model.freeze(4)
     assert [n for n, _, _ in model.trainable_slots()] == ["7.W", "7.b", "9.W", "9.b"]

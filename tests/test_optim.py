@@ -30,14 +30,14 @@ def batch(rng, n=8, dtype=np.float32):
 
 def test_sgd_matches_hand_written_momentum_formula_for_three_steps():
     layer = Dense(2, 1, dtype=np.float64)
-    layer.params["W"][...] = [[1.0], [-2.0]]
+    layer.params["W"][...] = [[1.0, -2.0]]   # (out, in)
     layer.params["b"][...] = [0.5]
     model = Sequential([layer])
     lr, mu, wd = 0.1, 0.9, 0.01
     opt = SGD(model, lr=lr, momentum=mu, weight_decay=wd)
-    grads = [np.array([[0.5], [1.0]]), np.array([[-1.0], [0.25]]), np.array([[2.0], [0.0]])]
+    grads = [np.array([[0.5, 1.0]]), np.array([[-1.0, 0.25]]), np.array([[2.0, 0.0]])]
     gb = [np.array([1.0]), np.array([-0.5]), np.array([0.0])]
-    W, b = np.array([[1.0], [-2.0]]), np.array([0.5])
+    W, b = np.array([[1.0, -2.0]]), np.array([0.5])
     vW, vb = np.zeros_like(W), np.zeros_like(b)
     for t in range(3):
         layer.grads["W"], layer.grads["b"] = grads[t].copy(), gb[t].copy()
@@ -51,8 +51,8 @@ def test_sgd_matches_hand_written_momentum_formula_for_three_steps():
         np.testing.assert_allclose(opt.velocity["0.W"], vW, rtol=1e-14)
     # first step by hand: v = g + wd*p = [0.51, 0.98]; W = [1 - 0.051, -2 - 0.098]
     # (checked through the loop above; spot-check the end value against plain numbers)
-    W1 = np.array([[1 - 0.1 * 0.51], [-2 - 0.1 * 0.98]])
-    v2 = 0.9 * np.array([[0.51], [0.98]]) + (grads[1] + 0.01 * W1)
+    W1 = np.array([[1 - 0.1 * 0.51, -2 - 0.1 * 0.98]])
+    v2 = 0.9 * np.array([[0.51, 0.98]]) + (grads[1] + 0.01 * W1)
     W2 = W1 - 0.1 * v2
     v3 = 0.9 * v2 + (grads[2] + 0.01 * W2)
     np.testing.assert_allclose(layer.params["W"], W2 - 0.1 * v3, rtol=1e-14)
@@ -245,7 +245,7 @@ def test_bad_hyper_parameters(kwargs, match):
 def test_clip_grad_norm_by_hand():
     a, b = Dense(2, 1, dtype=np.float64), Dense(1, 1, dtype=np.float64)
     model = Sequential([a, b])
-    a.grads["W"][...] = [[3.0], [0.0]]
+    a.grads["W"][...] = [[3.0, 0.0]]   # (out, in)
     a.grads["b"][...] = [0.0]
     b.grads["W"][...] = [[4.0]]
     b.grads["b"][...] = [0.0]
@@ -253,7 +253,7 @@ def test_clip_grad_norm_by_hand():
     assert opt.clip_grad_norm(10.0) == pytest.approx(5.0)        # below: untouched
     assert a.grads["W"][0, 0] == 3.0
     assert opt.clip_grad_norm(1.0) == pytest.approx(5.0)         # ||(3, 4)|| = 5 -> scale 1/5
-    np.testing.assert_allclose(a.grads["W"][:, 0], [0.6, 0.0])
+    np.testing.assert_allclose(a.grads["W"][0], [0.6, 0.0])
     np.testing.assert_allclose(b.grads["W"], [[0.8]])
     with pytest.raises(ValueError, match="max_norm"):
         opt.clip_grad_norm(0.0)

@@ -103,7 +103,7 @@ def test_file_is_a_plain_npz_without_pickle(tmp_path):
         meta = json.loads(str(npz["__meta__"]))
         params = {k: npz[k] for k in files - {"__meta__"}}
     assert files == {"__meta__", "0.W", "0.b", "5.W", "5.b", "7.W", "7.b"}
-    assert meta["format"] == "tinycnn.Sequential" and meta["version"] == 1
+    assert meta["format"] == "tinycnn.Sequential" and meta["version"] == 2
     assert meta["layers"] == model.specs()
     assert meta["trainable"] == [True] * len(model)
     for name, p in model.named_params():
@@ -201,7 +201,7 @@ def _npz_with_meta(meta, **arrays):
 
 
 def _meta(model, **changes):
-    meta = {"format": "tinycnn.Sequential", "version": 1, "layers": model.specs(),
+    meta = {"format": "tinycnn.Sequential", "version": 2, "layers": model.specs(),
             "trainable": [True] * len(model)}
     meta.update(changes)
     return meta
@@ -209,11 +209,27 @@ def _meta(model, **changes):
 
 def test_wrong_format_version():
     model = make_model()
-    data = _npz_with_meta(_meta(model, version=2), **dict(model.named_params()))
-    with pytest.raises(ValueError, match="expected format version 1, got 2"):
+    data = _npz_with_meta(_meta(model, version=3), **dict(model.named_params()))
+    with pytest.raises(ValueError, match="expected format version 1 or 2, got 3"):
         load(data)
-    with pytest.raises(ValueError, match="expected format version 1, got 2"):
+    with pytest.raises(ValueError, match="expected format version 1 or 2, got 3"):
         load_weights(model, data)
+
+
+def test_a_version_1_file_loads_with_its_dense_weights_transposed():
+    # version 1 stored Dense W as (in_features, out_features); conv weights are unchanged
+    model = make_model()
+    params = dict(model.named_params())
+    old = {name: (p.T if isinstance(model[int(name.split(".")[0])], Dense) and name.endswith(".W") else p)
+           for name, p in params.items()}
+    assert old["5.W"].shape == (30, 6) and params["5.W"].shape == (6, 30)
+    data = _npz_with_meta(_meta(model, version=1), **old)
+    for loaded in (load(data), load_weights(make_model(seed=1), data)):
+        for (name, p), (_, q) in zip(model.named_params(), loaded.named_params()):
+            np.testing.assert_array_equal(q, p, err_msg=name)
+            assert q.flags.c_contiguous
+        x = np.random.default_rng(0).random((2, *X_SHAPE), dtype=np.float32)
+        np.testing.assert_array_equal(loaded.forward(x), model.forward(x))
 
 
 def test_wrong_format_name():
@@ -370,7 +386,7 @@ def test_load_state_dict_rejects_mismatches():
         model.load_state_dict(state)
     state = model.state_dict()
     state["5.W"] = np.zeros((2, 2), dtype=np.float32)
-    with pytest.raises(ValueError, match=r"parameter '5.W': expected float32\(30, 6\), got float32\(2, 2\)"):
+    with pytest.raises(ValueError, match=r"parameter '5.W': expected float32\(6, 30\), got float32\(2, 2\)"):
         model.load_state_dict(state)
     # a failed load changes nothing
     before = model.state_dict()

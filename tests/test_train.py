@@ -1,5 +1,6 @@
 """The paper's training procedure: determinism, resume, Ctrl-C, the lr/stop schedule,
 frozen layers, 10-crop testing, and a learning test on real MNIST digits."""
+import json
 import math
 import time
 
@@ -62,6 +63,42 @@ def test_resume_equals_uninterrupted(digits, tmp_path):
     h_res = fit(resumed, x, y, TrainConfig(**CFG), checkpoint=ckpt, resume=True)
     assert rows_without_time(h_res) == rows_without_time(h_full)
     assert_same_params(resumed, full)
+
+
+def rewrite_checkpoint(path, change):
+    """Apply change(arrays, meta) to the checkpoint at path, in place."""
+    with np.load(path, allow_pickle=False) as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    meta = json.loads(str(arrays["__state__"]))
+    change(arrays, meta)
+    arrays["__state__"] = np.array(json.dumps(meta))
+    np.savez(path, **arrays)
+
+
+def test_a_version_1_checkpoint_resumes_with_its_dense_weights_transposed(digits, tmp_path):
+    # version 1 wrote no "version" and stored Dense W and its velocity as (in, out)
+    x, y = digits
+    cfg = {**CFG, "restore_best": True}
+    full = small_net()
+    h_full = fit(full, x, y, TrainConfig(**cfg))
+    ckpt = tmp_path / "run.npz"
+    fit(small_net(), x, y, TrainConfig(**{**cfg, "max_epochs": 2}), checkpoint=ckpt)
+
+    def to_version_1(arrays, meta):
+        assert meta.pop("version") == 2
+        dense = [key for key in arrays if key.endswith("5.W")]
+        assert sorted(dense) == ["best/5.W", "model/5.W", "opt/velocity/5.W"]
+        for key in dense:
+            arrays[key] = np.ascontiguousarray(arrays[key].T)
+    rewrite_checkpoint(ckpt, to_version_1)
+    resumed = small_net(seed=99)
+    h_res = fit(resumed, x, y, TrainConfig(**cfg), checkpoint=ckpt, resume=True)
+    assert rows_without_time(h_res) == rows_without_time(h_full)
+    assert_same_params(resumed, full)
+
+    rewrite_checkpoint(ckpt, lambda arrays, meta: meta.update(version=7))
+    with pytest.raises(ValueError, match="expected checkpoint version 1 or 2, got 7"):
+        fit(small_net(), x, y, TrainConfig(**cfg), checkpoint=ckpt, resume=True)
 
 
 def test_ctrl_c_keeps_last_checkpoint_and_resume_finishes_the_run(digits, tmp_path, monkeypatch):

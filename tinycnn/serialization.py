@@ -3,11 +3,15 @@
 File layout (``np.load(path, allow_pickle=False)`` reads it):
     "<i>.<key>"   every parameter, e.g. "0.W" (out_channels, in_channels, kh, kw)
     "__meta__"    a 0-d unicode array holding JSON:
-                  {"format": "tinycnn.Sequential", "version": 1,
+                  {"format": "tinycnn.Sequential", "version": 2,
                    "layers": [{"type": "Conv2D", ...constructor args}, ...],
                    "trainable": [true, ...]}
 Writes go to a temporary file in the target directory, then os.replace: a reader
 never sees a half-written model.
+
+Version 1 stored a Dense layer's W as (in_features, out_features); version 2 stores it
+(out_features, in_features), as the layer holds it now. Version 1 files still load: their
+Dense weights are transposed as they are read (migrate_dense_weights).
 """
 import io
 import json
@@ -20,7 +24,9 @@ from .atomic import atomic_write
 from .layers import LAYER_TYPES
 
 FORMAT = "tinycnn.Sequential"
-VERSION = 1
+VERSION = 2
+READABLE_VERSIONS = (1, 2)
+DENSE_TRANSPOSED_SINCE = 2  # the first version with Dense W as (out_features, in_features)
 
 
 def _arrays(model):
@@ -67,12 +73,25 @@ def _read(source, label):
         raise ValueError(f"{label}: metadata is not valid JSON: {exc}") from exc
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise ValueError(f"{label}: expected format {FORMAT!r}, got {meta.get('format') if isinstance(meta, dict) else meta!r}")
-    if meta.get("version") != VERSION:
-        raise ValueError(f"{label}: expected format version {VERSION}, got {meta.get('version')!r}")
+    if meta.get("version") not in READABLE_VERSIONS:
+        raise ValueError(f"{label}: expected format version {' or '.join(map(str, READABLE_VERSIONS))}, "
+                         f"got {meta.get('version')!r}")
     layers = meta.get("layers")
     if not isinstance(layers, list) or not all(isinstance(spec, dict) for spec in layers):
         raise ValueError(f"{label}: metadata needs 'layers', a list of layer specs, got {layers!r:.80}")
+    if meta["version"] < DENSE_TRANSPOSED_SINCE:
+        migrate_dense_weights(arrays, [spec.get("type") for spec in layers], "{}.W")
     return meta, arrays
+
+
+def migrate_dense_weights(arrays, kinds, name):
+    """Transpose in `arrays` each Dense layer's W written as (in_features, out_features) by an
+    older tinycnn, to today's (out_features, in_features). kinds: the layers' type names, in
+    order; name: the key of layer i's W, e.g. "{}.W" or "model/{}.W"."""
+    for i, kind in enumerate(kinds):
+        key = name.format(i)
+        if kind == "Dense" and key in arrays and np.ndim(arrays[key]) == 2:
+            arrays[key] = np.ascontiguousarray(arrays[key].T)
 
 
 def read_layers(source):

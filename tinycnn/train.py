@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from . import serialization
 from .atomic import atomic_write
 from .crops import ten_crop_predict_proba
 from .losses import softmax_cross_entropy
@@ -104,6 +105,11 @@ class _State:
         self.history = History()
 
 
+# Checkpoint version 2: Dense W (and its velocity) stored (out_features, in_features); version 1
+# (no "version" in __state__) stored them (in_features, out_features) and is migrated on load.
+CHECKPOINT_VERSION = 2
+
+
 def _save_checkpoint(path, model, opt, state, best_weights):
     arrays = {f"model/{k}": v for k, v in model.state_dict().items()}
     arrays.update({f"opt/{k}": v for k, v in opt.state_dict().items()})
@@ -111,6 +117,7 @@ def _save_checkpoint(path, model, opt, state, best_weights):
         arrays.update({f"best/{k}": v for k, v in best_weights.items()})
     meta = {k: v for k, v in vars(state).items() if k != "history"}
     meta["rows"], meta["stopped"] = state.history.rows, state.history.stopped
+    meta["version"] = CHECKPOINT_VERSION
     arrays["__state__"] = np.array(json.dumps(meta))
     with atomic_write(path) as f:
         np.savez(f, **arrays)
@@ -122,6 +129,13 @@ def _load_checkpoint(path, model, opt, state):
     if "__state__" not in arrays:
         raise ValueError(f"{path}: not a tinycnn training checkpoint (no '__state__')")
     meta = json.loads(str(arrays["__state__"]))
+    version = meta.pop("version", 1)  # version 1 wrote none
+    if version not in (1, CHECKPOINT_VERSION):
+        raise ValueError(f"{path}: expected checkpoint version 1 or {CHECKPOINT_VERSION}, got {version!r}")
+    if version < serialization.DENSE_TRANSPOSED_SINCE:  # Dense W and its velocity as (in, out)
+        kinds = [type(layer).__name__ for layer in model]
+        for name in ("model/{}.W", "best/{}.W", "opt/velocity/{}.W"):
+            serialization.migrate_dense_weights(arrays, kinds, name)
     model.load_state_dict({k[6:]: v for k, v in arrays.items() if k.startswith("model/")})
     opt.load_state_dict({k[4:]: v for k, v in arrays.items() if k.startswith("opt/")})
     best = {k[5:]: v for k, v in arrays.items() if k.startswith("best/")} or None
