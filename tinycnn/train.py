@@ -132,7 +132,7 @@ def _load_checkpoint(path, model, opt, state):
     version = meta.pop("version", 1)  # version 1 wrote none
     if version not in (1, CHECKPOINT_VERSION):
         raise ValueError(f"{path}: expected checkpoint version 1 or {CHECKPOINT_VERSION}, got {version!r}")
-    if version < serialization.DENSE_TRANSPOSED_SINCE:  # Dense W and its velocity as (in, out)
+    if version == 1:  # Dense W, its best copy and its velocity stored (in, out)
         kinds = [type(layer).__name__ for layer in model]
         for name in ("model/{}.W", "best/{}.W", "opt/velocity/{}.W"):
             serialization.migrate_dense_weights(arrays, kinds, name)
