@@ -25,8 +25,7 @@ from .layers import LAYER_TYPES
 
 FORMAT = "tinycnn.Sequential"
 VERSION = 2
-READABLE_VERSIONS = (1, 2)
-DENSE_TRANSPOSED_SINCE = 2  # the first version with Dense W as (out_features, in_features)
+READABLE_VERSIONS = (1, VERSION)
 
 
 def _arrays(model):
@@ -79,7 +78,7 @@ def _read(source, label):
     layers = meta.get("layers")
     if not isinstance(layers, list) or not all(isinstance(spec, dict) for spec in layers):
         raise ValueError(f"{label}: metadata needs 'layers', a list of layer specs, got {layers!r:.80}")
-    if meta["version"] < DENSE_TRANSPOSED_SINCE:
+    if meta["version"] == 1:  # Dense W stored (in_features, out_features)
         migrate_dense_weights(arrays, [spec.get("type") for spec in layers], "{}.W")
     return meta, arrays
 
