@@ -1,0 +1,54 @@
+"""benchmarks/bench_engine.py's helpers on the tiny preset. The benchmark itself is run by
+hand: its figures are timings, which no test asserts (docs/performance.md)."""
+import importlib.util
+import os
+
+import numpy as np
+
+from tinycnn import Dense
+from cloudedge.system.models import edge_cnn
+
+BENCH = os.path.join(os.path.dirname(__file__), os.pardir, "benchmarks", "bench_engine.py")
+
+
+def load_bench():
+    """The benchmark as a module, without running it; the environment it sets at import is
+    put back."""
+    before = dict(os.environ)
+    spec = importlib.util.spec_from_file_location("bench_engine", BENCH)
+    module = importlib.util.module_from_spec(spec)
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        os.environ.clear()
+        os.environ.update(before)
+    return module
+
+
+def test_the_latency_floor_runs_the_dense_layer_with_the_most_weights():
+    bench = load_bench()
+    model = edge_cnn(3, preset="tiny", seed=0)
+    dense, forward = bench.largest_dense_step(model)
+    sizes = sorted(layer.params["W"].size for layer in model if isinstance(layer, Dense))
+    assert len(sizes) == 2 and dense.params["W"].size == sizes[-1]
+    out = forward()
+    assert out.shape == (1, dense.out_features) and out.dtype == np.float32
+
+
+def test_the_markdown_report_gives_each_latency_ratio_its_floor():
+    bench = load_bench()
+    net = {"train_images_per_s": 500.0, "latency_ms": 1.98, "train_gflops": 64.3,
+           "torch_train_images_per_s": 379.4, "torch_latency_ms": 2.86, "train_ratio": 1.34,
+           "latency_ratio": 0.70, "largest_dense": [6272, 1024], "largest_dense_latency_ms": 1.23,
+           "latency_floor_ratio": 0.46}
+    result = {"blas": [{"internal_api": "openblas", "version": "0", "architecture": "X", "num_threads": 1}],
+              "OPENBLAS_CORETYPE": "<unset>", "OPENBLAS_L2_SIZE": "<unset>", "OPENBLAS_THREAD_TIMEOUT": "4",
+              "threads": 1, "load_average_start": (0.5, 0.5, 0.5), "tinycnn_backend": "cython",
+              "tinycnn_instruction_set": "avx2", "numpy": np.__version__, "torch": "2.13.0",
+              "conv": [], "nets": {"EdgeCNN-3": net}, "sgemm_gflops": 93.5,
+              "memory": {"tinycnn": {"rss_before_bytes": 2 ** 28, "peak_rss_bytes": 2 ** 29}}}
+    report = bench.markdown_report(result, "bench_engine.py")
+    row = next(line for line in report.splitlines() if line.startswith("| EdgeCNN-3 |"))
+    assert row.endswith("| 1.34 | 0.70 | 6272 -> 1024: 1.23 / 0.46 |")
+    header = next(line for line in report.splitlines() if line.startswith("| net |"))
+    assert header.count("|") == row.count("|")
