@@ -6,7 +6,7 @@ Run (the machine's OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE slow NumPy; unset them h
 If torch is importable, the same nets run in PyTorch with the same thread count and
 the tinycnn/PyTorch ratios are printed. Every figure is a median of repeated runs.
 Beside each batch-1 latency ratio stands its floor: the net's largest Dense layer alone (a GEMV
-that streams its weights from memory) against PyTorch's whole forward.
+that reads each of its weights once) against PyTorch's whole forward.
 
 Threads: OMP_NUM_THREADS (default: all cores). tinycnn runs with tinycnn.set_threads(n)
 (the batch split over n threads, BLAS single-threaded in each), PyTorch with
@@ -195,9 +195,10 @@ def tinycnn_infer_step(model, shape):
 
 
 def largest_dense_step(model):
-    """Batch-1 forward of the model's Dense layer with the most weights, alone. At batch 1 that
-    layer is a GEMV streaming every weight from memory, and the whole forward can take no less
-    than it: timed against PyTorch's whole forward, it is the floor of the latency ratio."""
+    """(layer, its batch-1 forward alone) for the model's Dense layer with the most weights.
+    At batch 1 that layer is a GEMV that reads each of its weights once (from memory, when
+    they outgrow the cache), and the whole forward can take no less than it: timed against
+    PyTorch's whole forward, it is the floor of the latency ratio."""
     dense = max((layer for layer in model if isinstance(layer, Dense)), key=lambda layer: layer.params["W"].size)
     x = np.random.default_rng(0).random((1, dense.in_features), dtype=np.float32)
     return dense, lambda: dense.forward(x)
