@@ -55,18 +55,25 @@ def median_seconds(fn, repeat, warmup=1):
 # block after one untimed call, 0.44-0.45 ms after 20 ms of them (measured, one thread).
 WARM_SECONDS = 0.02
 
+# The nets' comparisons run rounds for at least this long (and at least --repeat of them).
+# Five rounds of the laptop EdgeCNN-3's training take under a second, and six such
+# measurements within two minutes on two threads gave ratios from 0.93 to 1.29 (measured);
+# five rounds of CloudCNN take longer than this anyway.
+MIN_NET_SECONDS = 3.0
 
-def paired_seconds(fn_a, fn_b, rounds, block=3):
+
+def paired_seconds(fn_a, fn_b, rounds, block=3, min_seconds=0.0):
     """Time fn_a and fn_b in alternating blocks, so both see the same machine load.
 
     Each round runs untimed calls of fn_a (at least one, for WARM_SECONDS) then `block`
     timed calls, then the same for fn_b. The untimed calls let the other library's idle
     threads stop spinning (OpenBLAS and PyTorch's OpenMP both spin after a call and slowed
-    each other when strictly alternated) and the caches refill. Returns (median a, median b,
-    median of per-round a/b ratios).
+    each other when strictly alternated) and the caches refill. Runs `rounds` rounds, and more
+    until min_seconds have passed. Returns (median a, median b, median of per-round a/b ratios).
     """
     a, b = [], []
-    for _ in range(rounds):
+    begin = time.perf_counter()
+    while len(a) < rounds or time.perf_counter() - begin < min_seconds:
         for fn, times in ((fn_a, a), (fn_b, b)):
             start = time.perf_counter()
             fn()
@@ -353,7 +360,8 @@ def main():
     header = f"\n{'net':<17} {'train img/s':>12} {'batch-1 ms':>11}"
     if torch is not None:
         header += f" {'torch img/s':>12} {'torch ms':>9} {'train ratio':>12} {'latency ratio':>14} {'floor':>6}"
-    print(header + "   (ratios: tinycnn/PyTorch, median of per-round ratios)")
+    print(header + f"   (ratios: tinycnn/PyTorch, median of per-round ratios; at least {args.repeat} "
+                   f"rounds and {MIN_NET_SECONDS:g} s per figure)")
     if torch is not None:
         print("(floor: the net's largest Dense layer alone at batch 1, timed in turn with PyTorch's whole "
               "forward: no latency ratio can fall below it while that GEMV costs what it does)")
@@ -367,10 +375,12 @@ def main():
             print(f"{name:<17} {row['train_images_per_s']:12.1f} {row['latency_ms']:11.2f}")
         else:
             torch_train, torch_infer = torch_steps(model, shape, torch)
-            t_ours, t_torch, r_time = paired_seconds(train, torch_train, args.repeat)
-            l_ours, l_torch, r_lat = paired_seconds(infer, torch_infer, args.repeat, block=20)
+            t_ours, t_torch, r_time = paired_seconds(train, torch_train, args.repeat, min_seconds=MIN_NET_SECONDS)
+            l_ours, l_torch, r_lat = paired_seconds(infer, torch_infer, args.repeat, block=20,
+                                                    min_seconds=MIN_NET_SECONDS)
             dense, dense_infer = largest_dense_step(model)
-            l_dense, _, r_floor = paired_seconds(dense_infer, torch_infer, args.repeat, block=20)
+            l_dense, _, r_floor = paired_seconds(dense_infer, torch_infer, args.repeat, block=20,
+                                                 min_seconds=MIN_NET_SECONDS)
             row = {"train_images_per_s": BATCH / t_ours, "latency_ms": 1e3 * l_ours,
                    "train_gflops": step_flops(model, shape) / t_ours / 1e9,
                    "torch_train_images_per_s": BATCH / t_torch, "torch_latency_ms": 1e3 * l_torch,
@@ -383,7 +393,7 @@ def main():
         result["nets"][name] = row
     if torch is not None:
         frozen = frozen_prefix_steps(torch)
-        t_ours, t_torch, r_time = paired_seconds(*frozen, args.repeat)
+        t_ours, t_torch, r_time = paired_seconds(*frozen, args.repeat, min_seconds=MIN_NET_SECONDS)
         result["frozen"] = {"train_images_per_s": BATCH / t_ours, "torch_train_images_per_s": BATCH / t_torch,
                             "train_ratio": 1.0 / r_time}
         print(f"EdgeCNN1-3, its 3 conv layers frozen: tinycnn trains the head on cached prefix features "
