@@ -4,6 +4,7 @@ import importlib.util
 import os
 
 import numpy as np
+import pytest
 
 from tinycnn import Dense
 from cloudedge.system.models import edge_cnn
@@ -11,9 +12,10 @@ from cloudedge.system.models import edge_cnn
 BENCH = os.path.join(os.path.dirname(__file__), os.pardir, "benchmarks", "bench_engine.py")
 
 
-def load_bench():
-    """The benchmark as a module, without running it; the environment it sets at import is
-    put back."""
+@pytest.fixture(scope="module")
+def bench():
+    """The benchmark as a module, loaded once without running it; the environment it sets at
+    import is put back."""
     before = dict(os.environ)
     spec = importlib.util.spec_from_file_location("bench_engine", BENCH)
     module = importlib.util.module_from_spec(spec)
@@ -25,8 +27,7 @@ def load_bench():
     return module
 
 
-def test_the_latency_floor_runs_the_dense_layer_with_the_most_weights():
-    bench = load_bench()
+def test_the_latency_floor_runs_the_dense_layer_with_the_most_weights(bench):
     model = edge_cnn(3, preset="tiny", seed=0)
     dense, forward = bench.largest_dense_step(model)
     sizes = sorted(layer.params["W"].size for layer in model if isinstance(layer, Dense))
@@ -35,8 +36,7 @@ def test_the_latency_floor_runs_the_dense_layer_with_the_most_weights():
     assert out.shape == (1, dense.out_features) and out.dtype == np.float32
 
 
-def test_the_markdown_report_gives_each_latency_ratio_its_floor():
-    bench = load_bench()
+def test_the_markdown_report_gives_each_latency_ratio_its_floor(bench):
     net = {"train_images_per_s": 500.0, "latency_ms": 1.98, "train_gflops": 64.3,
            "torch_train_images_per_s": 379.4, "torch_latency_ms": 2.86, "train_ratio": 1.34,
            "latency_ratio": 0.70, "largest_dense": [6272, 1024], "largest_dense_latency_ms": 1.23,
