@@ -29,8 +29,11 @@ from tinycnn.flops import profile
 def count_macs():
     """with count_macs() as c: c.macs is then the multiply-adds of every np.matmul inside
     (the layers call np.matmul for each GEMM, or a stack of them, one matrix possibly shared by
-    the stack, or a stack of GEMVs; a @ b would not be counted)."""
+    the stack, or a stack of GEMVs; a @ b would not be counted), and of the GEMMs inside the
+    compiled im2col convolution kernels (per image: [W b] @ [col; 1] forward; [col; 1] @ dout.T
+    and W.T @ dout backward)."""
     counter, real = SimpleNamespace(macs=0, calls=0), np.matmul
+    real_forward, real_backward = kernels.im2col_conv_forward, kernels.im2col_conv_backward
 
     def counting(a, b, *args, **kwargs):
         if b.ndim == 1 and a.ndim in (2, 3):                # a stack of GEMVs: a @ vector
@@ -44,11 +47,25 @@ def count_macs():
         counter.calls += 1
         return real(a, b, *args, **kwargs)
 
+    def forward(x, Wb, out, col, lo, hi, *geometry):
+        counter.macs += (hi - lo) * Wb.size * out.shape[2]  # (F, K + 1) @ (K + 1, P) per image
+        counter.calls += 1
+        return real_forward(x, Wb, out, col, lo, hi, *geometry)
+
+    def backward(x, Wb, dout, dWbT, dx, col, lo, hi, *geometry):
+        F, K1 = Wb.shape
+        per_image = (K1 * F if dWbT is not None else 0) + ((K1 - 1) * F if dx is not None else 0)
+        counter.macs += (hi - lo) * per_image * dout.shape[2]
+        counter.calls += 1
+        return real_backward(x, Wb, dout, dWbT, dx, col, lo, hi, *geometry)
+
     np.matmul = counting
+    kernels.im2col_conv_forward, kernels.im2col_conv_backward = forward, backward
     try:
         yield counter
     finally:
         np.matmul = real
+        kernels.im2col_conv_forward, kernels.im2col_conv_backward = real_forward, real_backward
 
 
 def tiny_net():

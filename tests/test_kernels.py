@@ -149,6 +149,98 @@ def test_col2im_compiled_matches_reference(cy_im2col, geom, dtype, seed):
     np.testing.assert_allclose(got, ref, rtol=tol, atol=tol)
 
 
+def _conv_chunk_case(geom, dtype, seed, group, F):
+    """Inputs of the im2col convolution kernels: x, Wb = [W b], dout, and a scratch col for
+    `group` images per im2col call."""
+    N, C, H, W, kh, kw, sh, sw, ph, pw = geom
+    P = out_size(H, kh, sh, ph) * out_size(W, kw, sw, pw)
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((N, C, H, W)).astype(dtype)
+    Wb = rng.standard_normal((F, C * kh * kw + 1)).astype(dtype)
+    dout = rng.standard_normal((N, F, P)).astype(dtype)
+    return x, Wb, dout, np.empty((C * kh * kw + 1, group * P), dtype)
+
+
+@settings(max_examples=100, deadline=None)
+@given(geom=WIDE, dtype=dtypes, seed=seeds, group=st.integers(1, 4), F=st.integers(1, 4),
+       span=st.tuples(st.integers(0, 3), st.integers(0, 3)))
+def test_im2col_conv_kernels_match_the_reference(cy_im2col, geom, dtype, seed, group, F, span):
+    """The compiled per-chunk convolution (im2col + GEMMs + col2im in one call) agrees with its
+    NumPy twin on any geometry, images-per-call count and chunk lo..hi-1; images outside the
+    chunk are left alone."""
+    N, C, H, W, kh, kw, sh, sw, ph, pw = geom
+    lo, hi = sorted(min(v, N) for v in span)
+    x, Wb, dout, col = _conv_chunk_case(geom, dtype, seed, group, F)
+    results = []
+    for mod in (_im2col_numpy, cy_im2col):
+        out = np.full(dout.shape, 7, dtype)
+        mod.conv_forward(x, Wb, out, col, lo, hi, kh, kw, sh, sw, ph, pw)
+        dWbT = np.ones((Wb.shape[1], F), dtype)                # added to
+        dx = np.full(x.shape, 7, dtype)
+        mod.conv_backward(x, Wb, dout, dWbT, dx, col, lo, hi, kh, kw, sh, sw, ph, pw, True, True)
+        results.append((out, dWbT, dx))
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    for ref, got in zip(*results):
+        np.testing.assert_allclose(got, ref, rtol=tol, atol=tol)
+    out, _, dx = results[1]
+    assert (np.delete(out, np.s_[lo:hi], axis=0) == 7).all() and (np.delete(dx, np.s_[lo:hi], axis=0) == 7).all()
+
+
+@settings(max_examples=50, deadline=None)
+@given(geom=conv_geometries(max_k=3, max_p=1), seed=seeds, group=st.integers(1, 3))
+def test_im2col_conv_forward_is_the_convolution(geom, seed, group):
+    """kernels.im2col_conv_forward against the nested-loop definition (float64)."""
+    N, C, H, W, kh, kw, sh, sw, ph, pw = geom
+    x, Wb, _, col = _conv_chunk_case(geom, np.float64, seed, group, 3)
+    out = np.empty((N, 3, out_size(H, kh, sh, ph) * out_size(W, kw, sw, pw)))
+    kernels.im2col_conv_forward(x, Wb, out, col, 0, N, kh, kw, sh, sw, ph, pw)
+    ref = conv_naive(x, Wb[:, :-1].reshape(3, C, kh, kw), Wb[:, -1], (sh, sw), (ph, pw))
+    np.testing.assert_allclose(out.reshape(ref.shape), ref, rtol=1e-12, atol=1e-12)
+
+
+@settings(max_examples=50, deadline=None)
+@given(geom=conv_geometries(max_k=3, max_p=1), seed=seeds, group=st.integers(1, 3))
+def test_im2col_conv_backward_is_the_adjoint_of_the_forward(geom, seed, group):
+    """The backward is the adjoint of the forward: <conv(x), dout> = <x, dx> + b . sum(dout) and
+    = <dWbT.T, [W b]> (float64, up to rounding); dWbT is added to, not overwritten."""
+    N, C, H, W, kh, kw, sh, sw, ph, pw = geom
+    x, Wb, dout, col = _conv_chunk_case(geom, np.float64, seed, group, 2)
+    out = np.empty(dout.shape)
+    kernels.im2col_conv_forward(x, Wb, out, col, 0, N, kh, kw, sh, sw, ph, pw)
+    dWbT, dx = np.full((Wb.shape[1], 2), 0.5), np.empty(x.shape)
+    kernels.im2col_conv_backward(x, Wb, dout, dWbT, dx, col, 0, N, kh, kw, sh, sw, ph, pw)
+    bias_part = Wb[:, -1] @ dout.sum(axis=(0, 2))
+    lhs = float((out * dout).sum())
+    np.testing.assert_allclose(float((x * dx).sum()) + bias_part, lhs, rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(float(((dWbT - 0.5).T * Wb).sum()), lhs, rtol=1e-9, atol=1e-9)
+
+
+def test_im2col_conv_backward_computes_only_what_is_asked():
+    x, Wb, dout, col = _conv_chunk_case((3, 2, 6, 5, 3, 3, 1, 1, 1, 1), np.float32, 0, 2, 4)
+    dWbT = np.zeros((Wb.shape[1], 4), np.float32)
+    kernels.im2col_conv_backward(x, Wb, dout, dWbT, None, col, 0, 3, 3, 3, 1, 1, 1, 1)
+    assert np.abs(dWbT).sum() > 0
+    dx = np.full(x.shape, 7, np.float32)
+    kernels.im2col_conv_backward(x, Wb, dout, None, dx, col, 0, 3, 3, 3, 1, 1, 1, 1)
+    assert not (dx == 7).any()
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda a: a.update(Wb=a["Wb"][:, :-1].copy()), r"Wb must be \(F, 19\) = \[W b\] for x \(3, 2, 6, 5\) .* got \(4, 18\)"),
+    (lambda a: a.update(out=a["out"].astype(np.float64)), r"out must be a C-contiguous float32"),
+    (lambda a: a.update(col=np.empty((19, 45), np.float32)), r"col must be \(19, m\*30\) scratch"),
+    (lambda a: a.update(hi=4), r"images lo..hi-1 must lie in 0..2, got lo=0, hi=4"),
+    (lambda a: a.update(x=np.asfortranarray(a["x"])), r"x must be a C-contiguous"),
+])
+def test_im2col_conv_forward_rejects_wrong_arrays(change, message):
+    x, Wb, dout, col = _conv_chunk_case((3, 2, 6, 5, 3, 3, 1, 1, 1, 1), np.float32, 0, 2, 4)
+    args = dict(x=x, Wb=Wb, out=np.empty(dout.shape, np.float32), col=col, lo=0, hi=3)
+    change(args)
+    with pytest.raises(ValueError, match=message):
+        kernels.im2col_conv_forward(args["x"], args["Wb"], args["out"], args["col"], args["lo"], args["hi"],
+                                    3, 3, 1, 1, 1, 1)
+
+
 @settings(max_examples=40, deadline=None)
 @given(geom=WIDE, seed=seeds)
 def test_col2im_compiled_matches_reference_exactly_on_integers(cy_im2col, geom, seed):

@@ -52,3 +52,50 @@ def col2im(col, N, C, H, W, kh, kw, sh, sw, ph, pw, out=None):
         return np.ascontiguousarray(dx_pad[:, :, ph:ph + H, pw:pw + W])
     out[...] = dx_pad[:, :, ph:ph + H, pw:pw + W]
     return out
+
+
+# The im2col convolution of a chunk of images, as the compiled kernels run it (_im2col.pyx):
+# m images share one im2col call, col = (K + 1, m*P), image i's columns i*P .. i*P + P - 1.
+
+def _group_col(col, m, P):
+    """The first (K + 1) * m*P entries of the scratch col as a C-contiguous (K + 1, m*P) array."""
+    return col.reshape(-1)[:col.shape[0] * m * P].reshape(col.shape[0], m * P)
+
+
+def conv_forward(x, Wb, out, col, lo, hi, kh, kw, sh, sw, ph, pw):
+    """out[n] = [W b] @ [im2col(x[n]); 1] for the images n in lo..hi-1.
+
+    x: (N, C, H, W); Wb: (F, K + 1) = [W.reshape(F, K) b], K = C*kh*kw; out: (N, F, OH*OW);
+    col: (K + 1, m*OH*OW) scratch, m images per im2col call.
+    """
+    K, P = Wb.shape[1] - 1, out.shape[2]
+    group = col.shape[1] // P
+    for n in range(lo, hi, group):
+        m = min(group, hi - n)
+        colb = _group_col(col, m, P)                          # [col; 1] of images n..n+m-1
+        im2col(x[n:n + m], kh, kw, sh, sw, ph, pw, out=colb[:K])
+        colb[K] = 1
+        np.matmul(Wb, colb.reshape(K + 1, m, P).transpose(1, 0, 2), out=out[n:n + m])   # [W b] @ [col_i; 1]
+
+
+def conv_backward(x, Wb, dout, dWbT, dx, col, lo, hi, kh, kw, sh, sw, ph, pw, weights, inputs):
+    """For the images n in lo..hi-1: dWbT += [im2col(x[n]); 1] @ dout[n].T if weights,
+    dx[n] = col2im(W.T @ dout[n]) if inputs, W = Wb[:, :K].
+
+    x: (N, C, H, W); Wb: (F, K + 1); dout: (N, F, OH*OW); dWbT: (K + 1, F) = [dW.T; db], added
+    to; dx: (N, C, H, W), overwritten; col: (K + 1, m*OH*OW) scratch.
+    """
+    N, C, H, W = x.shape
+    K, P = Wb.shape[1] - 1, dout.shape[2]
+    group = col.shape[1] // P
+    for n in range(lo, hi, group):
+        m = min(group, hi - n)
+        colb = _group_col(col, m, P)
+        cols = colb.reshape(K + 1, m, P).transpose(1, 0, 2)  # (m, K + 1, P): [col_i; 1]
+        if weights:
+            im2col(x[n:n + m], kh, kw, sh, sw, ph, pw, out=colb[:K])
+            colb[K] = 1
+            dWbT += np.matmul(cols, dout[n:n + m].transpose(0, 2, 1)).sum(axis=0)   # [col_i; 1] @ dout_i.T
+        if inputs:
+            np.matmul(Wb[:, :K].T, dout[n:n + m], out=cols[:, :K])   # dcol_i = W.T @ dout_i
+            col2im(colb[:K], m, C, H, W, kh, kw, sh, sw, ph, pw, out=dx[n:n + m])

@@ -105,6 +105,57 @@ def col2im(col, N, C, H, W, kh, kw, sh, sw, ph, pw, out=None):
     return _im2col_mod.col2im(col, N, C, H, W, kh, kw, sh, sw, ph, pw, out)
 
 
+def _conv_chunk_checks(name, x, Wb, images, col, lo, hi, kh, kw, sh, sw, ph, pw):
+    """The shapes both im2col convolution kernels need; -> P = OH*OW."""
+    if x.ndim != 4 or not x.flags.c_contiguous:
+        raise ValueError(f"{name}: x must be a C-contiguous (N, C, H, W) array, got shape {x.shape}")
+    N, C, H, W = x.shape
+    P = ((H + 2 * ph - kh) // sh + 1) * ((W + 2 * pw - kw) // sw + 1)
+    K1 = C * kh * kw + 1
+    if Wb.ndim != 2 or Wb.shape[1] != K1:
+        raise ValueError(f"{name}: Wb must be (F, {K1}) = [W b] for x {x.shape} and a {kh}x{kw} kernel, "
+                         f"got {Wb.shape}")
+    F = Wb.shape[0]
+    _check_out(f"{name} Wb", Wb, (F, K1), x.dtype)
+    _check_out(f"{name} {images[0]}", images[1], (N, F, P), x.dtype)
+    if col.ndim != 2 or col.shape[0] != K1 or P == 0 or col.shape[1] < P or col.shape[1] % P:
+        raise ValueError(f"{name}: col must be ({K1}, m*{P}) scratch for m >= 1 images, got {col.shape}")
+    _check_out(f"{name} col", col, col.shape, x.dtype)
+    if not 0 <= lo <= hi <= N:
+        raise ValueError(f"{name}: images lo..hi-1 must lie in 0..{N - 1}, got lo={lo}, hi={hi}")
+    if max(K1, F) * col.shape[1] >= 2 ** 31:
+        raise ValueError(f"{name}: col {col.shape} is too large for 32-bit BLAS dimensions")
+    return P
+
+
+def im2col_conv_forward(x, Wb, out, col, lo, hi, kh, kw, sh, sw, ph, pw):
+    """out[n] = [W b] @ [im2col(x[n]); 1] for the images n in lo..hi-1, in one call.
+
+    x: (N, C, H, W); Wb: (F, C*kh*kw + 1) = [W.reshape(F, -1) b]; out: (N, F, OH*OW), written;
+    col: (C*kh*kw + 1, m*OH*OW) scratch, m >= 1 images per im2col call. All C-contiguous, x's dtype.
+    """
+    _conv_chunk_checks("im2col_conv_forward", x, Wb, ("out", out), col, lo, hi, kh, kw, sh, sw, ph, pw)
+    _im2col_mod.conv_forward(x, Wb, out, col, lo, hi, kh, kw, sh, sw, ph, pw)
+    return out
+
+
+def im2col_conv_backward(x, Wb, dout, dWbT, dx, col, lo, hi, kh, kw, sh, sw, ph, pw):
+    """For the images n in lo..hi-1, in one call: dWbT += [im2col(x[n]); 1] @ dout[n].T unless
+    dWbT is None, dx[n] = col2im(W.T @ dout[n]) unless dx is None (W = Wb[:, :-1]).
+
+    x: (N, C, H, W); Wb: (F, C*kh*kw + 1); dout: (N, F, OH*OW); dWbT: (C*kh*kw + 1, F) = [dW.T; db];
+    dx: (N, C, H, W); col: (C*kh*kw + 1, m*OH*OW) scratch. All C-contiguous, x's dtype.
+    """
+    _conv_chunk_checks("im2col_conv_backward", x, Wb, ("dout", dout), col, lo, hi, kh, kw, sh, sw, ph, pw)
+    unused2, unused4 = np.empty((1, 1), x.dtype), np.empty((1, 1, 1, 1), x.dtype)
+    if dWbT is not None:
+        _check_out("im2col_conv_backward dWbT", dWbT, (Wb.shape[1], Wb.shape[0]), x.dtype)
+    if dx is not None:
+        _check_out("im2col_conv_backward dx", dx, x.shape, x.dtype)
+    _im2col_mod.conv_backward(x, Wb, dout, unused2 if dWbT is None else dWbT, unused4 if dx is None else dx,
+                              col, lo, hi, kh, kw, sh, sw, ph, pw, dWbT is not None, dx is not None)
+
+
 def maxpool_forward(x, kh, kw, sh, sw, out=None, argmax=None):
     """x: (N, C, H, W) -> (out: (N, C, OH, OW), argmax: (N, C, OH, OW) int32), written into
     out and argmax if given."""

@@ -16,9 +16,11 @@ GEMM that reads col and col2im stay in cache, and the GEMM writes NCHW directly.
 single im2col of the whole batch (K, N*P) gives one bigger GEMM but streams N times
 that through memory and needs a transpose back to NCHW: measured 4.3 ms vs 6.8 ms for
 the forward of 32 -> 32 channels at batch 32, one thread. Thin layers, whose col is
-much smaller, take a few images per call (images_per_call): the same GEMMs, as one
-stacked matmul; so do thin layers on the Winograd path below. The images of a batch are
-split over the engine's threads (tinycnn.parallel).
+much smaller, share one im2col call (images_per_call); so do thin layers on the Winograd
+path below. The images of a batch are split over the engine's threads (tinycnn.parallel),
+and each thread runs its images' im2col, GEMMs and col2im as one compiled call without the
+GIL (kernels.im2col_conv_forward and im2col_conv_backward; _im2col_numpy.conv_forward and
+conv_backward are the same loops in NumPy).
 
 3x3 kernels with stride 1 and padding 1 (every conv of the paper's plan) take the
 Winograd path instead (tinycnn/_winograd_numpy.py has the formulas): per image,
@@ -119,6 +121,7 @@ class Conv2D(Layer):
     def forward(self, x, training=False):
         """x: (N, C, H, W) float -> (N, F, OH, OW), same dtype."""
         self._check_input(x, 4, "(N, C, H, W)")
+        x = np.ascontiguousarray(x)
         F, OH, OW = self.output_shape(x.shape[1:])
         N = x.shape[0]
         W2 = self.params["W"].reshape(F, -1)                   # (F, K), K = C*kh*kw
@@ -131,15 +134,13 @@ class Conv2D(Layer):
         # W @ col + b as one GEMM: [W b] @ [col; 1], the bias a column of W against a row of ones.
         # A separate out += b is one more pass over out: forward at batch 32, one thread, that
         # and this in alternating blocks, 1 -> 32 channels 0.33 vs 0.18 ms, 8 -> 8 0.50 vs 0.45.
-        Wb = np.concatenate([W2, b], axis=1)                   # (F, K + 1)
+        Wb = np.concatenate([W2, b], axis=1).astype(x.dtype, copy=False)   # (F, K + 1)
+        (kh, kw), (sh, sw), (ph, pw) = self.kernel_size, self.stride, self.padding
 
         def images(lo, hi):                                    # images lo..hi-1, one thread
-            for n in range(lo, hi, group):                     # images n..n+m-1 side by side in col
-                m = min(group, hi - n)
-                col = scratch("col", (K + 1, m * P), x.dtype)  # (K + 1, m*P): col of the m images; 1
-                self._im2col(x[n:n + m], out=col[:K])
-                col[K] = 1
-                np.matmul(Wb, col.reshape(K + 1, m, P).transpose(1, 0, 2), out=out[n:n + m])   # out[i] = W @ col_i + b
+            col = scratch("col", (K + 1, group * P), x.dtype)  # [col; 1] of `group` images side by side
+            # out[n] = [W b] @ [im2col(x[n]); 1] for each n, in one call without the GIL
+            kernels.im2col_conv_forward(x, Wb, out, col, lo, hi, kh, kw, sh, sw, ph, pw)
         macs = W2.size * P                                     # per image
         out4 = out.reshape(N, F, OH, OW)
         winograd = self.winograd_applies()
@@ -174,16 +175,19 @@ class Conv2D(Layer):
         N = x.shape[0]
         F = self.out_channels
         W2 = self.params["W"].reshape(F, -1)                   # (F, K)
-        dout = np.ascontiguousarray(dout).reshape(N, F, -1)    # (N, F, P)
+        dout = np.ascontiguousarray(dout, dtype=x.dtype).reshape(N, F, -1)   # (N, F, P)
         dx = np.empty(x.shape, dtype=x.dtype) if need_dx else None
         trainable = self.trainable
         K, P = W2.shape[1], dout.shape[2]
         group = images_per_call(K * P * x.itemsize)            # im2col path: col of one image
         winograd = self.winograd_applies()
         if winograd:
-            dout4 = dout.reshape(N, F, *x.shape[2:]).astype(x.dtype, copy=False)   # (N, F, H, W)
+            dout4 = dout.reshape(N, F, *x.shape[2:])           # (N, F, H, W)
             if need_dx:   # dx = conv(dout, W'), W'[c, f] = W[f, c] flipped: U_flip (16, C, F)
                 U_flip = kernels.winograd_weights(self.params["W"].transpose(1, 0, 2, 3)[:, :, ::-1, ::-1], x.dtype)
+        else:
+            geometry = (*self.kernel_size, *self.stride, *self.padding)
+            Wb = np.concatenate([W2, self.params["b"][:, None]], axis=1).astype(x.dtype, copy=False)   # [W b]
 
         def images(lo, hi):                                    # images lo..hi-1, one thread
             if winograd:
@@ -192,25 +196,11 @@ class Conv2D(Layer):
                     winograd_conv(dout4, U_flip, dx, lo, hi)
                 return dWw, (bias_grad(dout[lo:hi]) if trainable else None)
             dWbT = np.zeros((K + 1, F), dtype=x.dtype) if trainable else None   # [dW.T; db]
-            for n in range(lo, hi, group):                     # images n..n+m-1 side by side in col
-                m = min(group, hi - n)
-                colb = scratch("col", (K + 1, m * P), x.dtype)  # the forward's [col; 1]
-                col = colb[:K]                                  # (K, m*P)
-                cols = col.reshape(K, m, P).transpose(1, 0, 2)  # (m, K, P): col_i
-                if trainable:
-                    # col is recomputed: one pass over an L2-sized buffer, where keeping
-                    # all N of them would cost N times the memory
-                    self._im2col(x[n:n + m], out=col)
-                    colb[K] = 1
-                    # [dW.T; db] += [col_i; 1] @ dout[i].T: the transpose of dW += dout[i] @ col_i.T
-                    # (~20% faster in OpenBLAS for these thin shapes, measured), and the row of
-                    # ones sums dout[i] into db in the same GEMM
-                    dWbT_i = np.matmul(colb.reshape(K + 1, m, P).transpose(1, 0, 2), dout[n:n + m].transpose(0, 2, 1),
-                                       out=scratch("dWbT_i", (m, K + 1, F), x.dtype))   # (m, K + 1, F)
-                    dWbT += dWbT_i.sum(axis=0)
-                if need_dx:
-                    np.matmul(W2.T, dout[n:n + m], out=cols)   # dcol_i = W.T @ dout[i]
-                    self._col2im(col, out=dx[n:n + m])
+            col = scratch("col", (K + 1, group * P), x.dtype)  # the forward's [col; 1], recomputed
+            # [dW.T; db] += [col_i; 1] @ dout[i].T: the transpose of dW += dout[i] @ col_i.T, whose
+            # row of ones sums dout[i] into db; dx[i] = col2im(W.T @ dout[i]). col is recomputed
+            # (one pass over an L2-sized buffer) where keeping all N would cost N times the memory.
+            kernels.im2col_conv_backward(x, Wb, dout, dWbT, dx, col, lo, hi, *geometry)
             return (dWbT[:K], dWbT[K]) if trainable else (None, None)
         partial = parallel_for(N, images, grain=grain(W2.size * P))   # per chunk: dW part, db (F,)
         if trainable:
@@ -247,11 +237,6 @@ class Conv2D(Layer):
     def _im2col(self, x, out):
         (kh, kw), (sh, sw), (ph, pw) = self.kernel_size, self.stride, self.padding
         return kernels.im2col(x, kh, kw, sh, sw, ph, pw, out=out)
-
-    def _col2im(self, col, out):
-        N, C, H, W = out.shape
-        (kh, kw), (sh, sw), (ph, pw) = self.kernel_size, self.stride, self.padding
-        return kernels.col2im(col, N, C, H, W, kh, kw, sh, sw, ph, pw, out=out)
 
     def clear_cache(self):
         self.x = None
