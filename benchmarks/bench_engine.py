@@ -93,7 +93,10 @@ def blas_info():
         from threadpoolctl import threadpool_info
     except ImportError:
         return [{"note": "threadpoolctl not installed (pip install threadpoolctl)"}]
-    return [{k: pool.get(k) for k in ("internal_api", "version", "architecture", "num_threads")}
+    # NumPy's BLAS runs the Dense layers and Winograd GEMMs; SciPy's (its own OpenBLAS in the
+    # wheels) the im2col convolution kernels: the library file tells them apart.
+    return [{"library": os.path.basename(pool.get("filepath") or ""),
+             **{k: pool.get(k) for k in ("internal_api", "version", "architecture", "num_threads")}}
             for pool in threadpool_info() if pool.get("user_api") == "blas"]
 
 
@@ -422,7 +425,8 @@ def main():
 def markdown_report(result, command):
     """The run's figures as markdown tables, for docs/performance.md."""
     blas = ", ".join(f"{p.get('internal_api')} {p.get('version')} {p.get('architecture')} "
-                     f"({p.get('num_threads')} threads)" for p in result["blas"])
+                     f"({p.get('num_threads')} threads{', ' + p['library'] if p.get('library') else ''})"
+                     for p in result["blas"])
     lines = [f"Command: `{command}` (with OPENBLAS_CORETYPE={result['OPENBLAS_CORETYPE']}, "
              f"OPENBLAS_L2_SIZE={result['OPENBLAS_L2_SIZE']}, "
              f"OPENBLAS_THREAD_TIMEOUT={result['OPENBLAS_THREAD_TIMEOUT']})", "",
