@@ -30,10 +30,11 @@ def count_macs():
     """with count_macs() as c: c.macs is then the multiply-adds of every np.matmul inside
     (the layers call np.matmul for each GEMM, or a stack of them, one matrix possibly shared by
     the stack, or a stack of GEMVs; a @ b would not be counted), and of the GEMMs inside the
-    compiled im2col convolution kernels (per image: [W b] @ [col; 1] forward; [col; 1] @ dout.T
-    and W.T @ dout backward)."""
+    compiled convolution kernels (per image, im2col: [W b] @ [col; 1] forward, [col; 1] @ dout.T
+    and W.T @ dout backward; Winograd: 16 GEMMs (F, C) @ (C, T) forward and dx, (F, T) @ (T, C) dW)."""
     counter, real = SimpleNamespace(macs=0, calls=0), np.matmul
     real_forward, real_backward = kernels.im2col_conv_forward, kernels.im2col_conv_backward
+    real_winograd, real_products = kernels.winograd_conv_forward, kernels.winograd_weight_products
 
     def counting(a, b, *args, **kwargs):
         if b.ndim == 1 and a.ndim in (2, 3):                # a stack of GEMVs: a @ vector
@@ -59,13 +60,28 @@ def count_macs():
         counter.calls += 1
         return real_backward(x, Wb, dout, dWbT, dx, col, lo, hi, *geometry)
 
+    def tiles(x):
+        return kernels.winograd_tile_count(*x.shape[2:])
+
+    def winograd(x, U, bias, out, V, M, lo, hi):
+        counter.macs += (hi - lo) * U.size * tiles(x)       # 16 GEMMs (F, C) @ (C, T) per image
+        counter.calls += 1
+        return real_winograd(x, U, bias, out, V, M, lo, hi)
+
+    def products(x, dout, acc, V, D, lo, hi):
+        counter.macs += (hi - lo) * acc.size * tiles(x)     # 16 GEMMs (F, T) @ (T, C) per image
+        counter.calls += 1
+        return real_products(x, dout, acc, V, D, lo, hi)
+
     np.matmul = counting
     kernels.im2col_conv_forward, kernels.im2col_conv_backward = forward, backward
+    kernels.winograd_conv_forward, kernels.winograd_weight_products = winograd, products
     try:
         yield counter
     finally:
         np.matmul = real
         kernels.im2col_conv_forward, kernels.im2col_conv_backward = real_forward, real_backward
+        kernels.winograd_conv_forward, kernels.winograd_weight_products = real_winograd, real_products
 
 
 def tiny_net():

@@ -435,6 +435,73 @@ def test_winograd_kernels_compiled_match_reference(build, n, c, f, h, w, dtype, 
         np.testing.assert_allclose(g, r, rtol=tol, atol=tol)
 
 
+@settings(max_examples=60, deadline=None)
+@given(n=st.integers(1, 4), c=st.integers(1, 4), f=st.integers(1, 4), h=st.integers(1, 9), w=st.integers(1, 9),
+       dtype=dtypes, bias=st.booleans(), group=st.integers(1, 3), span=st.tuples(st.integers(0, 4), st.integers(0, 4)),
+       seed=seeds)
+def test_winograd_conv_kernels_compiled_match_reference(build, n, c, f, h, w, dtype, bias, group, span, seed):
+    """The per-chunk Winograd convolution (transforms and 16 GEMMs in one call) agrees with its
+    NumPy twin for any images-per-call count and chunk lo..hi-1, U with gapped planes as
+    kernels.winograd_weights makes them; images outside the chunk are left alone."""
+    cy_wino = _compiled("_winograd", build)
+    lo, hi = sorted(min(v, n) for v in span)
+    rng = np.random.default_rng(seed)
+    T = kernels.winograd_tile_count(h, w)
+    x = rng.standard_normal((n, c, h, w)).astype(dtype)
+    dout = rng.standard_normal((n, f, h, w)).astype(dtype)
+    U = kernels.winograd_weights(rng.standard_normal((f, c, 3, 3)), dtype)
+    b = rng.standard_normal(f).astype(dtype) if bias else None
+    results = []
+    for mod in (_winograd_numpy, cy_wino):
+        V, M = np.empty((16, c, group * T), dtype), np.empty((16, f, group * T), dtype)
+        out, acc = np.full((n, f, h, w), 7, dtype), np.ones((16, f, c), dtype)
+        mod.conv_forward(x, U, b, out, V, M, lo, hi)
+        mod.weight_products(x, dout, acc, V, M, lo, hi)
+        results.append((out, acc))
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    for ref, got in zip(*results):
+        np.testing.assert_allclose(got, ref, rtol=tol, atol=tol)
+    assert (np.delete(results[1][0], np.s_[lo:hi], axis=0) == 7).all()
+
+
+@settings(max_examples=30, deadline=None)
+@given(n=st.integers(1, 3), c=st.integers(1, 3), f=st.integers(1, 3), h=st.integers(1, 7), w=st.integers(1, 7),
+       group=st.integers(1, 3), seed=seeds)
+def test_winograd_conv_kernels_are_the_convolution_and_its_weight_gradient(n, c, f, h, w, group, seed):
+    """kernels.winograd_conv_forward is the 3x3, padding 1 convolution (nested-loop definition),
+    and winograd_weight_grad of winograd_weight_products is dW = sum dout * x_pad shifted (float64)."""
+    rng = np.random.default_rng(seed)
+    x, dout = rng.standard_normal((n, c, h, w)), rng.standard_normal((n, f, h, w))
+    W, b = rng.standard_normal((f, c, 3, 3)), rng.standard_normal(f)
+    T = kernels.winograd_tile_count(h, w)
+    V, M = np.empty((16, c, group * T)), np.empty((16, f, group * T))
+    out = np.empty((n, f, h, w))
+    kernels.winograd_conv_forward(x, kernels.winograd_weights(W, np.float64), b, out, V, M, 0, n)
+    np.testing.assert_allclose(out, conv_naive(x, W, b, (1, 1), (1, 1)), rtol=1e-10, atol=1e-10)
+    acc = kernels.winograd_weight_products(x, dout, np.zeros((16, f, c)), V, M, 0, n)
+    xp = np.pad(x, ((0, 0), (0, 0), (1, 1), (1, 1)))
+    dW = np.einsum("nfyx,ncyxij->fcij", dout, np.lib.stride_tricks.sliding_window_view(xp, (3, 3), axis=(2, 3)))
+    np.testing.assert_allclose(kernels.winograd_weight_grad(acc, np.float64), dW, rtol=1e-10, atol=1e-10)
+
+
+def test_winograd_conv_kernels_reject_wrong_arrays():
+    x = np.zeros((2, 3, 5, 6), np.float32)                 # 9 tiles per image
+    U = kernels.winograd_weights(np.zeros((4, 3, 3, 3)), np.float32)
+    V, M, out = np.zeros((16, 3, 18), np.float32), np.zeros((16, 4, 18), np.float32), np.zeros((2, 4, 5, 6), np.float32)
+    with pytest.raises(ValueError, match=r"U must be \(16, F, 2\) float32 with C-contiguous \(F, C\) planes"):
+        kernels.winograd_conv_forward(np.zeros((2, 2, 5, 6), np.float32), U, None, out, V, M, 0, 2)
+    with pytest.raises(ValueError, match=r"V must be \(16, 3, m\*9\) scratch for m >= 1 images, got \(16, 3, 10\)"):
+        kernels.winograd_conv_forward(x, U, None, out, np.zeros((16, 3, 10), np.float32), M, 0, 2)
+    with pytest.raises(ValueError, match=r"V and M must hold as many tiles"):
+        kernels.winograd_conv_forward(x, U, None, out, np.zeros((16, 3, 9), np.float32), M, 0, 2)
+    with pytest.raises(ValueError, match=r"images lo..hi-1 must lie in 0..1, got lo=1, hi=3"):
+        kernels.winograd_conv_forward(x, U, None, out, V, M, 1, 3)
+    with pytest.raises(ValueError, match=r"bias must be a C-contiguous float32 array of shape \(4,\)"):
+        kernels.winograd_conv_forward(x, U, np.zeros(3, np.float32), out, V, M, 0, 2)
+    with pytest.raises(ValueError, match=r"acc must be a C-contiguous float32 array of shape \(16, 4, 3\)"):
+        kernels.winograd_weight_products(x, out, np.zeros((16, 3, 4), np.float32), V, M, 0, 2)
+
+
 def test_winograd_computes_a_3x3_convolution_by_hand():
     """One 4x4 tile, one channel: U * V summed and transformed back is the 2x2 'same'-padded
     correlation of the tile's centre, computed here directly."""

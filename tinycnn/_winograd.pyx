@@ -1,5 +1,6 @@
-# Compiled Winograd F(2x2, 3x3) transforms. Reference and the formulas: _winograd_numpy.py
-# (same signatures). Directives (boundscheck, wraparound, cdivision, ...) are set in setup.py.
+# Compiled Winograd F(2x2, 3x3) transforms, and the Winograd convolution of a chunk of images
+# in one call (conv_forward, weight_products: transforms and GEMMs, the GIL released
+# throughout). Reference and the formulas: _winograd_numpy.py (same signatures). Directives (boundscheck, wraparound, cdivision, ...) are set in setup.py.
 #
 # B^T, A^T and G have entries 0, +-1 and +-1/2, so each transform is a few adds per tile,
 # written as loops over all the tiles of a channel wherever the layout allows (gcc
@@ -7,6 +8,74 @@
 from cython cimport floating
 from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy
+from scipy.linalg.cython_blas cimport dgemm, sgemm
+
+
+cdef int _input_core(const floating* x, Py_ssize_t N, Py_ssize_t C, Py_ssize_t H, Py_ssize_t W,
+                     floating* V, Py_ssize_t ldV) noexcept nogil:
+    """winograd_input of the N images at x ((N, C, H, W), C-contiguous) into V: plane k, channel c,
+    tile t of image n at V[(k*C + c)*ldV + n*th*tw + t]. Returns 0, or -1 if memory ran out."""
+    cdef Py_ssize_t th = (H + 1) // 2, tw = (W + 1) // 2, T = th * tw
+    cdef Py_ssize_t R = th + 1, L = 2 * tw, S = R * tw   # rows per plane, plane row length, plane tiles
+    cdef Py_ssize_t ncopy = min(W, L - 1)                  # x columns that fit in a plane row (after its 0)
+    cdef bint has_last = W == L                            # x column 2tw - 1 = padded column 2tw exists
+    cdef Py_ssize_t n, c, i, k, m, t, u
+    # the two planes (+ 2 floats the last tile of the last row reads), then d B of each
+    cdef floating* buf = <floating*> malloc((2 * (R * L + 2) + 8 * S) * sizeof(floating))
+    if buf == NULL:
+        return -1
+    cdef floating* planes[2]
+    planes[0] = buf                    # padded rows 2m at + m*L: padded columns 0 .. 2tw - 1
+    planes[1] = buf + R * L + 2        # padded rows 2m + 1
+    cdef floating* ev = planes[1] + R * L + 2   # d B of the even rows: column k at ev + k*S, row m at + m*tw
+    cdef floating* od = ev + 4 * S              # d B of the odd rows, the same layout
+    cdef floating* p
+    cdef floating* q
+    cdef floating* e
+    cdef floating* o
+    cdef floating* v
+    cdef floating d0, d1, d2
+    for u in range(2 * (R * L + 2)):           # padding rows and column 0 stay zero
+        buf[u] = 0
+    for n in range(N):
+        for c in range(C):
+            for i in range(1, H + 1):           # padded row i = x row i - 1 from padded column 1
+                memcpy(planes[i % 2] + (i // 2) * L + 1, x + ((n * C + c) * H + i - 1) * W, ncopy * sizeof(floating))
+            for k in range(2):                  # d B: columns d0 - d2, d1 + d2, d2 - d1, d1 - d3
+                p = planes[k]
+                q = ev if k == 0 else od
+                for u in range(S):
+                    q[u] = p[2 * u] - p[2 * u + 2]
+                    q[S + u] = p[2 * u + 1] + p[2 * u + 2]
+                    q[2 * S + u] = p[2 * u + 2] - p[2 * u + 1]
+                    q[3 * S + u] = p[2 * u + 1] - p[2 * u + 3]
+                for m in range(R):              # last tile column: d2 = padded column 2tw, d3 = 0
+                    i = 2 * m + k
+                    u = m * tw + tw - 1
+                    d0 = p[2 * u]
+                    d1 = p[2 * u + 1]
+                    d2 = x[((n * C + c) * H + i - 1) * W + L - 1] if has_last and 1 <= i <= H else 0
+                    q[u] = d0 - d2
+                    q[S + u] = d1 + d2
+                    q[2 * S + u] = d2 - d1
+                    q[3 * S + u] = d1
+            for k in range(4):                  # B^T (d B): rows 2ty .. 2ty + 3 of tile t are e[t], o[t], e[t + tw], o[t + tw]
+                e = ev + k * S
+                o = od + k * S
+                v = V + (k * C + c) * ldV + n * T
+                for t in range(T):
+                    v[t] = e[t] - e[t + tw]
+                v = V + ((4 + k) * C + c) * ldV + n * T
+                for t in range(T):
+                    v[t] = o[t] + e[t + tw]
+                v = V + ((8 + k) * C + c) * ldV + n * T
+                for t in range(T):
+                    v[t] = e[t + tw] - o[t]
+                v = V + ((12 + k) * C + c) * ldV + n * T
+                for t in range(T):
+                    v[t] = o[t] - o[t + tw]
+    free(buf)
+    return 0
 
 
 def winograd_input(const floating[:, :, :, ::1] x, floating[:, :, ::1] V):
@@ -20,84 +89,21 @@ def winograd_input(const floating[:, :, :, ::1] x, floating[:, :, ::1] V):
     the last tile column, which reads the padded columns 2tw and 2tw + 1, is redone on its own.
     Long contiguous loops let gcc vectorise: one loop per plane instead of one per row was 1.55x
     to 1.6x faster at 20, 32 and 128 channels, 28x28 (measured, same values bit for bit)."""
-    cdef Py_ssize_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
-    cdef Py_ssize_t th = (H + 1) // 2, tw = (W + 1) // 2, T = th * tw
-    cdef Py_ssize_t R = th + 1, L = 2 * tw, S = R * tw   # rows per plane, plane row length, plane tiles
-    cdef Py_ssize_t ncopy = min(W, L - 1)                  # x columns that fit in a plane row (after its 0)
-    cdef bint has_last = W == L                            # x column 2tw - 1 = padded column 2tw exists
-    cdef Py_ssize_t n, c, i, k, m, t, u
-    # the two planes (+ 2 floats the last tile of the last row reads), then d B of each
-    cdef floating* buf = <floating*> malloc((2 * (R * L + 2) + 8 * S) * sizeof(floating))
-    if buf == NULL:
-        raise MemoryError()
-    cdef floating* planes[2]
-    planes[0] = buf                    # padded rows 2m at + m*L: padded columns 0 .. 2tw - 1
-    planes[1] = buf + R * L + 2        # padded rows 2m + 1
-    cdef floating* ev = planes[1] + R * L + 2   # d B of the even rows: column k at ev + k*S, row m at + m*tw
-    cdef floating* od = ev + 4 * S              # d B of the odd rows, the same layout
-    cdef floating* p
-    cdef floating* q
-    cdef floating* e
-    cdef floating* o
-    cdef floating* v
-    cdef floating d0, d1, d2
+    cdef int status
+    if x.shape[0] * x.shape[1] * V.shape[2] == 0:
+        return
     with nogil:
-        for u in range(2 * (R * L + 2)):           # padding rows and column 0 stay zero
-            buf[u] = 0
-        for n in range(N):
-            for c in range(C):
-                for i in range(1, H + 1):           # padded row i = x row i - 1 from padded column 1
-                    memcpy(planes[i % 2] + (i // 2) * L + 1, &x[n, c, i - 1, 0], ncopy * sizeof(floating))
-                for k in range(2):                  # d B: columns d0 - d2, d1 + d2, d2 - d1, d1 - d3
-                    p = planes[k]
-                    q = ev if k == 0 else od
-                    for u in range(S):
-                        q[u] = p[2 * u] - p[2 * u + 2]
-                        q[S + u] = p[2 * u + 1] + p[2 * u + 2]
-                        q[2 * S + u] = p[2 * u + 2] - p[2 * u + 1]
-                        q[3 * S + u] = p[2 * u + 1] - p[2 * u + 3]
-                    for m in range(R):              # last tile column: d2 = padded column 2tw, d3 = 0
-                        i = 2 * m + k
-                        u = m * tw + tw - 1
-                        d0 = p[2 * u]
-                        d1 = p[2 * u + 1]
-                        d2 = x[n, c, i - 1, L - 1] if has_last and 1 <= i <= H else 0
-                        q[u] = d0 - d2
-                        q[S + u] = d1 + d2
-                        q[2 * S + u] = d2 - d1
-                        q[3 * S + u] = d1
-                for k in range(4):                  # B^T (d B): rows 2ty .. 2ty + 3 of tile t are e[t], o[t], e[t + tw], o[t + tw]
-                    e = ev + k * S
-                    o = od + k * S
-                    v = &V[k, c, n * T]
-                    for t in range(T):
-                        v[t] = e[t] - e[t + tw]
-                    v = &V[4 + k, c, n * T]
-                    for t in range(T):
-                        v[t] = o[t] + e[t + tw]
-                    v = &V[8 + k, c, n * T]
-                    for t in range(T):
-                        v[t] = e[t + tw] - o[t]
-                    v = &V[12 + k, c, n * T]
-                    for t in range(T):
-                        v[t] = o[t] - o[t + tw]
-    free(buf)
+        status = _input_core(&x[0, 0, 0, 0], x.shape[0], x.shape[1], x.shape[2], x.shape[3], &V[0, 0, 0], V.shape[2])
+    if status != 0:
+        raise MemoryError()
 
 
-def winograd_output(const floating[:, :, ::1] M, floating[:, :, :, ::1] out, bias=None):
-    """M: (16, F, N*th*tw) -> out: (N, F, H, W) = A^T m A per tile (+ bias (F,) if given); image
-    n's tiles in columns n*th*tw onwards.
-
-    Per output channel, A^T m first as 8 loops over all th*tw tiles (contiguous in every plane,
-    so gcc vectorises them), then the columns, written out interleaved: 2x faster than
-    transforming tile by tile at 28x28, 1.6x at 14x14 (measured, 20 to 80 channels)."""
-    cdef Py_ssize_t N = out.shape[0], F = out.shape[1], H = out.shape[2], W = out.shape[3]
+cdef int _output_core(const floating* M, Py_ssize_t ldM, floating* out, Py_ssize_t N, Py_ssize_t F,
+                      Py_ssize_t H, Py_ssize_t W, const floating* bias) noexcept nogil:
+    """winograd_output: out ((N, F, H, W), C-contiguous) from M, plane k, channel f, tile t of
+    image n at M[(k*F + f)*ldM + n*th*tw + t]; bias (F,) or NULL. Returns 0, or -1 if memory ran out."""
     cdef Py_ssize_t th = (H + 1) // 2, tw = (W + 1) // 2, W2 = W // 2, T = th * tw
     cdef Py_ssize_t n, f, ty, tx, t, j, r, y
-    cdef const floating[::1] b
-    cdef bint has_bias = bias is not None
-    if has_bias:
-        b = bias
     cdef const floating* p0
     cdef const floating* p1
     cdef const floating* p2
@@ -111,38 +117,60 @@ def winograd_output(const floating[:, :, ::1] M, floating[:, :, :, ::1] out, bia
     cdef floating bf
     cdef floating* u = <floating*> malloc(8 * T * sizeof(floating))   # A^T m: row r, column j at u + (4r + j)*T
     if u == NULL:
-        raise MemoryError()
-    with nogil:
-        for n in range(N):
-            for f in range(F):
-                bf = b[f] if has_bias else 0
-                for j in range(4):                  # rows of A^T m: m0j + m1j + m2j, m1j - m2j - m3j
-                    p0 = &M[j, f, n * T]
-                    p1 = &M[4 + j, f, n * T]
-                    p2 = &M[8 + j, f, n * T]
-                    p3 = &M[12 + j, f, n * T]
-                    a = u + j * T
-                    for t in range(T):
-                        a[t] = p0[t] + p1[t] + p2[t]
-                    a = u + (4 + j) * T
-                    for t in range(T):
-                        a[t] = p1[t] - p2[t] - p3[t]
-                for ty in range(th):                # (A^T m) A: output rows 2ty, 2ty + 1, cropped to H, W
-                    for r in range(2):
-                        y = 2 * ty + r
-                        if y >= H:
-                            break
-                        u0 = u + 4 * r * T + ty * tw
-                        u1 = u0 + T
-                        u2 = u1 + T
-                        u3 = u2 + T
-                        o = &out[n, f, y, 0]
-                        for tx in range(W2):
-                            o[2 * tx] = u0[tx] + u1[tx] + u2[tx] + bf
-                            o[2 * tx + 1] = u1[tx] - u2[tx] - u3[tx] + bf
-                        if W2 < tw:
-                            o[2 * W2] = u0[W2] + u1[W2] + u2[W2] + bf
+        return -1
+    for n in range(N):
+        for f in range(F):
+            bf = bias[f] if bias != NULL else 0
+            for j in range(4):                  # rows of A^T m: m0j + m1j + m2j, m1j - m2j - m3j
+                p0 = M + (j * F + f) * ldM + n * T
+                p1 = M + ((4 + j) * F + f) * ldM + n * T
+                p2 = M + ((8 + j) * F + f) * ldM + n * T
+                p3 = M + ((12 + j) * F + f) * ldM + n * T
+                a = u + j * T
+                for t in range(T):
+                    a[t] = p0[t] + p1[t] + p2[t]
+                a = u + (4 + j) * T
+                for t in range(T):
+                    a[t] = p1[t] - p2[t] - p3[t]
+            for ty in range(th):                # (A^T m) A: output rows 2ty, 2ty + 1, cropped to H, W
+                for r in range(2):
+                    y = 2 * ty + r
+                    if y >= H:
+                        break
+                    u0 = u + 4 * r * T + ty * tw
+                    u1 = u0 + T
+                    u2 = u1 + T
+                    u3 = u2 + T
+                    o = out + ((n * F + f) * H + y) * W
+                    for tx in range(W2):
+                        o[2 * tx] = u0[tx] + u1[tx] + u2[tx] + bf
+                        o[2 * tx + 1] = u1[tx] - u2[tx] - u3[tx] + bf
+                    if W2 < tw:
+                        o[2 * W2] = u0[W2] + u1[W2] + u2[W2] + bf
     free(u)
+    return 0
+
+
+def winograd_output(const floating[:, :, ::1] M, floating[:, :, :, ::1] out, bias=None):
+    """M: (16, F, N*th*tw) -> out: (N, F, H, W) = A^T m A per tile (+ bias (F,) if given); image
+    n's tiles in columns n*th*tw onwards.
+
+    Per output channel, A^T m first as 8 loops over all th*tw tiles (contiguous in every plane,
+    so gcc vectorises them), then the columns, written out interleaved: 2x faster than
+    transforming tile by tile at 28x28, 1.6x at 14x14 (measured, 20 to 80 channels)."""
+    cdef const floating[::1] b
+    cdef const floating* bp = NULL
+    cdef int status
+    if bias is not None:
+        b = bias
+        bp = &b[0] if b.shape[0] > 0 else NULL
+    if out.shape[0] * out.shape[1] * out.shape[2] * out.shape[3] == 0:
+        return
+    with nogil:
+        status = _output_core(&M[0, 0, 0], M.shape[2], &out[0, 0, 0, 0], out.shape[0], out.shape[1],
+                              out.shape[2], out.shape[3], bp)
+    if status != 0:
+        raise MemoryError()
 
 
 cdef inline void _pairs(const floating* row, floating* even, floating* odd, Py_ssize_t W) noexcept nogil:
@@ -157,20 +185,16 @@ cdef inline void _pairs(const floating* row, floating* even, floating* odd, Py_s
         odd[W2] = 0
 
 
-def winograd_dout(const floating[:, :, :, ::1] dout, floating[:, :, ::1] D):
-    """dout: (N, F, H, W) -> D: (16, F, N*th*tw) = G2 g G2^T of each 2x2 tile g (zero beyond H, W);
-    image n's tiles in columns n*th*tw onwards.
-
-    Per channel: the tiles' four entries gathered into four arrays over all th*tw tiles, then
-    G2 g and (G2 g) G2^T as loops over those arrays (gcc vectorises them): 2x faster than
-    tile by tile (measured, 20 to 80 channels)."""
-    cdef Py_ssize_t N = dout.shape[0], F = dout.shape[1], H = dout.shape[2], W = dout.shape[3]
+cdef int _dout_core(const floating* dout, Py_ssize_t N, Py_ssize_t F, Py_ssize_t H, Py_ssize_t W,
+                    floating* D, Py_ssize_t ldD) noexcept nogil:
+    """winograd_dout of the N images at dout ((N, F, H, W), C-contiguous) into D: plane k, channel f,
+    tile t of image n at D[(k*F + f)*ldD + n*th*tw + t]. Returns 0, or -1 if memory ran out."""
     cdef Py_ssize_t th = (H + 1) // 2, tw = (W + 1) // 2, T = th * tw
     cdef Py_ssize_t n, f, ty, tx, t, k
     cdef floating half = 0.5
     cdef floating* g = <floating*> malloc(12 * T * sizeof(floating))
     if g == NULL:
-        raise MemoryError()
+        return -1
     cdef floating* g00 = g             # g[0, 0] of every tile, then g[0, 1], g[1, 0], g[1, 1]
     cdef floating* g01 = g + T
     cdef floating* g10 = g + 2 * T
@@ -179,46 +203,63 @@ def winograd_dout(const floating[:, :, :, ::1] dout, floating[:, :, ::1] D):
     cdef floating* a
     cdef floating* c0
     cdef floating* c1
-    with nogil:
-        for n in range(N):
-            for f in range(F):
-                for ty in range(th):
-                    t = ty * tw
-                    _pairs(&dout[n, f, 2 * ty, 0], g00 + t, g01 + t, W)
-                    if 2 * ty + 1 < H:
-                        _pairs(&dout[n, f, 2 * ty + 1, 0], g10 + t, g11 + t, W)
-                    else:
-                        for tx in range(tw):
-                            g10[t + tx] = 0
-                            g11[t + tx] = 0
-                for t in range(T):                  # rows of G2 g: g0, (g0 + g1) / 2, (g0 - g1) / 2, -g1
-                    r[2 * T + t] = half * (g00[t] + g10[t])
+    for n in range(N):
+        for f in range(F):
+            for ty in range(th):
+                t = ty * tw
+                _pairs(dout + ((n * F + f) * H + 2 * ty) * W, g00 + t, g01 + t, W)
+                if 2 * ty + 1 < H:
+                    _pairs(dout + ((n * F + f) * H + 2 * ty + 1) * W, g10 + t, g11 + t, W)
+                else:
+                    for tx in range(tw):
+                        g10[t + tx] = 0
+                        g11[t + tx] = 0
+            for t in range(T):                  # rows of G2 g: g0, (g0 + g1) / 2, (g0 - g1) / 2, -g1
+                r[2 * T + t] = half * (g00[t] + g10[t])
+            for t in range(T):
+                r[3 * T + t] = half * (g01[t] + g11[t])
+            for t in range(T):
+                r[4 * T + t] = half * (g00[t] - g10[t])
+            for t in range(T):
+                r[5 * T + t] = half * (g01[t] - g11[t])
+            for t in range(T):
+                r[6 * T + t] = -g10[t]
+            for t in range(T):
+                r[7 * T + t] = -g11[t]
+            for k in range(4):                  # (G2 g) G2^T: the same combinations of columns
+                c0 = g00 if k == 0 else r + 2 * k * T
+                c1 = g01 if k == 0 else r + (2 * k + 1) * T
+                a = D + ((4 * k) * F + f) * ldD + n * T
                 for t in range(T):
-                    r[3 * T + t] = half * (g01[t] + g11[t])
+                    a[t] = c0[t]
+                a = D + ((4 * k + 1) * F + f) * ldD + n * T
                 for t in range(T):
-                    r[4 * T + t] = half * (g00[t] - g10[t])
+                    a[t] = half * (c0[t] + c1[t])
+                a = D + ((4 * k + 2) * F + f) * ldD + n * T
                 for t in range(T):
-                    r[5 * T + t] = half * (g01[t] - g11[t])
+                    a[t] = half * (c0[t] - c1[t])
+                a = D + ((4 * k + 3) * F + f) * ldD + n * T
                 for t in range(T):
-                    r[6 * T + t] = -g10[t]
-                for t in range(T):
-                    r[7 * T + t] = -g11[t]
-                for k in range(4):                  # (G2 g) G2^T: the same combinations of columns
-                    c0 = g00 if k == 0 else r + 2 * k * T
-                    c1 = g01 if k == 0 else r + (2 * k + 1) * T
-                    a = &D[4 * k, f, n * T]
-                    for t in range(T):
-                        a[t] = c0[t]
-                    a = &D[4 * k + 1, f, n * T]
-                    for t in range(T):
-                        a[t] = half * (c0[t] + c1[t])
-                    a = &D[4 * k + 2, f, n * T]
-                    for t in range(T):
-                        a[t] = half * (c0[t] - c1[t])
-                    a = &D[4 * k + 3, f, n * T]
-                    for t in range(T):
-                        a[t] = -c1[t]
+                    a[t] = -c1[t]
     free(g)
+    return 0
+
+
+def winograd_dout(const floating[:, :, :, ::1] dout, floating[:, :, ::1] D):
+    """dout: (N, F, H, W) -> D: (16, F, N*th*tw) = G2 g G2^T of each 2x2 tile g (zero beyond H, W);
+    image n's tiles in columns n*th*tw onwards.
+
+    Per channel: the tiles' four entries gathered into four arrays over all th*tw tiles, then
+    G2 g and (G2 g) G2^T as loops over those arrays (gcc vectorises them): 2x faster than
+    tile by tile (measured, 20 to 80 channels)."""
+    cdef int status
+    if dout.shape[0] * dout.shape[1] * D.shape[2] == 0:
+        return
+    with nogil:
+        status = _dout_core(&dout[0, 0, 0, 0], dout.shape[0], dout.shape[1], dout.shape[2], dout.shape[3],
+                            &D[0, 0, 0], D.shape[2])
+    if status != 0:
+        raise MemoryError()
 
 
 def winograd_weights(const floating[:, :, :, ::1] W, floating[:, :, :] U):
@@ -262,3 +303,92 @@ def winograd_weight_grad(const floating[:, :, :] M, floating[:, :, :, ::1] dW):
                     dW[f, c, k, 1] = u[k][1] - u[k][2]
                     dW[f, c, k, 2] = u[k][1] + u[k][2] + u[k][3]
 
+
+
+# --- the Winograd convolution of a chunk of images, in one call -------------------------------
+#
+# m images at a time: V = B^T d B of their tiles (16, C, m*T), then 16 GEMMs, then the output
+# transform, as _winograd_numpy.conv_forward and weight_products spell out. One call per chunk
+# rather than one per operation, so that threads do not queue for the GIL between them.
+
+
+cdef inline void _matmul(char* ta, char* tb, int M, int N, int K, const floating* A, int lda,
+                         const floating* B, int ldb, floating beta, floating* C, int ldc) noexcept nogil:
+    """Row-major C (M, N) = op(A) @ op(B) + beta*C, op(X) = X, or X.T where the flag is "T"
+    (column-major BLAS computes C.T = op(B).T @ op(A).T: the same flags, operands swapped)."""
+    cdef floating one = 1
+    if floating is float:
+        sgemm(tb, ta, &N, &M, &K, &one, <float*> B, &ldb, <float*> A, &lda, &beta, C, &ldc)
+    else:
+        dgemm(tb, ta, &N, &M, &K, &one, <double*> B, &ldb, <double*> A, &lda, &beta, C, &ldc)
+
+
+def conv_forward(const floating[:, :, :, ::1] x, const floating[:, :, :] U, bias, floating[:, :, :, ::1] out,
+                 floating[:, :, ::1] V, floating[:, :, ::1] M, Py_ssize_t lo, Py_ssize_t hi):
+    """out[n] = conv(x[n], W) (+ bias) for the images n in lo..hi-1: 3x3, stride 1, padding 1.
+
+    x: (N, C, H, W); U: (16, F, C) = G W G^T, each (F, C) plane C-contiguous; bias: (F,) or None;
+    out: (N, F, H, W); V: (16, C, m*T) and M: (16, F, m*T) scratch for m >= 1 images per call,
+    T = ceil(H/2)*ceil(W/2). One dtype; tinycnn.kernels checks the shapes.
+    """
+    cdef Py_ssize_t C = x.shape[1], H = x.shape[2], W = x.shape[3]
+    cdef Py_ssize_t T = ((H + 1) // 2) * ((W + 1) // 2), group = V.shape[2] // T, n = lo
+    cdef int F = U.shape[1], Ci = C, m, ld, k, status = 0
+    cdef int ldU = U.strides[1] // sizeof(floating) if F > 1 else Ci   # row stride of each (F, C) plane
+    cdef const floating[::1] b
+    cdef const floating* bp = NULL
+    cdef floating* Vp
+    cdef floating* Mp
+    if bias is not None:
+        b = bias
+        bp = &b[0]
+    if hi <= lo or T == 0:
+        return
+    with nogil:
+        Vp = &V[0, 0, 0]
+        Mp = &M[0, 0, 0]
+        while n < hi:
+            m = <int> min(group, hi - n)
+            ld = m * <int> T                       # row stride of V and M for these m images
+            status = _input_core(&x[n, 0, 0, 0], m, C, H, W, Vp, ld)
+            if status != 0:
+                break
+            for k in range(16):                    # M_k = U_k @ V_k
+                _matmul("N", "N", F, ld, Ci, &U[k, 0, 0], ldU, Vp + k * C * ld, ld, 0, Mp + k * F * ld, ld)
+            status = _output_core(Mp, ld, &out[n, 0, 0, 0], m, F, H, W, bp)
+            n += m
+    if status != 0:
+        raise MemoryError()
+
+
+def weight_products(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] dout, floating[:, :, ::1] acc,
+                    floating[:, :, ::1] V, floating[:, :, ::1] D, Py_ssize_t lo, Py_ssize_t hi):
+    """acc_k += D_k @ V_k.T for k < 16, summed over the images n in lo..hi-1: D = G2 g G2^T of the
+    2x2 tiles of dout[n], V = B^T d B of the 4x4 tiles of x[n] (the weight gradient's 16 GEMMs).
+
+    x: (N, C, H, W); dout: (N, F, H, W); acc: (16, F, C), added to; V: (16, C, m*T) and
+    D: (16, F, m*T) scratch for m >= 1 images per call. One dtype.
+    """
+    cdef Py_ssize_t C = x.shape[1], H = x.shape[2], W = x.shape[3], Fs = dout.shape[1]
+    cdef Py_ssize_t T = ((H + 1) // 2) * ((W + 1) // 2), group = V.shape[2] // T, n = lo
+    cdef int F = Fs, Ci = C, m, ld, k, status = 0
+    cdef floating* Vp
+    cdef floating* Dp
+    if hi <= lo or T == 0:
+        return
+    with nogil:
+        Vp = &V[0, 0, 0]
+        Dp = &D[0, 0, 0]
+        while n < hi:
+            m = <int> min(group, hi - n)
+            ld = m * <int> T
+            status = _input_core(&x[n, 0, 0, 0], m, C, H, W, Vp, ld)
+            if status == 0:
+                status = _dout_core(&dout[n, 0, 0, 0], m, Fs, H, W, Dp, ld)
+            if status != 0:
+                break
+            for k in range(16):                    # acc_k += D_k @ V_k.T
+                _matmul("N", "T", F, Ci, ld, Dp + k * Fs * ld, ld, Vp + k * C * ld, ld, 1, &acc[k, 0, 0], Ci)
+            n += m
+    if status != 0:
+        raise MemoryError()

@@ -74,3 +74,46 @@ def winograd_weight_grad(M, dW):
     F, C = M.shape[1:]
     dW[...] = np.einsum("ij,jkfc,lk->fcil", A3T, M.reshape(4, 4, F, C), A3T)
 
+
+
+# The Winograd convolution of a chunk of images, as the compiled kernels run it (_winograd.pyx):
+# m images at a time, their tiles side by side (image i's from column i*T).
+
+def _group(buf, m, T):
+    """The first 16 * rows * m*T entries of a (16, rows, group*T) scratch as a C-contiguous (16, rows, m*T)."""
+    return buf.reshape(-1)[:buf.shape[0] * buf.shape[1] * m * T].reshape(buf.shape[0], buf.shape[1], m * T)
+
+
+def conv_forward(x, U, bias, out, V, M, lo, hi):
+    """out[n] = conv(x[n], W) (+ bias) for the images n in lo..hi-1: 3x3, stride 1, padding 1.
+
+    x: (N, C, H, W); U: (16, F, C) = G W G^T; bias: (F,) or None; out: (N, F, H, W);
+    V: (16, C, m*T) and M: (16, F, m*T) scratch, m images per call, T = ceil(H/2)*ceil(W/2).
+    """
+    H, W = x.shape[2:]
+    T = ((H + 1) // 2) * ((W + 1) // 2)
+    group = V.shape[2] // T
+    for n in range(lo, hi, group):
+        m = min(group, hi - n)
+        Vm, Mm = _group(V, m, T), _group(M, m, T)
+        winograd_input(x[n:n + m], Vm)                         # V = B^T d B per tile
+        np.matmul(U, Vm, out=Mm)                               # 16 GEMMs: M_k = U_k @ V_k
+        winograd_output(Mm, out[n:n + m], bias)                # out = A^T m A per tile (+ bias)
+
+
+def weight_products(x, dout, acc, V, D, lo, hi):
+    """acc_k += D_k @ V_k.T for k < 16, summed over the images n in lo..hi-1: D = G2 g G2^T of the
+    2x2 tiles of dout[n], V = B^T d B of the 4x4 tiles of x[n].
+
+    x: (N, C, H, W); dout: (N, F, H, W); acc: (16, F, C), added to; V: (16, C, m*T) and
+    D: (16, F, m*T) scratch, m images per call.
+    """
+    H, W = x.shape[2:]
+    T = ((H + 1) // 2) * ((W + 1) // 2)
+    group = V.shape[2] // T
+    for n in range(lo, hi, group):
+        m = min(group, hi - n)
+        Vm, Dm = _group(V, m, T), _group(D, m, T)
+        winograd_input(x[n:n + m], Vm)
+        winograd_dout(dout[n:n + m], Dm)
+        acc += np.matmul(Dm, Vm.transpose(0, 2, 1))          # 16 GEMMs: D_k @ V_k.T

@@ -241,6 +241,68 @@ def winograd_dout(dout, D):
     return D
 
 
+def _winograd_chunk_checks(name, x, maps, buffers, lo, hi):
+    """The shapes both Winograd convolution kernels need. maps: (name, array, channels) of the
+    (N, channels, H, W) array beside x; buffers: (name, array, channels) of the scratch."""
+    if x.ndim != 4 or not x.flags.c_contiguous:
+        raise ValueError(f"{name}: x must be a C-contiguous (N, C, H, W) array, got shape {x.shape}")
+    N, C, H, W = x.shape
+    _check_out(f"{name} {maps[0]}", maps[1], (N, maps[2], H, W), x.dtype)
+    T = winograd_tile_count(H, W)
+    for label, buf, rows in buffers:
+        if buf.ndim != 3 or buf.shape[:2] != (16, rows) or T == 0 or buf.shape[2] < T or buf.shape[2] % T:
+            raise ValueError(f"{name}: {label} must be (16, {rows}, m*{T}) scratch for m >= 1 images, "
+                             f"got {buf.shape}")
+        _check_out(f"{name} {label}", buf, buf.shape, x.dtype)
+        if rows * buf.shape[2] >= 2 ** 31:
+            raise ValueError(f"{name}: {label} {buf.shape} is too large for 32-bit BLAS dimensions")
+    if not 0 <= lo <= hi <= N:
+        raise ValueError(f"{name}: images lo..hi-1 must lie in 0..{N - 1}, got lo={lo}, hi={hi}")
+
+
+def winograd_conv_forward(x, U, bias, out, V, M, lo, hi):
+    """out[n] = conv(x[n], W) (+ bias) for the images n in lo..hi-1 (3x3, stride 1, padding 1),
+    in one call: V = B^T d B of m images' tiles, M = U @ V (16 GEMMs), out = A^T m A.
+
+    x: (N, C, H, W); U: (16, F, C) from winograd_weights(W); bias: (F,) or None; out: (N, F, H, W),
+    written; V: (16, C, m*T) and M: (16, F, m*T) scratch, T = winograd_tile_count(H, W). x's dtype.
+    """
+    if x.ndim != 4:
+        raise ValueError(f"winograd_conv_forward: x must be a C-contiguous (N, C, H, W) array, got shape {x.shape}")
+    C = x.shape[1]
+    if (U.ndim != 3 or U.shape[0] != 16 or U.shape[2] != C or U.dtype != x.dtype
+            or (C > 1 and U.strides[2] != x.itemsize) or (U.shape[1] > 1 and U.strides[1] != C * x.itemsize)):
+        raise ValueError(f"winograd_conv_forward: U must be (16, F, {C}) {x.dtype} with C-contiguous "
+                         f"(F, C) planes, got {U.dtype} {U.shape}")
+    F = U.shape[1]
+    if bias is not None:
+        _check_out("winograd_conv_forward bias", bias, (F,), x.dtype)
+    _winograd_chunk_checks("winograd_conv_forward", x, ("out", out, F), (("V", V, C), ("M", M, F)), lo, hi)
+    if V.shape[2] != M.shape[2]:
+        raise ValueError(f"winograd_conv_forward: V and M must hold as many tiles, got {V.shape} and {M.shape}")
+    _winograd_mod.conv_forward(x, U, bias, out, V, M, lo, hi)
+    return out
+
+
+def winograd_weight_products(x, dout, acc, V, D, lo, hi):
+    """acc_k += D_k @ V_k.T (k < 16) over the images n in lo..hi-1, in one call: D = G2 g G2^T
+    of dout[n]'s 2x2 tiles, V = B^T d B of x[n]'s 4x4 tiles; winograd_weight_grad(acc) is then dW.
+
+    x: (N, C, H, W); dout: (N, F, H, W); acc: (16, F, C), added to; V: (16, C, m*T) and
+    D: (16, F, m*T) scratch. x's dtype, C-contiguous.
+    """
+    if x.ndim != 4 or dout.ndim != 4:
+        raise ValueError(f"winograd_weight_products: x and dout must be (N, C, H, W) and (N, F, H, W), "
+                         f"got {x.shape} and {dout.shape}")
+    C, F = x.shape[1], dout.shape[1]
+    _winograd_chunk_checks("winograd_weight_products", x, ("dout", dout, F), (("V", V, C), ("D", D, F)), lo, hi)
+    _check_out("winograd_weight_products acc", acc, (16, F, C), x.dtype)
+    if V.shape[2] != D.shape[2]:
+        raise ValueError(f"winograd_weight_products: V and D must hold as many tiles, got {V.shape} and {D.shape}")
+    _winograd_mod.weight_products(x, dout, acc, V, D, lo, hi)
+    return acc
+
+
 def _planes(shape, dtype):
     """An empty (16, F, C) array whose 16 planes do not sit a power of two bytes apart (each
     plane contiguous, 64 bytes of gap after it). The weight transforms touch all 16 planes for

@@ -20,7 +20,8 @@ much smaller, share one im2col call (images_per_call); so do thin layers on the 
 path below. The images of a batch are split over the engine's threads (tinycnn.parallel),
 and each thread runs its images' im2col, GEMMs and col2im as one compiled call without the
 GIL (kernels.im2col_conv_forward and im2col_conv_backward; _im2col_numpy.conv_forward and
-conv_backward are the same loops in NumPy).
+conv_backward are the same loops in NumPy), so that threads do not queue for the GIL
+between the steps.
 
 3x3 kernels with stride 1 and padding 1 (every conv of the paper's plan) take the
 Winograd path instead (tinycnn/_winograd_numpy.py has the formulas): per image,
@@ -32,7 +33,9 @@ kernel flipped and its channel axes swapped (stride 1, padding 1 keep the size):
     dx[n] = conv(dout[n], W'),  W'[c, f, i, j] = W[f, c, 2 - i, 2 - j]
 and dW is Winograd F(3x3, 2x2) over the same input tiles and 2x2 tiles of dout:
     dW = A3^T [ sum over images and tiles of (G2 g G2^T) * (B^T d B) ] A3
-The path is taken when both channel counts reach
+Each thread runs its images' transforms and GEMMs as one compiled call too
+(kernels.winograd_conv_forward and winograd_weight_products; _winograd_numpy.conv_forward
+and weight_products in NumPy). The path is taken when both channel counts reach
 WINOGRAD_MIN_CHANNELS; Conv2D.algorithm = "im2col" turns it off. With fewer images than
 threads (batch-1 latency), either path splits each image's output channels over the threads.
 """
@@ -267,27 +270,27 @@ def winograd_conv(x, U, out, lo, hi, bias=None):
     """out[n] = conv(x[n], W) + bias for images lo..hi-1 (3x3, stride 1, padding 1), one thread.
 
     x: (N, C, H, W); U: (16, F, C) from kernels.winograd_weights(W); out: (N, F, H, W); bias: (F,)
-    or None. U, out and bias have x's dtype. A few images per call (images_per_call).
+    or None. U, out and bias have x's dtype. A few images per call (images_per_call), all of
+    them in one compiled call without the GIL: V = B^T d B per tile, M = U @ V (16 GEMMs),
+    out[n] = A^T m A per tile + bias (_winograd_numpy.conv_forward spells it out in NumPy).
     """
-    group = images_per_call(4 * x[0].nbytes)               # V: 16 numbers per 2x2 block of an image
-    for n in range(lo, hi, group):                          # images n..n+m-1
-        m = min(group, hi - n)
-        V = winograd_tiles(x[n:n + m])                      # V = B^T d B per tile
-        M = np.matmul(U, V, out=scratch("winograd_M", (16, U.shape[1], V.shape[2]), x.dtype))   # 16 GEMMs
-        kernels.winograd_output(M, out[n:n + m], bias)      # out[n] = A^T m A per tile + bias
+    (N, C, H, W), F = x.shape, U.shape[1]
+    group, T = images_per_call(4 * x[0].nbytes), kernels.winograd_tile_count(H, W)   # V: 16 numbers per 2x2 block
+    V = scratch("winograd_V", (16, C, group * T), x.dtype)
+    M = scratch("winograd_M", (16, F, group * T), x.dtype)
+    kernels.winograd_conv_forward(x, U, bias, out, V, M, lo, hi)
 
 
 def winograd_weight_grad(x, dout, lo, hi):
     """sum over images lo..hi-1 of (G2 g G2^T) * (B^T d B), as 16 GEMMs: (16, F, C); one thread.
 
     x: (N, C, H, W); dout: (N, F, H, W). dW = A3^T m A3 of the sum (kernels.winograd_weight_grad).
+    Per group of images: V = B^T d B of x's 4x4 tiles, D = G2 g G2^T of dout's 2x2 tiles,
+    sum += D_k @ V_k.T, in one compiled call (_winograd_numpy.weight_products in NumPy).
     """
-    C, F = x.shape[1], dout.shape[1]
+    (N, C, H, W), F = x.shape, dout.shape[1]
+    group, T = images_per_call(4 * x[0].nbytes), kernels.winograd_tile_count(H, W)
     acc = np.zeros((16, F, C), dtype=x.dtype)
-    group = images_per_call(4 * x[0].nbytes)
-    for n in range(lo, hi, group):                          # images n..n+m-1
-        m = min(group, hi - n)
-        V = winograd_tiles(x[n:n + m])                      # B^T d B per 4x4 input tile
-        D = kernels.winograd_dout(dout[n:n + m], scratch("winograd_D", (16, F, V.shape[2]), x.dtype))   # G2 g G2^T
-        acc += np.matmul(D, V.transpose(0, 2, 1), out=scratch("winograd_dW_n", (16, F, C), x.dtype))
-    return acc
+    V = scratch("winograd_V", (16, C, group * T), x.dtype)
+    D = scratch("winograd_D", (16, F, group * T), x.dtype)
+    return kernels.winograd_weight_products(x, dout, acc, V, D, lo, hi)
