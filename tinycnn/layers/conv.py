@@ -274,7 +274,8 @@ def winograd_conv(x, U, out, lo, hi, bias=None):
     them in one compiled call without the GIL: V = B^T d B per tile, M = U @ V (16 GEMMs),
     out[n] = A^T m A per tile + bias (_winograd_numpy.conv_forward spells it out in NumPy).
     """
-    (N, C, H, W), F = x.shape, U.shape[1]
+    C, H, W = x.shape[1:]
+    F = U.shape[1]
     group, T = images_per_call(4 * x[0].nbytes), kernels.winograd_tile_count(H, W)   # V: 16 numbers per 2x2 block
     V = scratch("winograd_V", (16, C, group * T), x.dtype)
     M = scratch("winograd_M", (16, F, group * T), x.dtype)
@@ -288,7 +289,8 @@ def winograd_weight_grad(x, dout, lo, hi):
     Per group of images: V = B^T d B of x's 4x4 tiles, D = G2 g G2^T of dout's 2x2 tiles,
     sum += D_k @ V_k.T, in one compiled call (_winograd_numpy.weight_products in NumPy).
     """
-    (N, C, H, W), F = x.shape, dout.shape[1]
+    C, H, W = x.shape[1:]
+    F = dout.shape[1]
     group, T = images_per_call(4 * x[0].nbytes), kernels.winograd_tile_count(H, W)
     acc = np.zeros((16, F, C), dtype=x.dtype)
     V = scratch("winograd_V", (16, C, group * T), x.dtype)
