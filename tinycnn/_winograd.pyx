@@ -8,7 +8,7 @@
 from cython cimport floating
 from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy
-from scipy.linalg.cython_blas cimport dgemm, sgemm
+include "_blas.pxi"
 
 
 cdef int _input_core(const floating* x, Py_ssize_t N, Py_ssize_t C, Py_ssize_t H, Py_ssize_t W,
@@ -310,17 +310,6 @@ def winograd_weight_grad(const floating[:, :, :] M, floating[:, :, :, ::1] dW):
 # m images at a time: V = B^T d B of their tiles (16, C, m*T), then 16 GEMMs, then the output
 # transform, as _winograd_numpy.conv_forward and weight_products spell out. One call per chunk
 # rather than one per operation, so that threads do not queue for the GIL between them.
-
-
-cdef inline void _matmul(char* ta, char* tb, int M, int N, int K, const floating* A, int lda,
-                         const floating* B, int ldb, floating beta, floating* C, int ldc) noexcept nogil:
-    """Row-major C (M, N) = op(A) @ op(B) + beta*C, op(X) = X, or X.T where the flag is "T"
-    (column-major BLAS computes C.T = op(B).T @ op(A).T: the same flags, operands swapped)."""
-    cdef floating one = 1
-    if floating is float:
-        sgemm(tb, ta, &N, &M, &K, &one, <float*> B, &ldb, <float*> A, &lda, &beta, C, &ldc)
-    else:
-        dgemm(tb, ta, &N, &M, &K, &one, <double*> B, &ldb, <double*> A, &lda, &beta, C, &ldc)
 
 
 def conv_forward(const floating[:, :, :, ::1] x, const floating[:, :, :] U, bias, floating[:, :, :, ::1] out,

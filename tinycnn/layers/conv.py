@@ -48,8 +48,9 @@ from .base import Layer, check_positive, init_weights, pair
 # Below this many input or output channels the 16 GEMMs of Winograd are too thin to pay for
 # its transforms. Forward + dx + dW at batch 32, one thread, Winograd vs im2col (ms, quiet
 # machine): 8 -> 8 1.71 vs 1.50, 12 -> 12 2.51 vs 3.36, 20 -> 20 4.55 vs 7.00, 32 -> 32 8.78
-# vs 12.58; with a few images per call since, 8 -> 8 is a tie (1.39 vs 1.44; 1.48 vs 1.46 on
-# 2 threads).
+# vs 12.58. With both paths in one compiled call per thread since (forward + dx + dW, batch
+# 32, Winograd's speed-up over im2col, medians of 6 alternating rounds): 8 -> 8 1.21x on one
+# thread and 1.10x on two, but 8 -> 12 0.82x and 0.71x, 12 -> 12 1.80x and 1.67x.
 WINOGRAD_MIN_CHANNELS = 12
 
 # Images per im2col or Winograd transform, on both paths: as many as fill this much of the
