@@ -79,9 +79,17 @@ def winograd_weight_grad(M, dW):
 # The Winograd convolution of a chunk of images, as the compiled kernels run it (_winograd.pyx):
 # m images at a time, their tiles side by side (image i's from column i*T).
 
-def _group(buf, m, T):
-    """The first 16 * rows * m*T entries of a (16, rows, group*T) scratch as a C-contiguous (16, rows, m*T)."""
-    return buf.reshape(-1)[:buf.shape[0] * buf.shape[1] * m * T].reshape(buf.shape[0], buf.shape[1], m * T)
+def _groups(x, lo, hi, *scratch):
+    """For the images lo..hi-1 of x (N, C, H, W), m at a time (as many as each scratch array
+    (16, rows, group*T) holds): (n, m, each scratch's first m*T tile columns as a C-contiguous
+    (16, rows, m*T) array), T = ceil(H/2)*ceil(W/2)."""
+    H, W = x.shape[2:]
+    T = ((H + 1) // 2) * ((W + 1) // 2)
+    group = scratch[0].shape[2] // T
+    for n in range(lo, hi, group):
+        m = min(group, hi - n)
+        yield n, m, [b.reshape(-1)[:b.shape[0] * b.shape[1] * m * T].reshape(b.shape[0], b.shape[1], m * T)
+                     for b in scratch]
 
 
 def conv_forward(x, U, bias, out, V, M, lo, hi):
@@ -90,12 +98,7 @@ def conv_forward(x, U, bias, out, V, M, lo, hi):
     x: (N, C, H, W); U: (16, F, C) = G W G^T; bias: (F,) or None; out: (N, F, H, W);
     V: (16, C, m*T) and M: (16, F, m*T) scratch, m images per call, T = ceil(H/2)*ceil(W/2).
     """
-    H, W = x.shape[2:]
-    T = ((H + 1) // 2) * ((W + 1) // 2)
-    group = V.shape[2] // T
-    for n in range(lo, hi, group):
-        m = min(group, hi - n)
-        Vm, Mm = _group(V, m, T), _group(M, m, T)
+    for n, m, (Vm, Mm) in _groups(x, lo, hi, V, M):
         winograd_input(x[n:n + m], Vm)                         # V = B^T d B per tile
         np.matmul(U, Vm, out=Mm)                               # 16 GEMMs: M_k = U_k @ V_k
         winograd_output(Mm, out[n:n + m], bias)                # out = A^T m A per tile (+ bias)
@@ -108,12 +111,7 @@ def weight_products(x, dout, acc, V, D, lo, hi):
     x: (N, C, H, W); dout: (N, F, H, W); acc: (16, F, C), added to; V: (16, C, m*T) and
     D: (16, F, m*T) scratch, m images per call.
     """
-    H, W = x.shape[2:]
-    T = ((H + 1) // 2) * ((W + 1) // 2)
-    group = V.shape[2] // T
-    for n in range(lo, hi, group):
-        m = min(group, hi - n)
-        Vm, Dm = _group(V, m, T), _group(D, m, T)
+    for n, m, (Vm, Dm) in _groups(x, lo, hi, V, D):
         winograd_input(x[n:n + m], Vm)
         winograd_dout(dout[n:n + m], Dm)
         acc += np.matmul(Dm, Vm.transpose(0, 2, 1))          # 16 GEMMs: D_k @ V_k.T
