@@ -343,7 +343,7 @@ def conv_forward(const floating[:, :, :, ::1] x, const floating[:, :, :] U, bias
             if status != 0:
                 break
             for k in range(16):                    # M_k = U_k @ V_k
-                _matmul("N", "N", F, ld, Ci, &U[k, 0, 0], ldU, Vp + k * C * ld, ld, 0, Mp + k * F * ld, ld)
+                _matmul("N", "N", F, ld, Ci, &U[k, 0, 0], ldU, Vp + k * C * ld, ld, 0, Mp + <Py_ssize_t> k * F * ld, ld)
             status = _output_core(Mp, ld, &out[n, 0, 0, 0], m, F, H, W, bp)
             n += m
     if status != 0:
