@@ -500,6 +500,10 @@ def test_winograd_conv_kernels_reject_wrong_arrays():
         kernels.winograd_conv_forward(x, U, np.zeros(3, np.float32), out, V, M, 0, 2)
     with pytest.raises(ValueError, match=r"acc must be a C-contiguous float32 array of shape \(16, 4, 3\)"):
         kernels.winograd_weight_products(x, out, np.zeros((16, 3, 4), np.float32), V, M, 0, 2)
+    with pytest.raises(ValueError, match=r"winograd_weight_products: dout must be \(N, F, H, W\), got shape \(2, 4, 30\)"):
+        kernels.winograd_weight_products(x, out.reshape(2, 4, 30), np.zeros((16, 4, 3), np.float32), V, M, 0, 2)
+    with pytest.raises(ValueError, match=r"winograd_weight_products: x must be a C-contiguous \(N, C, H, W\)"):
+        kernels.winograd_weight_products(x[..., ::2], out, np.zeros((16, 4, 3), np.float32), V, M, 0, 2)
 
 
 def test_winograd_computes_a_3x3_convolution_by_hand():

@@ -105,11 +105,18 @@ def col2im(col, N, C, H, W, kh, kw, sh, sw, ph, pw, out=None):
     return _im2col_mod.col2im(col, N, C, H, W, kh, kw, sh, sw, ph, pw, out)
 
 
-def _conv_chunk_checks(name, x, Wb, images, col, lo, hi, kh, kw, sh, sw, ph, pw):
-    """The shapes both im2col convolution kernels need; -> P = OH*OW."""
+def _chunk_input(name, x, lo, hi):
+    """The checks of every per-chunk convolution kernel on x and lo..hi; -> x.shape."""
     if x.ndim != 4 or not x.flags.c_contiguous:
         raise ValueError(f"{name}: x must be a C-contiguous (N, C, H, W) array, got shape {x.shape}")
-    N, C, H, W = x.shape
+    if not 0 <= lo <= hi <= x.shape[0]:
+        raise ValueError(f"{name}: images lo..hi-1 must lie in 0..{x.shape[0] - 1}, got lo={lo}, hi={hi}")
+    return x.shape
+
+
+def _conv_chunk_checks(name, x, Wb, images, col, lo, hi, kh, kw, sh, sw, ph, pw):
+    """The shapes both im2col convolution kernels need; -> P = OH*OW."""
+    N, C, H, W = _chunk_input(name, x, lo, hi)
     P = ((H + 2 * ph - kh) // sh + 1) * ((W + 2 * pw - kw) // sw + 1)
     K1 = C * kh * kw + 1
     if Wb.ndim != 2 or Wb.shape[1] != K1:
@@ -121,8 +128,6 @@ def _conv_chunk_checks(name, x, Wb, images, col, lo, hi, kh, kw, sh, sw, ph, pw)
     if col.ndim != 2 or col.shape[0] != K1 or P == 0 or col.shape[1] < P or col.shape[1] % P:
         raise ValueError(f"{name}: col must be ({K1}, m*{P}) scratch for m >= 1 images, got {col.shape}")
     _check_out(f"{name} col", col, col.shape, x.dtype)
-    if not 0 <= lo <= hi <= N:
-        raise ValueError(f"{name}: images lo..hi-1 must lie in 0..{N - 1}, got lo={lo}, hi={hi}")
     if max(K1, F) * col.shape[1] >= 2 ** 31:
         raise ValueError(f"{name}: col {col.shape} is too large for 32-bit BLAS dimensions")
     return P
@@ -241,11 +246,10 @@ def winograd_dout(dout, D):
     return D
 
 
-def _winograd_chunk_checks(name, x, maps, buffers, lo, hi):
-    """The shapes both Winograd convolution kernels need. maps: (name, array, channels) of the
-    (N, channels, H, W) array beside x; buffers: (name, array, channels) of the scratch."""
-    if x.ndim != 4 or not x.flags.c_contiguous:
-        raise ValueError(f"{name}: x must be a C-contiguous (N, C, H, W) array, got shape {x.shape}")
+def _winograd_chunk_checks(name, x, maps, buffers):
+    """The shapes both Winograd convolution kernels need, after _chunk_input. maps: (name, array,
+    channels) of the (N, channels, H, W) array beside x; buffers: (name, array, channels) of the
+    scratch."""
     N, C, H, W = x.shape
     _check_out(f"{name} {maps[0]}", maps[1], (N, maps[2], H, W), x.dtype)
     T = winograd_tile_count(H, W)
@@ -256,8 +260,6 @@ def _winograd_chunk_checks(name, x, maps, buffers, lo, hi):
         _check_out(f"{name} {label}", buf, buf.shape, x.dtype)
         if rows * buf.shape[2] >= 2 ** 31:
             raise ValueError(f"{name}: {label} {buf.shape} is too large for 32-bit BLAS dimensions")
-    if not 0 <= lo <= hi <= N:
-        raise ValueError(f"{name}: images lo..hi-1 must lie in 0..{N - 1}, got lo={lo}, hi={hi}")
 
 
 def winograd_conv_forward(x, U, bias, out, V, M, lo, hi):
@@ -267,9 +269,7 @@ def winograd_conv_forward(x, U, bias, out, V, M, lo, hi):
     x: (N, C, H, W); U: (16, F, C) from winograd_weights(W); bias: (F,) or None; out: (N, F, H, W),
     written; V: (16, C, m*T) and M: (16, F, m*T) scratch, T = winograd_tile_count(H, W). x's dtype.
     """
-    if x.ndim != 4:
-        raise ValueError(f"winograd_conv_forward: x must be a C-contiguous (N, C, H, W) array, got shape {x.shape}")
-    C = x.shape[1]
+    C = _chunk_input("winograd_conv_forward", x, lo, hi)[1]
     if (U.ndim != 3 or U.shape[0] != 16 or U.shape[2] != C or U.dtype != x.dtype
             or (C > 1 and U.strides[2] != x.itemsize) or (U.shape[1] > 1 and U.strides[1] != C * x.itemsize)):
         raise ValueError(f"winograd_conv_forward: U must be (16, F, {C}) {x.dtype} with C-contiguous "
@@ -277,7 +277,7 @@ def winograd_conv_forward(x, U, bias, out, V, M, lo, hi):
     F = U.shape[1]
     if bias is not None:
         _check_out("winograd_conv_forward bias", bias, (F,), x.dtype)
-    _winograd_chunk_checks("winograd_conv_forward", x, ("out", out, F), (("V", V, C), ("M", M, F)), lo, hi)
+    _winograd_chunk_checks("winograd_conv_forward", x, ("out", out, F), (("V", V, C), ("M", M, F)))
     if V.shape[2] != M.shape[2]:
         raise ValueError(f"winograd_conv_forward: V and M must hold as many tiles, got {V.shape} and {M.shape}")
     _winograd_mod.conv_forward(x, U, bias, out, V, M, lo, hi)
@@ -291,11 +291,11 @@ def winograd_weight_products(x, dout, acc, V, D, lo, hi):
     x: (N, C, H, W); dout: (N, F, H, W); acc: (16, F, C), added to; V: (16, C, m*T) and
     D: (16, F, m*T) scratch. x's dtype, C-contiguous.
     """
-    if x.ndim != 4 or dout.ndim != 4:
-        raise ValueError(f"winograd_weight_products: x and dout must be (N, C, H, W) and (N, F, H, W), "
-                         f"got {x.shape} and {dout.shape}")
-    C, F = x.shape[1], dout.shape[1]
-    _winograd_chunk_checks("winograd_weight_products", x, ("dout", dout, F), (("V", V, C), ("D", D, F)), lo, hi)
+    C = _chunk_input("winograd_weight_products", x, lo, hi)[1]
+    if dout.ndim != 4:
+        raise ValueError(f"winograd_weight_products: dout must be (N, F, H, W), got shape {dout.shape}")
+    F = dout.shape[1]
+    _winograd_chunk_checks("winograd_weight_products", x, ("dout", dout, F), (("V", V, C), ("D", D, F)))
     _check_out("winograd_weight_products acc", acc, (16, F, C), x.dtype)
     if V.shape[2] != D.shape[2]:
         raise ValueError(f"winograd_weight_products: V and D must hold as many tiles, got {V.shape} and {D.shape}")

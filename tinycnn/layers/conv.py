@@ -132,24 +132,21 @@ class Conv2D(Layer):
         N = x.shape[0]
         W2 = self.params["W"].reshape(F, -1)                   # (F, K), K = C*kh*kw
         out = np.empty((N, F, OH * OW), dtype=x.dtype)         # (N, F, P), P = OH*OW
-
-        b = self.params["b"][:, None]                          # (F, 1)
-
         K, P = W2.shape[1], OH * OW
         group = images_per_call(K * P * x.itemsize)            # col of one image: K*P numbers
         # W @ col + b as one GEMM: [W b] @ [col; 1], the bias a column of W against a row of ones.
         # A separate out += b is one more pass over out: forward at batch 32, one thread, that
         # and this in alternating blocks, 1 -> 32 channels 0.33 vs 0.18 ms, 8 -> 8 0.50 vs 0.45.
-        Wb = np.concatenate([W2, b], axis=1).astype(x.dtype, copy=False)   # (F, K + 1)
-        (kh, kw), (sh, sw), (ph, pw) = self.kernel_size, self.stride, self.padding
+        winograd = self.winograd_applies()
+        Wb = None if winograd else self._weights_and_bias(x.dtype)   # (F, K + 1) = [W b]
+        geometry = (*self.kernel_size, *self.stride, *self.padding)
 
         def images(lo, hi):                                    # images lo..hi-1, one thread
             col = scratch("col", (K + 1, group * P), x.dtype)  # [col; 1] of `group` images side by side
             # out[n] = [W b] @ [im2col(x[n]); 1] for each n, in one call without the GIL
-            kernels.im2col_conv_forward(x, Wb, out, col, lo, hi, kh, kw, sh, sw, ph, pw)
+            kernels.im2col_conv_forward(x, Wb, out, col, lo, hi, *geometry)
         macs = W2.size * P                                     # per image
         out4 = out.reshape(N, F, OH, OW)
-        winograd = self.winograd_applies()
         U = self._winograd_weights(x.dtype, training) if winograd else None   # (16, F, C) = G W G^T
         bias = self.params["b"].astype(x.dtype, copy=False)   # (F,), the transforms' dtype
         if N >= get_threads() and winograd:
@@ -193,7 +190,7 @@ class Conv2D(Layer):
                 U_flip = kernels.winograd_weights(self.params["W"].transpose(1, 0, 2, 3)[:, :, ::-1, ::-1], x.dtype)
         else:
             geometry = (*self.kernel_size, *self.stride, *self.padding)
-            Wb = np.concatenate([W2, self.params["b"][:, None]], axis=1).astype(x.dtype, copy=False)   # [W b]
+            Wb = self._weights_and_bias(x.dtype)               # (F, K + 1); dx reads its W part
 
         def images(lo, hi):                                    # images lo..hi-1, one thread
             if winograd:
@@ -239,6 +236,13 @@ class Conv2D(Layer):
         if self._U is None or self._U[1].dtype != dtype or not np.array_equal(self._U[0], W):
             self._U = (W.copy(), kernels.winograd_weights(W, dtype))
         return self._U[1]
+
+    def _weights_and_bias(self, dtype):
+        """[W b]: (F, C*kh*kw + 1) of dtype, C-contiguous; the bias a last column of W, against the
+        row of ones under im2col's col."""
+        F = self.out_channels
+        return np.concatenate([self.params["W"].reshape(F, -1), self.params["b"][:, None]], axis=1).astype(
+            dtype, copy=False)
 
     def _im2col(self, x, out):
         (kh, kw), (sh, sw), (ph, pw) = self.kernel_size, self.stride, self.padding
