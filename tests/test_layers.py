@@ -301,6 +301,24 @@ def test_relu_hand_computed():
     np.testing.assert_array_equal(relu.backward(np.full((1, 5), 7.0)), [[0, 0, 0, 7, 7]])
 
 
+def test_relu_overwrite_writes_into_its_input_and_dout():
+    relu = ReLU()
+    x = np.array([[-2.0, 0.5, 3.0]])
+    out = relu.forward(x, overwrite=True)
+    assert out is x
+    np.testing.assert_array_equal(x, [[0, 0.5, 3]])
+    dout = np.array([[7.0, 8.0, 9.0]])
+    assert relu.backward(dout, overwrite=True) is dout
+    np.testing.assert_array_equal(dout, [[0, 8, 9]])
+    frozen = np.array([[-1.0, 1.0]])
+    frozen.flags.writeable = False                        # read-only: a new array instead
+    out = relu.forward(frozen, overwrite=True)
+    assert out is not frozen and np.array_equal(out, [[0, 1]]) and np.array_equal(frozen, [[-1, 1]])
+    wrong = np.ones((1, 3))                                # a dout of the wrong shape still raises
+    with pytest.raises(ValueError, match="relu_backward"):
+        relu.backward(wrong, overwrite=True)
+
+
 def test_dense_hand_computed():
     layer = Dense(2, 3, dtype=np.float64)
     layer.params["W"][...] = [[1, 4], [2, 5], [3, 6]]   # (out, in)

@@ -35,9 +35,9 @@ def spy(model):
     """Wrap every layer's backward; returns the list of (index, need_dx) calls."""
     calls = []
     for i, layer in enumerate(model):
-        def wrapped(dout, need_dx=True, _i=i, _orig=layer.backward):
+        def wrapped(dout, need_dx=True, _i=i, _orig=layer.backward, **kwargs):   # kwargs: overwrite
             calls.append((_i, need_dx))
-            return _orig(dout, need_dx=need_dx)
+            return _orig(dout, need_dx=need_dx, **kwargs)
         layer.backward = wrapped
     return calls
 
@@ -71,6 +71,52 @@ def test_backward_skips_layers_below_the_lowest_trainable(m, seed):
     for layer in model:
         with pytest.raises(RuntimeError, match="forward"):
             layer.backward(np.zeros(1))
+
+
+# --- ReLU writing into the arrays Sequential made ---------------------------------------------
+
+def layer_by_layer(model, x, y, seed=0):
+    """Forward and backward of `model` calling each layer without overwrite: (loss, dx)."""
+    model.reseed(seed)
+    out = x
+    for layer in model:
+        out = layer.forward(out, training=True)
+    loss, d = softmax_cross_entropy(out, y)
+    for layer in reversed(model.layers):
+        d = layer.backward(d)
+    return loss, d
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=seeds)
+def test_overwriting_relu_gives_the_layer_by_layer_results_exactly(seed):
+    """Sequential lets ReLU overwrite its input and dout; loss, dx and every grad are the same
+    bits as when each layer writes a new array."""
+    model, reference = cnn(seed), cnn(seed)
+    x, y = inputs(seed)
+    loss, dx = forward_backward(model, x, y, need_dx=True)
+    loss_ref, dx_ref = layer_by_layer(reference, x, y)
+    assert loss == loss_ref
+    np.testing.assert_array_equal(dx, dx_ref)
+    for i, (layer, ref) in enumerate(zip(model, reference)):
+        for key in layer.grads:
+            np.testing.assert_array_equal(layer.grads[key], ref.grads[key], err_msg=f"{i}.{key}")
+
+
+@pytest.mark.parametrize("first", ["relu", "flatten-relu", "dropout-relu"])
+def test_sequential_never_writes_the_callers_input_or_gradient(first):
+    """A ReLU that meets the caller's x (or a view of it), or the caller's dout, writes a new array."""
+    rng = np.random.default_rng(0)
+    head = {"relu": [ReLU()], "flatten-relu": [Flatten(), ReLU()], "dropout-relu": [Dropout(0.5), ReLU()]}[first]
+    model = Sequential(head + [Flatten(), Dense(12, 4, rng=rng, dtype=np.float64), ReLU(), Flatten()])
+    x = rng.standard_normal((5, 3, 2, 2))
+    dout = rng.standard_normal((5, 4))
+    x_copy, dout_copy = x.copy(), dout.copy()
+    for run in (lambda: model.forward(x), lambda: model.infer(x),
+                lambda: (model.forward(x, training=True), model.backward(dout))):
+        run()
+        np.testing.assert_array_equal(x, x_copy)
+        np.testing.assert_array_equal(dout, dout_copy)
 
 
 @settings(max_examples=25, deadline=None)

@@ -185,7 +185,7 @@ def test_frozen_prefix_is_neither_updated_nor_backpropagated(digits):
     for i in range(3):
         layer = model[i]
         original = layer.backward
-        layer.backward = lambda dout, need_dx=True, _i=i, _f=original: calls.append(_i) or _f(dout, need_dx)
+        layer.backward = lambda dout, need_dx=True, _i=i, _f=original, **kw: calls.append(_i) or _f(dout, need_dx, **kw)
     fit(model, x, y, TrainConfig(**{**CFG, "max_epochs": 2, "weight_decay": 1e-3}))
     assert calls == []
     for name, value in model[:3].named_params():

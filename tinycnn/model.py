@@ -40,17 +40,25 @@ class Sequential:
 
     # --- forward / backward -------------------------------------------------------
     def forward(self, x, training=False):
-        """x: the first layer's input, e.g. (N, C, H, W) float32 -> last layer's output."""
+        """x: the first layer's input, e.g. (N, C, H, W) float32 -> last layer's output.
+
+        The caller's x is never written to. A layer that can overwrite its input (ReLU) does so
+        when that input is an array an earlier layer of this call made (_may_overwrite)."""
+        given = x
         for layer in self.layers:
-            x = layer.forward(x, training=training)
+            if _may_overwrite(layer, x, given):
+                x = layer.forward(x, training=training, overwrite=True)
+            else:
+                x = layer.forward(x, training=training)
         return x
 
     def infer(self, x):
         """Eval-mode forward that frees each layer's backward cache as soon as the layer
         has run: for prediction only. Peak memory is one layer's im2col matrix instead of
-        all of them (about 1 GB for CloudCNN at batch 256)."""
+        all of them (about 1 GB for CloudCNN at batch 256). Overwrites as forward does."""
+        given = x
         for layer in self.layers:
-            x = layer.forward(x)
+            x = layer.forward(x, overwrite=True) if _may_overwrite(layer, x, given) else layer.forward(x)
             layer.clear_cache()
         return x
 
@@ -74,8 +82,13 @@ class Sequential:
             for layer in self.layers:
                 layer.clear_cache()
             return None
+        given = dout                                   # the caller's gradient: never written to
         for i in range(len(self.layers) - 1, stop - 1, -1):
-            dout = self.layers[i].backward(dout, need_dx=need_dx or i > stop)
+            layer, wanted = self.layers[i], need_dx or i > stop
+            if _may_overwrite(layer, dout, given):
+                dout = layer.backward(dout, need_dx=wanted, overwrite=True)
+            else:
+                dout = layer.backward(dout, need_dx=wanted)
         for layer in self.layers[:stop]:
             layer.clear_cache()
         return dout if need_dx else None
@@ -186,3 +199,11 @@ def load(source):
     """Rebuild a Sequential from a path or bytes written by ``save``/``to_bytes``."""
     layers, arrays, meta, label = serialization.read_layers(source)
     return serialization.fill(Sequential(layers), arrays, meta, label)
+
+
+def _may_overwrite(layer, arr, given):
+    """True if layer can write its result into arr and arr is the Sequential's own: an array
+    an earlier layer of this call returned, sharing no memory with the caller's `given`. No
+    layer keeps its own output except ReLU, whose output another ReLU would leave unchanged."""
+    return (layer.can_overwrite_input and isinstance(arr, np.ndarray) and arr is not given
+            and not np.may_share_memory(arr, given))

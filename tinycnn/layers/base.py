@@ -6,6 +6,11 @@
     layer.params / layer.grads                dicts with the same keys and shapes
     layer.trainable                           False = frozen: the optimizer skips the
                                               params and backward skips their grads
+
+A layer with can_overwrite_input = True (ReLU) also takes forward(x, training, overwrite=True)
+and backward(dout, need_dx, overwrite=True): it may then write its result into x or dout
+instead of a new array. Sequential asks for that only for arrays it made itself in the same
+call, never for the caller's input or gradient.
 """
 import numpy as np
 
@@ -28,6 +33,8 @@ def check_positive(value, name, minimum=1):
 
 class Layer:
     """Base class: no params, identity caches. Subclasses implement forward/backward."""
+
+    can_overwrite_input = False   # see the module docstring
 
     def __init__(self):
         self.params = {}
