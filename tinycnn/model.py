@@ -203,7 +203,9 @@ def load(source):
 
 def _may_overwrite(layer, arr, given):
     """True if layer can write its result into arr and arr is the Sequential's own: an array
-    an earlier layer of this call returned, sharing no memory with the caller's `given`. No
-    layer keeps its own output except ReLU, whose output another ReLU would leave unchanged."""
+    an earlier layer of this call returned, sharing no memory with the caller's `given`.
+    Safe because the layers that keep an array for backward keep their input (Conv2D, Dense),
+    which is not the array the next layer receives, or their own output (ReLU), which a
+    second ReLU leaves unchanged; Flatten and an eval-mode Dropout pass arrays on and keep none."""
     return (layer.can_overwrite_input and isinstance(arr, np.ndarray) and arr is not given
             and not np.may_share_memory(arr, given))
