@@ -43,13 +43,10 @@ class Sequential:
         """x: the first layer's input, e.g. (N, C, H, W) float32 -> last layer's output.
 
         The caller's x is never written to. A layer that can overwrite its input (ReLU) does so
-        when that input is an array an earlier layer of this call made (_may_overwrite)."""
+        when that input is an array an earlier layer of this call made (_overwrite)."""
         given = x
         for layer in self.layers:
-            if _may_overwrite(layer, x, given):
-                x = layer.forward(x, training=training, overwrite=True)
-            else:
-                x = layer.forward(x, training=training)
+            x = layer.forward(x, training=training, **_overwrite(layer, x, given))
         return x
 
     def infer(self, x):
@@ -58,7 +55,7 @@ class Sequential:
         all of them (about 1 GB for CloudCNN at batch 256). Overwrites as forward does."""
         given = x
         for layer in self.layers:
-            x = layer.forward(x, overwrite=True) if _may_overwrite(layer, x, given) else layer.forward(x)
+            x = layer.forward(x, **_overwrite(layer, x, given))
             layer.clear_cache()
         return x
 
@@ -84,11 +81,8 @@ class Sequential:
             return None
         given = dout                                   # the caller's gradient: never written to
         for i in range(len(self.layers) - 1, stop - 1, -1):
-            layer, wanted = self.layers[i], need_dx or i > stop
-            if _may_overwrite(layer, dout, given):
-                dout = layer.backward(dout, need_dx=wanted, overwrite=True)
-            else:
-                dout = layer.backward(dout, need_dx=wanted)
+            layer = self.layers[i]
+            dout = layer.backward(dout, need_dx=need_dx or i > stop, **_overwrite(layer, dout, given))
         for layer in self.layers[:stop]:
             layer.clear_cache()
         return dout if need_dx else None
@@ -201,11 +195,13 @@ def load(source):
     return serialization.fill(Sequential(layers), arrays, meta, label)
 
 
-def _may_overwrite(layer, arr, given):
-    """True if layer can write its result into arr and arr is the Sequential's own: an array
-    an earlier layer of this call returned, sharing no memory with the caller's `given`.
+def _overwrite(layer, arr, given):
+    """{"overwrite": True} if layer can write its result into arr and arr is the Sequential's
+    own: an array an earlier layer of this call returned, sharing no memory with the caller's
+    `given`; else {} (the plain layer contract).
     Safe because the layers that keep an array for backward keep their input (Conv2D, Dense),
     which is not the array the next layer receives, or their own output (ReLU), which a
     second ReLU leaves unchanged; Flatten and an eval-mode Dropout pass arrays on and keep none."""
-    return (layer.can_overwrite_input and isinstance(arr, np.ndarray) and arr is not given
-            and not np.may_share_memory(arr, given))
+    own = (layer.can_overwrite_input and isinstance(arr, np.ndarray) and arr is not given
+           and not np.may_share_memory(arr, given))
+    return {"overwrite": True} if own else {}
