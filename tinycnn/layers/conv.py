@@ -53,13 +53,17 @@ from .base import Layer, check_positive, init_weights, pair
 # thread and 1.10x on two, but 8 -> 12 0.82x and 0.71x, 12 -> 12 1.80x and 1.67x.
 WINOGRAD_MIN_CHANNELS = 12
 
-# Images per im2col or Winograd transform, on both paths: as many as fill this much of the
-# im2col matrix col or of the Winograd tiles V (at least 1). When the layer looped over the
-# groups in Python, each group cost a few microseconds holding the GIL, which two threads then
-# queued for (8 -> 8 channels at batch 32 on 2 threads: 0.61 ms forward with one image per
-# call, 0.30 with 4). The loop now runs inside one compiled call per thread, and 256 KiB to
-# 1 MiB gave the laptop nets' training steps within 10% of each other; 2 MiB was slower
-# (laptop CloudCNN 0.75x on one thread, 0.79x on two), measured in alternating blocks.
+# Images per im2col or Winograd call, on both paths: as many as fill this much of the call's
+# scratch (at least 1): the im2col matrix col, or the Winograd tiles V with the products M (dW:
+# V with D). When the layer looped over the groups in Python, each group cost a few
+# microseconds holding the GIL, which two threads then queued for (8 -> 8 channels at batch
+# 32 on 2 threads: 0.61 ms forward with one image per call, 0.30 with 4). The loop now runs
+# inside one compiled call per thread, and 256 KiB to 1 MiB gave the laptop nets' training
+# steps within 10% of each other; 2 MiB was slower (laptop CloudCNN 0.75x on one thread, 0.79x
+# on two), measured in alternating blocks. Counting M (or D) beside V halves the Winograd
+# groups (32 -> 32 channels: 1 image per call instead of 2, whose V and M outgrew a 2 MiB L2):
+# on an Intel Xeon, training steps 1.03-1.05x faster (EdgeCNN-3, laptop EdgeCNN-3) and
+# 1.09-1.14x (laptop CloudCNN), on one thread and on two (medians of 13 alternating rounds).
 GROUP_BYTES = 1 << 20
 
 
@@ -283,7 +287,8 @@ def winograd_conv(x, U, out, lo, hi, bias=None):
     """
     C, H, W = x.shape[1:]
     F = U.shape[1]
-    group, T = images_per_call(4 * x[0].nbytes), kernels.winograd_tile_count(H, W)   # V: 16 numbers per 2x2 block
+    T = kernels.winograd_tile_count(H, W)
+    group = images_per_call(16 * T * (C + F) * x.itemsize)   # V and M of one image
     V = scratch("winograd_V", (16, C, group * T), x.dtype)
     M = scratch("winograd_M", (16, F, group * T), x.dtype)
     kernels.winograd_conv_forward(x, U, bias, out, V, M, lo, hi)
@@ -298,7 +303,8 @@ def winograd_weight_grad(x, dout, lo, hi):
     """
     C, H, W = x.shape[1:]
     F = dout.shape[1]
-    group, T = images_per_call(4 * x[0].nbytes), kernels.winograd_tile_count(H, W)
+    T = kernels.winograd_tile_count(H, W)
+    group = images_per_call(16 * T * (C + F) * x.itemsize)   # V and D of one image
     acc = np.zeros((16, F, C), dtype=x.dtype)
     V = scratch("winograd_V", (16, C, group * T), x.dtype)
     D = scratch("winograd_D", (16, F, group * T), x.dtype)
