@@ -61,9 +61,10 @@ WINOGRAD_MIN_CHANNELS = 12
 # inside one compiled call per thread, and 256 KiB to 1 MiB gave the laptop nets' training
 # steps within 10% of each other; 2 MiB was slower (laptop CloudCNN 0.75x on one thread, 0.79x
 # on two), measured in alternating blocks. Counting M (or D) beside V halves the Winograd
-# groups (32 -> 32 channels: 1 image per call instead of 2, whose V and M outgrew a 2 MiB L2):
-# on an Intel Xeon, training steps 1.03-1.05x faster (EdgeCNN-3, laptop EdgeCNN-3) and
-# 1.09-1.14x (laptop CloudCNN), on one thread and on two (medians of 13 alternating rounds).
+# groups (32 -> 32 channels: 1 image per call instead of 2, whose V and M outgrew a 2 MiB L2).
+# On an Intel Xeon that made training steps 1.05-1.06x faster for EdgeCNN-3 and 1.11-1.17x
+# for laptop CloudCNN, on one thread and on two; CloudCNN 1.00x (medians of 11 alternating
+# rounds, docs/performance.md).
 GROUP_BYTES = 1 << 20
 
 
