@@ -42,4 +42,7 @@ extensions = [kernel(f"tinycnn.{name}", f"tinycnn/{name}.pyx") for name in KERNE
 if platform.machine().lower() in ("x86_64", "amd64"):
     extensions += [kernel(f"tinycnn._avx2.{name}", f"tinycnn/_avx2/{name}.pyx", ["-mavx2"]) for name in KERNELS]
 
+# The thread pool's Gate (tinycnn.parallel): one build, it has no loops to vectorise.
+extensions.append(kernel("tinycnn._gate", "tinycnn/_gate.pyx"))
+
 setup(ext_modules=cythonize(extensions, compiler_directives=DIRECTIVES))

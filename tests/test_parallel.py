@@ -84,6 +84,124 @@ def test_nested_calls_run_serially_inside_a_chunk():
     assert inner == [[(0, 4)], [(0, 4)]]
 
 
+def test_an_error_in_a_pool_threads_chunk_reaches_the_caller_and_the_pool_keeps_working():
+    def body(lo, hi):
+        if lo > 0:
+            raise KeyError(f"chunk at {lo} failed")
+        return lo
+
+    with threads(3):
+        with pytest.raises(KeyError, match="chunk at 1 failed"):
+            parallel_for(3, body)
+        assert parallel_for(3, lambda lo, hi: (lo, hi)) == [(0, 1), (1, 2), (2, 3)]
+
+
+def gate_types():
+    types = [parallel.Gate]
+    if tinycnn.backend() == "cython":
+        from tinycnn import _gate
+        types.append(_gate.Gate)
+    return types
+
+
+def test_the_pool_uses_the_compiled_gate_with_the_compiled_kernels():
+    expected = "Gate" if tinycnn.backend() == "numpy" else "tinycnn._gate.Gate"
+    gate = parallel.gate_type()
+    assert (gate is parallel.Gate) if expected == "Gate" else f"{gate.__module__}.{gate.__name__}" == expected
+
+
+@pytest.mark.parametrize("make", gate_types())
+@pytest.mark.parametrize("spin", [0.0, 1e-5, 0.01])
+def test_two_threads_handing_a_turn_back_and_forth_through_gates_never_miss_a_post(make, spin):
+    """Ping-pong: each side waits for the other's k-th post. Spin 0 makes every wait sleep, 1e-5
+    mixes spinning and sleeping, 0.01 mostly spins; a missed wake-up would hang (timeout)."""
+    rounds, ping, pong, trace = 2000, make(), make(), []
+
+    def other():
+        for k in range(1, rounds + 1):
+            ping.wait(k, spin)
+            trace.append(-k)
+            if k < rounds:
+                pong.post()
+        pong.post()
+
+    thread = threading.Thread(target=other, daemon=True)
+    thread.start()
+    for k in range(1, rounds + 1):
+        trace.append(k)
+        ping.post_then_wait(pong, k, spin)
+    thread.join(timeout=30)
+    assert not thread.is_alive()
+    assert trace == [v for k in range(1, rounds + 1) for v in (k, -k)]
+    assert ping.count == pong.count == rounds
+
+
+@pytest.mark.parametrize("make", gate_types())
+def test_a_gate_wait_sleeps_until_the_post_comes(make):
+    gate, woke = make(), []
+    waiter = threading.Thread(target=lambda: (gate.wait(2, 0.001), woke.append(gate.count)), daemon=True)
+    waiter.start()
+    gate.post()
+    waiter.join(timeout=0.2)
+    assert waiter.is_alive() and woke == []      # one post of the two it waits for
+    gate.post()
+    waiter.join(timeout=30)
+    assert woke == [2]
+
+
+def test_two_threads_of_a_program_can_call_parallel_for_at_once():
+    """The second caller finds the pool busy and runs its chunks itself: same results."""
+    def body(lo, hi):
+        return sum(k * k for k in range(lo, hi))
+
+    expected = [sum(k * k for k in range(lo, hi)) for lo, hi in chunks(3000, 2)]
+    results, errors = [], []
+
+    def caller():
+        try:
+            for _ in range(200):
+                results.append(parallel_for(3000, body))
+        except Exception as exc:      # reported below
+            errors.append(exc)
+
+    with threads(2):
+        callers = [threading.Thread(target=caller) for _ in range(3)]
+        for c in callers:
+            c.start()
+        for c in callers:
+            c.join(timeout=60)
+    assert errors == [] and len(results) == 600 and all(r == expected for r in results)
+
+
+def test_resizing_the_pool_stops_the_old_pools_threads():
+    def pool_threads():
+        return [t for t in threading.enumerate() if t.name.startswith("tinycnn-") and t.is_alive()]
+
+    before = len(pool_threads())
+    for n in (3, 2, 4, 1):
+        with threads(n):
+            parallel_for(8, lambda lo, hi: None)
+            assert len(pool_threads()) == n - 1          # the previous pool's threads are gone
+    assert len(pool_threads()) == before
+
+
+def test_a_forked_child_makes_its_own_pool():
+    """The child inherits none of the pool's threads: its parallel_for must not wait for them."""
+    code = """
+import os, sys, tinycnn
+from tinycnn.parallel import parallel_for
+tinycnn.set_threads(2)
+parallel_for(4, lambda lo, hi: None)
+pid = os.fork()
+if pid == 0:
+    os._exit(0 if parallel_for(4, lambda lo, hi: (lo, hi)) == [(0, 2), (2, 4)] else 3)
+_, status = os.waitpid(pid, 0)
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
+    run = subprocess.run([sys.executable, "-W", "ignore", "-c", code], timeout=60, capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+
+
 def test_threads_context_restores_the_previous_count():
     before = tinycnn.get_threads()
     with threads(2):
