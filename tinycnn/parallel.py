@@ -163,7 +163,11 @@ def gate_type():
     """The Gate the pool uses: the compiled one with the compiled kernels, else the reference."""
     if kernels.backend() == "numpy":
         return Gate
-    from . import _gate
+    try:
+        from . import _gate
+    except ImportError as exc:
+        raise ImportError(f"tinycnn's compiled kernels are loaded but not its compiled Gate ({exc}); "
+                          f"rebuild them with `pip install -e .`") from exc
     return _gate.Gate
 
 
