@@ -4,6 +4,7 @@ import os
 import subprocess
 import sys
 import threading
+import weakref
 
 import numpy as np
 import pytest
@@ -171,6 +172,16 @@ def test_two_threads_of_a_program_can_call_parallel_for_at_once():
         for c in callers:
             c.join(timeout=60)
     assert errors == [] and len(results) == 600 and all(r == expected for r in results)
+
+
+def test_the_pool_keeps_no_reference_to_a_finished_chunks_arrays():
+    """Sequential.infer frees each layer's arrays as it goes; a pool thread must not hold them."""
+    with threads(2):
+        x = np.ones(1000)
+        freed = weakref.ref(x)
+        assert parallel_for(1000, lambda lo, hi: float(x[lo:hi].sum())) == [500.0, 500.0]
+        del x
+        assert freed() is None
 
 
 def test_resizing_the_pool_stops_the_old_pools_threads():

@@ -183,7 +183,7 @@ class Pool:
         self.spin = spin
         self.todo = [make() for _ in range(workers)]
         self.done = [make() for _ in range(workers)]
-        self.tasks = [None] * workers             # (body, lo, hi), or None: stop
+        self.tasks = [None] * workers             # (body, lo, hi) to run, or _STOP
         self.results = [None] * workers           # (True, value) or (False, exception)
         self.posted = [0] * workers               # chunks handed to each worker so far
         self.busy = threading.Lock()              # held by the thread whose chunks the workers run
@@ -195,12 +195,15 @@ class Pool:
     def _work(self, i):
         k = 1
         self.todo[i].wait(k, self.spin)
-        while self.tasks[i] is not None:
-            body, lo, hi = self.tasks[i]
+        while True:
+            task, self.tasks[i] = self.tasks[i], None   # drop the chunk's arrays once it has run
+            if task is _STOP:
+                return
             try:
-                self.results[i] = (True, _in_chunk(body, lo, hi))
+                self.results[i] = (True, _in_chunk(*task))
             except BaseException as exc:          # handed to the caller of run()
                 self.results[i] = (False, exc)
+            del task
             k += 1
             self.done[i].post_then_wait(self.todo[i], k, self.spin)
 
@@ -212,8 +215,8 @@ class Pool:
             raise ValueError(f"Pool.run: {len(bounds)} chunks for {len(self.threads)} workers and the caller")
         if not self.busy.acquire(blocking=False):
             return [_in_chunk(body, lo, hi) for lo, hi in bounds]
+        workers = range(len(bounds) - 1)
         try:
-            workers = range(len(bounds) - 1)
             for i in workers:
                 self.tasks[i] = (body, *bounds[i + 1])
                 self.posted[i] += 1
@@ -223,11 +226,13 @@ class Pool:
             finally:
                 for i in workers:               # wait for every chunk even if ours raised
                     self.done[i].wait(self.posted[i], self.spin)
+                outcomes = [self.results[i] for i in workers]
+                for i in workers:
+                    self.results[i] = None
         finally:
             self.busy.release()
         results = [first]
-        for i in workers:
-            ok, value = self.results[i]
+        for ok, value in outcomes:
             if not ok:
                 raise value
             results.append(value)
@@ -237,10 +242,13 @@ class Pool:
         """Stop the threads (after the chunks they run) and wait for them to exit."""
         with self.busy:
             for i in range(len(self.threads)):
-                self.tasks[i] = None
+                self.tasks[i] = _STOP
                 self.todo[i].post()
         for thread in self.threads:
             thread.join()
+
+
+_STOP = ("stop",)
 
 
 def _in_chunk(body, lo, hi):
