@@ -179,7 +179,7 @@ def test_the_pool_keeps_no_reference_to_a_finished_chunks_arrays():
     with threads(2):
         x = np.ones(1000)
         freed = weakref.ref(x)
-        assert parallel_for(1000, lambda lo, hi: float(x[lo:hi].sum())) == [500.0, 500.0]
+        assert parallel_for(1000, lambda lo, hi, x=x: float(x[lo:hi].sum())) == [500.0, 500.0]
         del x
         assert freed() is None
 
