@@ -199,10 +199,11 @@ def test_resizing_the_pool_stops_the_old_pools_threads():
 def test_a_forked_child_makes_its_own_pool():
     """The child inherits none of the pool's threads: its parallel_for must not wait for them."""
     code = """
-import os, sys, tinycnn
+import os, sys, time, tinycnn
 from tinycnn.parallel import parallel_for
 tinycnn.set_threads(2)
 parallel_for(4, lambda lo, hi: None)
+time.sleep(0.1)           # the pool thread has stopped spinning and sleeps on its Gate
 pid = os.fork()
 if pid == 0:
     os._exit(0 if parallel_for(4, lambda lo, hi: (lo, hi)) == [(0, 2), (2, 4)] else 3)

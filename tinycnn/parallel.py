@@ -70,8 +70,15 @@ def _resize_pool(n):
 
 
 def _forget_pool_in_child():
-    """After fork the child has none of the pool's threads: it makes a new pool when it needs one."""
+    """After fork the child has none of the pool's threads: it makes a new pool when it needs one.
+    The old one is kept, never freed: the child's copies of its condition variables may record
+    waiters the child does not have, and destroying one with waiters is undefined (POSIX)."""
+    if _state["pool"] is not None:
+        _orphaned_pools.append(_state["pool"])
     _state["pool"] = None
+
+
+_orphaned_pools = []
 
 
 os.register_at_fork(after_in_child=_forget_pool_in_child)
