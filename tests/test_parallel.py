@@ -115,24 +115,27 @@ def test_the_pool_uses_the_compiled_gate_with_the_compiled_kernels():
 @pytest.mark.parametrize("spin", [0.0, 1e-5, 0.01])
 def test_two_threads_handing_a_turn_back_and_forth_through_gates_never_miss_a_post(make, spin):
     """Ping-pong: each side waits for the other's k-th post. Spin 0 makes every wait sleep, 1e-5
-    mixes spinning and sleeping, 0.01 mostly spins; a missed wake-up would hang (timeout)."""
+    mixes spinning and sleeping, 0.01 mostly spins. Both sides run in daemon threads, so a
+    missed wake-up fails the join's timeout instead of hanging the test run."""
     rounds, ping, pong, trace = 2000, make(), make(), []
 
-    def other():
+    def one_side():
+        for k in range(1, rounds + 1):
+            trace.append(k)
+            ping.post_then_wait(pong, k, spin)
+
+    def other_side():
         for k in range(1, rounds + 1):
             ping.wait(k, spin)
             trace.append(-k)
-            if k < rounds:
-                pong.post()
-        pong.post()
+            pong.post()
 
-    thread = threading.Thread(target=other, daemon=True)
-    thread.start()
-    for k in range(1, rounds + 1):
-        trace.append(k)
-        ping.post_then_wait(pong, k, spin)
-    thread.join(timeout=30)
-    assert not thread.is_alive()
+    sides = [threading.Thread(target=f, daemon=True) for f in (one_side, other_side)]
+    for side in sides:
+        side.start()
+    for side in sides:
+        side.join(timeout=60)
+    assert not any(side.is_alive() for side in sides)
     assert trace == [v for k in range(1, rounds + 1) for v in (k, -k)]
     assert ping.count == pong.count == rounds
 
