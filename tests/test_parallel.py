@@ -155,6 +155,13 @@ def test_a_gate_wait_sleeps_until_the_post_comes(make):
     assert woke == [2]
 
 
+@pytest.mark.skipif(tinycnn.backend() != "cython", reason="the compiled Gate runs with the compiled kernels")
+def test_the_compiled_gate_rejects_a_handoff_to_something_that_is_not_a_gate():
+    from tinycnn import _gate
+    with pytest.raises(TypeError, match="expected tinycnn._gate.Gate, got NoneType"):
+        _gate.Gate().post_then_wait(None, 1)
+
+
 def test_two_threads_of_a_program_can_call_parallel_for_at_once():
     """The second caller finds the pool busy and runs its chunks itself: same results."""
     def body(lo, hi):

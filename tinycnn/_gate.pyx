@@ -102,7 +102,7 @@ cdef class Gate:
         with nogil:
             self._wait(target, spin)
 
-    def post_then_wait(self, Gate other, long target, double spin=0.0):
+    def post_then_wait(self, Gate other not None, long target, double spin=0.0):
         """self.post(), then other.wait(target, spin), the GIL released before the post: the
         thread this wakes can take the GIL at once."""
         with nogil:
