@@ -162,6 +162,16 @@ def test_the_compiled_gate_rejects_a_handoff_to_something_that_is_not_a_gate():
         _gate.Gate().post_then_wait(None, 1)
 
 
+def test_a_pool_refuses_more_chunks_than_its_threads_and_the_caller_can_run():
+    pool = parallel.Pool(1)
+    try:
+        with pytest.raises(ValueError, match=r"Pool.run: 3 chunks for 1 workers and the caller"):
+            pool.run(lambda lo, hi: None, chunks(3, 3))
+        assert pool.run(lambda lo, hi: (lo, hi), chunks(2, 2)) == [(0, 1), (1, 2)]
+    finally:
+        pool.shutdown()
+
+
 def test_two_threads_of_a_program_can_call_parallel_for_at_once():
     """The second caller finds the pool busy and runs its chunks itself: same results."""
     def body(lo, hi):
