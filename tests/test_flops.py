@@ -68,10 +68,10 @@ def count_macs():
         counter.calls += 1
         return real_winograd(x, U, bias, out, V, M, lo, hi)
 
-    def products(x, dout, acc, V, D, lo, hi):
+    def products(x, dout, acc, V, D, lo, hi, tile_major=False):
         counter.macs += (hi - lo) * acc.size * tiles(x)     # 16 GEMMs (F, T) @ (T, C) per image
         counter.calls += 1
-        return real_products(x, dout, acc, V, D, lo, hi)
+        return real_products(x, dout, acc, V, D, lo, hi, tile_major)
 
     np.matmul = counting
     kernels.im2col_conv_forward, kernels.im2col_conv_backward = forward, backward

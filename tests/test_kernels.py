@@ -421,15 +421,16 @@ def test_winograd_kernels_compiled_match_reference(build, n, c, f, h, w, dtype, 
     Mw = rng.standard_normal((16, f, c)).astype(dtype)
     got, ref = [], []
     for mod, res in ((cy_wino, got), (_winograd_numpy, ref)):
-        V, out, D = (np.full((16, c, n * th * tw), 9, dtype), np.full((n, f, h, w), 9, dtype),
-                     np.full((16, f, n * th * tw), 9, dtype))
+        V, out, D, Dt = (np.full((16, c, n * th * tw), 9, dtype), np.full((n, f, h, w), 9, dtype),
+                         np.full((16, f, n * th * tw), 9, dtype), np.full((16, n * th * tw, f), 9, dtype))
         U, dW = np.full((16, f, c), 9, dtype), np.full((f, c, 3, 3), 9, dtype)
         mod.winograd_input(x, V)
         mod.winograd_output(M, out, b)
         mod.winograd_dout(dout, D)
+        mod.winograd_dout(dout, Dt, True)
         mod.winograd_weights(W, U)
         mod.winograd_weight_grad(Mw, dW)
-        res += [V, out, D, U, dW]
+        res += [V, out, D, Dt, U, dW]
     tol = 1e-5 if dtype == np.float32 else 1e-12
     for g, r in zip(got, ref):
         np.testing.assert_allclose(g, r, rtol=tol, atol=tol)
@@ -438,11 +439,12 @@ def test_winograd_kernels_compiled_match_reference(build, n, c, f, h, w, dtype, 
 @settings(max_examples=60, deadline=None)
 @given(n=st.integers(1, 4), c=st.integers(1, 4), f=st.integers(1, 4), h=st.integers(1, 9), w=st.integers(1, 9),
        dtype=dtypes, bias=st.booleans(), group=st.integers(1, 3), span=st.tuples(st.integers(0, 4), st.integers(0, 4)),
-       seed=seeds)
-def test_winograd_conv_kernels_compiled_match_reference(build, n, c, f, h, w, dtype, bias, group, span, seed):
+       tile_major=st.booleans(), seed=seeds)
+def test_winograd_conv_kernels_compiled_match_reference(build, n, c, f, h, w, dtype, bias, group, span, tile_major, seed):
     """The per-chunk Winograd convolution (transforms and 16 GEMMs in one call) agrees with its
     NumPy twin for any images-per-call count and chunk lo..hi-1, U with gapped planes as
-    kernels.winograd_weights makes them; images outside the chunk are left alone."""
+    kernels.winograd_weights makes them, D in either layout; images outside the chunk are left
+    alone."""
     cy_wino = _compiled("_winograd", build)
     lo, hi = sorted(min(v, n) for v in span)
     rng = np.random.default_rng(seed)
@@ -454,9 +456,10 @@ def test_winograd_conv_kernels_compiled_match_reference(build, n, c, f, h, w, dt
     results = []
     for mod in (_winograd_numpy, cy_wino):
         V, M = np.empty((16, c, group * T), dtype), np.empty((16, f, group * T), dtype)
+        D = np.empty((16, group * T, f) if tile_major else (16, f, group * T), dtype)
         out, acc = np.full((n, f, h, w), 7, dtype), np.ones((16, f, c), dtype)
         mod.conv_forward(x, U, b, out, V, M, lo, hi)
-        mod.weight_products(x, dout, acc, V, M, lo, hi)
+        mod.weight_products(x, dout, acc, V, D, lo, hi, tile_major)
         results.append((out, acc))
     tol = 1e-5 if dtype == np.float32 else 1e-12
     for ref, got in zip(*results):
@@ -466,10 +469,11 @@ def test_winograd_conv_kernels_compiled_match_reference(build, n, c, f, h, w, dt
 
 @settings(max_examples=30, deadline=None)
 @given(n=st.integers(1, 3), c=st.integers(1, 3), f=st.integers(1, 3), h=st.integers(1, 7), w=st.integers(1, 7),
-       group=st.integers(1, 3), seed=seeds)
-def test_winograd_conv_kernels_are_the_convolution_and_its_weight_gradient(n, c, f, h, w, group, seed):
+       group=st.integers(1, 3), tile_major=st.booleans(), seed=seeds)
+def test_winograd_conv_kernels_are_the_convolution_and_its_weight_gradient(n, c, f, h, w, group, tile_major, seed):
     """kernels.winograd_conv_forward is the 3x3, padding 1 convolution (nested-loop definition),
-    and winograd_weight_grad of winograd_weight_products is dW = sum dout * x_pad shifted (float64)."""
+    and winograd_weight_grad of winograd_weight_products is dW = sum dout * x_pad shifted
+    (float64), with D in either layout."""
     rng = np.random.default_rng(seed)
     x, dout = rng.standard_normal((n, c, h, w)), rng.standard_normal((n, f, h, w))
     W, b = rng.standard_normal((f, c, 3, 3)), rng.standard_normal(f)
@@ -478,7 +482,8 @@ def test_winograd_conv_kernels_are_the_convolution_and_its_weight_gradient(n, c,
     out = np.empty((n, f, h, w))
     kernels.winograd_conv_forward(x, kernels.winograd_weights(W, np.float64), b, out, V, M, 0, n)
     np.testing.assert_allclose(out, conv_naive(x, W, b, (1, 1), (1, 1)), rtol=1e-10, atol=1e-10)
-    acc = kernels.winograd_weight_products(x, dout, np.zeros((16, f, c)), V, M, 0, n)
+    D = np.empty((16, group * T, f) if tile_major else (16, f, group * T))
+    acc = kernels.winograd_weight_products(x, dout, np.zeros((16, f, c)), V, D, 0, n, tile_major)
     xp = np.pad(x, ((0, 0), (0, 0), (1, 1), (1, 1)))
     dW = np.einsum("nfyx,ncyxij->fcij", dout, np.lib.stride_tricks.sliding_window_view(xp, (3, 3), axis=(2, 3)))
     np.testing.assert_allclose(kernels.winograd_weight_grad(acc, np.float64), dW, rtol=1e-10, atol=1e-10)
@@ -498,12 +503,18 @@ def test_winograd_conv_kernels_reject_wrong_arrays():
         kernels.winograd_conv_forward(x, U, None, out, V, M, 1, 3)
     with pytest.raises(ValueError, match=r"bias must be a C-contiguous float32 array of shape \(4,\)"):
         kernels.winograd_conv_forward(x, U, np.zeros(3, np.float32), out, V, M, 0, 2)
+    acc = np.zeros((16, 4, 3), np.float32)
     with pytest.raises(ValueError, match=r"acc must be a C-contiguous float32 array of shape \(16, 4, 3\)"):
         kernels.winograd_weight_products(x, out, np.zeros((16, 3, 4), np.float32), V, M, 0, 2)
     with pytest.raises(ValueError, match=r"winograd_weight_products: dout must be \(N, F, H, W\), got shape \(2, 4, 30\)"):
-        kernels.winograd_weight_products(x, out.reshape(2, 4, 30), np.zeros((16, 4, 3), np.float32), V, M, 0, 2)
+        kernels.winograd_weight_products(x, out.reshape(2, 4, 30), acc, V, M, 0, 2)
     with pytest.raises(ValueError, match=r"winograd_weight_products: x must be a C-contiguous \(N, C, H, W\)"):
-        kernels.winograd_weight_products(x[..., ::2], out, np.zeros((16, 4, 3), np.float32), V, M, 0, 2)
+        kernels.winograd_weight_products(x[..., ::2], out, acc, V, M, 0, 2)
+    with pytest.raises(ValueError, match=r"D \(tile-major\) must be \(16, m\*9, 4\) scratch for m >= 1 images, "
+                                         r"got \(16, 4, 18\)"):
+        kernels.winograd_weight_products(x, out, acc, V, M, 0, 2, tile_major=True)
+    with pytest.raises(ValueError, match=r"V and D must hold as many tiles, got \(16, 3, 18\) and \(16, 9, 4\)"):
+        kernels.winograd_weight_products(x, out, acc, V, np.zeros((16, 9, 4), np.float32), 0, 2, tile_major=True)
 
 
 def test_winograd_computes_a_3x3_convolution_by_hand():
@@ -557,6 +568,8 @@ def test_kernel_wrappers_reject_out_arrays_of_the_wrong_shape_dtype_or_layout():
         kernels.winograd_input(x, np.zeros((16, 3, 9), np.float32))
     with pytest.raises(ValueError, match=r"winograd_dout D must be .* shape \(16, 3, 18\), got float64"):
         kernels.winograd_dout(x, np.zeros((16, 3, 18), np.float64))
+    with pytest.raises(ValueError, match=r"winograd_dout D must be .* shape \(16, 18, 3\), got float32 \(16, 3, 18\)"):
+        kernels.winograd_dout(x, np.zeros((16, 3, 18), np.float32), tile_major=True)
     with pytest.raises(ValueError, match=r"winograd_output: M has shape \(16, 4, 9\), expected \(16, 4, 18\) "
                                          r"for out \(2, 4, 5, 6\)"):
         kernels.winograd_output(np.zeros((16, 4, 9), np.float32), np.zeros((2, 4, 5, 6), np.float32))

@@ -52,15 +52,17 @@ def winograd_output(M, out, bias=None):
     out[...] = y[:, :, :H, :W] if bias is None else y[:, :, :H, :W] + bias[:, None, None]
 
 
-def winograd_dout(dout, D):
+def winograd_dout(dout, D, tile_major=False):
     """dout: (N, F, H, W) -> D: (16, F, N*th*tw), D[4i + j, f, n*th*tw + t] = (G2 g G2^T)[i, j] of
-    the 2x2 tile t (zero beyond H, W) of image n, th = ceil(H/2)."""
+    the 2x2 tile t (zero beyond H, W) of image n, th = ceil(H/2); if tile_major, D is
+    (16, N*th*tw, F), D[4i + j, n*th*tw + t, f]."""
     N, F, H, W = dout.shape
     th, tw = (H + 1) // 2, (W + 1) // 2
     g = np.zeros((N, F, 2 * th, 2 * tw), dtype=dout.dtype)
     g[:, :, :H, :W] = dout
     tiles = g.reshape(N, F, th, 2, tw, 2).transpose(0, 1, 2, 4, 3, 5)                  # (N, F, th, tw, 2, 2)
-    D[...] = np.einsum("ia,nfyxab,jb->ijfnyx", G2, tiles, G2).reshape(16, F, N * th * tw)  # G2 g G2^T
+    d = np.einsum("ia,nfyxab,jb->ijfnyx", G2, tiles, G2).reshape(16, F, N * th * tw)  # G2 g G2^T
+    D[...] = d.transpose(0, 2, 1) if tile_major else d
 
 
 def winograd_weights(W, U):
@@ -79,17 +81,20 @@ def winograd_weight_grad(M, dW):
 # The Winograd convolution of a chunk of images, as the compiled kernels run it (_winograd.pyx):
 # m images at a time, their tiles side by side (image i's from column i*T).
 
-def _groups(x, lo, hi, *scratch):
-    """For the images lo..hi-1 of x (N, C, H, W), m at a time (as many as each scratch array
-    (16, rows, group*T) holds): (n, m, each scratch's first m*T tile columns as a C-contiguous
-    (16, rows, m*T) array), T = ceil(H/2)*ceil(W/2)."""
+def _groups(x, lo, hi, V, other, other_tile_major=False):
+    """For the images lo..hi-1 of x (N, C, H, W), m at a time (as many as the scratch V
+    (16, C, group*T) holds): (n, m, [V, other]) with the first m*T tiles of each as a
+    C-contiguous (16, C, m*T) array, and of other as (16, rows, m*T), or (16, m*T, cols) if
+    other_tile_major. T = ceil(H/2)*ceil(W/2)."""
     H, W = x.shape[2:]
     T = ((H + 1) // 2) * ((W + 1) // 2)
-    group = scratch[0].shape[2] // T
+    group = V.shape[2] // T
     for n in range(lo, hi, group):
         m = min(group, hi - n)
-        yield n, m, [b.reshape(-1)[:b.shape[0] * b.shape[1] * m * T].reshape(b.shape[0], b.shape[1], m * T)
-                     for b in scratch]
+        first = V.reshape(-1)[:16 * V.shape[1] * m * T].reshape(16, V.shape[1], m * T)
+        k = other.shape[2] if other_tile_major else other.shape[1]
+        rest = other.reshape(-1)[:16 * k * m * T]
+        yield n, m, [first, rest.reshape((16, m * T, k) if other_tile_major else (16, k, m * T))]
 
 
 def conv_forward(x, U, bias, out, V, M, lo, hi):
@@ -104,14 +109,14 @@ def conv_forward(x, U, bias, out, V, M, lo, hi):
         winograd_output(Mm, out[n:n + m], bias)                # out = A^T m A per tile (+ bias)
 
 
-def weight_products(x, dout, acc, V, D, lo, hi):
-    """acc_k += D_k @ V_k.T for k < 16, summed over the images n in lo..hi-1: D = G2 g G2^T of the
-    2x2 tiles of dout[n], V = B^T d B of the 4x4 tiles of x[n].
+def weight_products(x, dout, acc, V, D, lo, hi, tile_major=False):
+    """acc_k += D_k @ V_k.T for k < 16, summed over the images n in lo..hi-1: D = G2 g G2^T of
+    the 2x2 tiles of dout[n], V = B^T d B of the 4x4 tiles of x[n].
 
     x: (N, C, H, W); dout: (N, F, H, W); acc: (16, F, C), added to; V: (16, C, m*T) and
-    D: (16, F, m*T) scratch, m images per call.
+    D: (16, F, m*T) scratch, or (16, m*T, F) if tile_major; m images per call.
     """
-    for n, m, (Vm, Dm) in _groups(x, lo, hi, V, D):
+    for n, m, (Vm, Dm) in _groups(x, lo, hi, V, D, other_tile_major=tile_major):
         winograd_input(x[n:n + m], Vm)
-        winograd_dout(dout[n:n + m], Dm)
-        acc += np.matmul(Dm, Vm.transpose(0, 2, 1))          # 16 GEMMs: D_k @ V_k.T
+        winograd_dout(dout[n:n + m], Dm, tile_major)
+        acc += np.matmul(Dm.transpose(0, 2, 1) if tile_major else Dm, Vm.transpose(0, 2, 1))   # 16 GEMMs: D_k @ V_k.T

@@ -236,30 +236,40 @@ def winograd_output(M, out, bias=None):
     return out
 
 
-def winograd_dout(dout, D):
+def winograd_dout(dout, D, tile_major=False):
     """dout: (N, F, H, W), output gradients -> D: (16, F, N*th*tw) = G2 g G2^T of each 2x2 tile
-    (the weight gradient's transform, _winograd_numpy), image n's tiles from column n*th*tw;
-    written into D."""
+    (the weight gradient's transform, _winograd_numpy), image n's tiles from column n*th*tw; or
+    tile-major, (16, N*th*tw, F) with image n's tiles from row n*th*tw. Written into D."""
     N, F, H, W = dout.shape
-    _check_out("winograd_dout D", D, (16, F, N * winograd_tile_count(H, W)), dout.dtype)
-    _winograd_mod.winograd_dout(np.ascontiguousarray(dout), D)
+    tiles = N * winograd_tile_count(H, W)
+    _check_out("winograd_dout D", D, (16, tiles, F) if tile_major else (16, F, tiles), dout.dtype)
+    _winograd_mod.winograd_dout(np.ascontiguousarray(dout), D, tile_major)
     return D
 
 
 def _winograd_chunk_checks(name, x, maps, buffers):
-    """The shapes both Winograd convolution kernels need, after _chunk_input. maps: (name, array,
-    channels) of the (N, channels, H, W) array beside x; buffers: (name, array, channels) of the
-    scratch."""
+    """The shapes both Winograd convolution kernels need, after _chunk_input, and the tiles per
+    image T. maps: (name, array, channels) of the (N, channels, H, W) array beside x; buffers:
+    (name, array, channels) of the (16, channels, m*T) scratch, or (16, m*T, channels) for a
+    name that ends in "(tile-major)". Every buffer must hold the same m*T tiles."""
     N, C, H, W = x.shape
     _check_out(f"{name} {maps[0]}", maps[1], (N, maps[2], H, W), x.dtype)
     T = winograd_tile_count(H, W)
+    held = set()
     for label, buf, rows in buffers:
-        if buf.ndim != 3 or buf.shape[:2] != (16, rows) or T == 0 or buf.shape[2] < T or buf.shape[2] % T:
-            raise ValueError(f"{name}: {label} must be (16, {rows}, m*{T}) scratch for m >= 1 images, "
-                             f"got {buf.shape}")
+        tile_major = label.endswith("(tile-major)")
+        shape = f"(16, m*{T}, {rows})" if tile_major else f"(16, {rows}, m*{T})"
+        tiles = buf.shape[1 if tile_major else 2] if buf.ndim == 3 else 0
+        if (buf.ndim != 3 or buf.shape[0] != 16 or buf.shape[2 if tile_major else 1] != rows
+                or T == 0 or tiles < T or tiles % T):
+            raise ValueError(f"{name}: {label} must be {shape} scratch for m >= 1 images, got {buf.shape}")
         _check_out(f"{name} {label}", buf, buf.shape, x.dtype)
-        if rows * buf.shape[2] >= 2 ** 31:
+        if rows * tiles >= 2 ** 31:
             raise ValueError(f"{name}: {label} {buf.shape} is too large for 32-bit BLAS dimensions")
+        held.add(tiles)
+    if len(held) > 1:
+        raise ValueError(f"{name}: " + " and ".join(label.split(" (")[0] for label, _, _ in buffers)
+                         + " must hold as many tiles, got " + " and ".join(str(b.shape) for _, b, _ in buffers))
 
 
 def winograd_conv_forward(x, U, bias, out, V, M, lo, hi):
@@ -278,28 +288,26 @@ def winograd_conv_forward(x, U, bias, out, V, M, lo, hi):
     if bias is not None:
         _check_out("winograd_conv_forward bias", bias, (F,), x.dtype)
     _winograd_chunk_checks("winograd_conv_forward", x, ("out", out, F), (("V", V, C), ("M", M, F)))
-    if V.shape[2] != M.shape[2]:
-        raise ValueError(f"winograd_conv_forward: V and M must hold as many tiles, got {V.shape} and {M.shape}")
     _winograd_mod.conv_forward(x, U, bias, out, V, M, lo, hi)
     return out
 
 
-def winograd_weight_products(x, dout, acc, V, D, lo, hi):
+def winograd_weight_products(x, dout, acc, V, D, lo, hi, tile_major=False):
     """acc_k += D_k @ V_k.T (k < 16) over the images n in lo..hi-1, in one call: D = G2 g G2^T
     of dout[n]'s 2x2 tiles, V = B^T d B of x[n]'s 4x4 tiles; winograd_weight_grad(acc) is then dW.
 
     x: (N, C, H, W); dout: (N, F, H, W); acc: (16, F, C), added to; V: (16, C, m*T) and
-    D: (16, F, m*T) scratch. x's dtype, C-contiguous.
+    D: (16, F, m*T) scratch, or (16, m*T, F) if tile_major (each GEMM then reads D_k
+    transposed). x's dtype, C-contiguous.
     """
     C = _chunk_input("winograd_weight_products", x, lo, hi)[1]
     if dout.ndim != 4:
         raise ValueError(f"winograd_weight_products: dout must be (N, F, H, W), got shape {dout.shape}")
     F = dout.shape[1]
-    _winograd_chunk_checks("winograd_weight_products", x, ("dout", dout, F), (("V", V, C), ("D", D, F)))
+    D_label = "D (tile-major)" if tile_major else "D"
+    _winograd_chunk_checks("winograd_weight_products", x, ("dout", dout, F), (("V", V, C), (D_label, D, F)))
     _check_out("winograd_weight_products acc", acc, (16, F, C), x.dtype)
-    if V.shape[2] != D.shape[2]:
-        raise ValueError(f"winograd_weight_products: V and D must hold as many tiles, got {V.shape} and {D.shape}")
-    _winograd_mod.weight_products(x, dout, acc, V, D, lo, hi)
+    _winograd_mod.weight_products(x, dout, acc, V, D, lo, hi, tile_major)
     return acc
 
 

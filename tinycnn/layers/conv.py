@@ -53,6 +53,13 @@ from .base import Layer, check_positive, init_weights, pair
 # thread and 1.10x on two, but 8 -> 12 0.82x and 0.71x, 12 -> 12 1.80x and 1.67x.
 WINOGRAD_MIN_CHANNELS = 12
 
+# Up to this many input channels the dW GEMMs read D tile-major, (16, tiles, F), as D_k.T @ V_k.T,
+# which OpenBLAS runs faster than D_k @ V_k.T at these widths. Per image, one thread, batch 32,
+# transforms and GEMMs (us, medians, same run): 32 -> 32 83 vs 106, 32 -> 48 121 vs 153,
+# 48 -> 48 165 vs 206, 48 -> 80 300 vs 328; but 80 -> 80 609 vs 524, 80 -> 128 881 vs 738,
+# 128 -> 128 1219 vs 1080 (AVX-512 Xeon, 2 MiB L2).
+WINOGRAD_TILE_MAJOR_MAX_CHANNELS = 64
+
 # Images per im2col or Winograd call, on both paths: as many as fill this much of the call's
 # scratch (at least 1): the im2col matrix col, or the Winograd tiles V with the products M (dW:
 # V with D). When the layer looped over the groups in Python, each group cost a few
@@ -299,8 +306,9 @@ def winograd_weight_grad(x, dout, lo, hi):
     """sum over images lo..hi-1 of (G2 g G2^T) * (B^T d B), as 16 GEMMs: (16, F, C); one thread.
 
     x: (N, C, H, W); dout: (N, F, H, W). dW = A3^T m A3 of the sum (kernels.winograd_weight_grad).
-    Per group of images: V = B^T d B of x's 4x4 tiles, D = G2 g G2^T of dout's 2x2 tiles,
-    sum += D_k @ V_k.T, in one compiled call (_winograd_numpy.weight_products in NumPy).
+    Per group of images: V = B^T d B of x's 4x4 tiles, D = G2 g G2^T of dout's 2x2 tiles
+    (tile-major when C <= WINOGRAD_TILE_MAJOR_MAX_CHANNELS), sum += D_k @ V_k.T, in one
+    compiled call (_winograd_numpy.weight_products in NumPy).
     """
     C, H, W = x.shape[1:]
     F = dout.shape[1]
@@ -308,5 +316,6 @@ def winograd_weight_grad(x, dout, lo, hi):
     group = images_per_call(16 * T * (C + F) * x.itemsize)   # V and D of one image
     acc = np.zeros((16, F, C), dtype=x.dtype)
     V = scratch("winograd_V", (16, C, group * T), x.dtype)
-    D = scratch("winograd_D", (16, F, group * T), x.dtype)
-    return kernels.winograd_weight_products(x, dout, acc, V, D, lo, hi)
+    tile_major = C <= WINOGRAD_TILE_MAJOR_MAX_CHANNELS
+    D = scratch("winograd_D", (16, group * T, F) if tile_major else (16, F, group * T), x.dtype)
+    return kernels.winograd_weight_products(x, dout, acc, V, D, lo, hi, tile_major)
