@@ -41,6 +41,10 @@ extensions = [kernel(f"tinycnn.{name}", f"tinycnn/{name}.pyx") for name in KERNE
 # -mfma: without it gcc cannot fuse a multiply and an add, so both builds round alike.
 if platform.machine().lower() in ("x86_64", "amd64"):
     extensions += [kernel(f"tinycnn._avx2.{name}", f"tinycnn/_avx2/{name}.pyx", ["-mavx2"]) for name in KERNELS]
+    # The fully connected layer's float32 GEMMs (tinycnn/_dense.pyx), written with AVX-512
+    # intrinsics: built for x86-64 only, imported only on a CPU with AVX-512F and FMA. They
+    # replace BLAS, which rounds differently anyway, so this build may fuse multiply-adds.
+    extensions.append(kernel("tinycnn._dense", "tinycnn/_dense.pyx", ["-mavx512f", "-mfma"]))
 
 # The thread pool's Gate (tinycnn.parallel): one build, it has no loops to vectorise.
 extensions.append(kernel("tinycnn._gate", "tinycnn/_gate.pyx"))

@@ -312,11 +312,13 @@ def main():
     tinycnn.set_threads(threads)
     result = {"python": platform.python_version(), "numpy": np.__version__,
               "tinycnn_backend": tinycnn.backend(),
-              "tinycnn_instruction_set": tinycnn.kernels.instruction_set(), "threads": threads, "blas": blas_info(),
+              "tinycnn_instruction_set": tinycnn.kernels.instruction_set(),
+              "tinycnn_dense_kernels": tinycnn.kernels.dense_kernels(), "threads": threads, "blas": blas_info(),
               "OPENBLAS_CORETYPE": os.environ.get("OPENBLAS_CORETYPE", "<unset>"),
               "OPENBLAS_L2_SIZE": os.environ.get("OPENBLAS_L2_SIZE", "<unset>"),
               "OPENBLAS_THREAD_TIMEOUT": os.environ["OPENBLAS_THREAD_TIMEOUT"]}
-    print(f"tinycnn backend: {result['tinycnn_backend']}, numpy {np.__version__}, threads {threads}, "
+    print(f"tinycnn backend: {result['tinycnn_backend']} ({result['tinycnn_instruction_set']} build, fully "
+          f"connected GEMMs: {result['tinycnn_dense_kernels']}), numpy {np.__version__}, threads {threads}, "
           f"load average {os.getloadavg()[0]:.2f}")
     result["load_average_start"] = os.getloadavg()
     for pool in result["blas"]:
@@ -433,7 +435,9 @@ def markdown_report(result, command):
              f"Threads: {result['threads']} (tinycnn.set_threads, BLAS single-threaded inside; PyTorch "
              f"set_num_threads; sgemm on {result['threads']} BLAS threads). Load average at start: "
              f"{result['load_average_start'][0]:.2f}.", "",
-             f"tinycnn kernels: {result['tinycnn_backend']} ({result['tinycnn_instruction_set']} build); NumPy {result['numpy']}; BLAS: {blas}; "
+             f"tinycnn kernels: {result['tinycnn_backend']} ({result['tinycnn_instruction_set']} build; fully connected "
+             f"GEMMs at batch >= {tinycnn.kernels.DENSE_MIN_BATCH}: {result['tinycnn_dense_kernels']}); "
+             f"NumPy {result['numpy']}; BLAS: {blas}; "
              f"PyTorch: {result.get('torch', 'not installed')}", "",
              "| Conv2D 3x3 pad 1, batch 32, 28x28, fwd+bwd | path | GFLOP/s (effective) | same-run sgemm GFLOP/s "
              "| % of sgemm | speed-up over im2col |",

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import tinycnn
-from tinycnn import _im2col_numpy, _pool_numpy, _relu_numpy, _winograd_numpy, kernels
+from tinycnn import _dense_numpy, _im2col_numpy, _pool_numpy, _relu_numpy, _winograd_numpy, kernels
 from conftest import conv_geometries, conv_naive, dtypes, out_size, pool_geometries, seeds
 
 
@@ -775,3 +775,60 @@ def test_dispatch_accepts_non_contiguous_input():
     ref_out, ref_arg = _pool_numpy.maxpool_forward(np.ascontiguousarray(x), 2, 2, 1, 1)
     np.testing.assert_array_equal(out, ref_out)
     np.testing.assert_array_equal(arg, ref_arg)
+
+
+def _dense_compiled():
+    if kernels.dense_kernels() != "avx512":
+        pytest.skip("tinycnn._dense (AVX-512) is loaded only on an x86-64 CPU with AVX-512F and FMA; "
+                    f"here the fully connected GEMMs run as {kernels.dense_kernels()}")
+    return importlib.import_module("tinycnn._dense")
+
+
+@settings(max_examples=80, deadline=None)
+@given(M=st.integers(1, 21), K=st.integers(0, 40), N=st.one_of(st.integers(1, 150), st.sampled_from([16, 64, 144])),
+       span=st.tuples(st.integers(0, 21), st.integers(0, 21)), offset=st.integers(0, 15), seed=seeds)
+def test_dense_kernels_compiled_match_reference(M, K, N, span, offset, seed):
+    """tinycnn._dense's forward (outT = W @ xT) and weight_grad (dW = doutT @ x) agree with their
+    NumPy twins (float64 products) for shapes inside and across its blocks (8 and 4 rows, 32
+    samples, 64 columns), any chunk of rows lo..hi-1, and dW's rows at any alignment (offset
+    floats into a buffer: the streaming stores need 64-byte boundaries); nothing else is written."""
+    compiled = _dense_compiled()
+    lo, hi = sorted(min(v, M) for v in span)
+    rng = np.random.default_rng(seed)
+    A = rng.standard_normal((M, K)).astype(np.float32)         # W, or dout.T
+    B = rng.standard_normal((K, N)).astype(np.float32)         # x.T, or x
+    ref = A.astype(np.float64) @ B.astype(np.float64)
+    for kernel in (compiled.forward, compiled.weight_grad):
+        buf = np.full(M * N + 16, 7, np.float32)
+        C = buf[offset:offset + M * N].reshape(M, N)
+        kernel(A, B, C, lo, hi)
+        np.testing.assert_allclose(C[lo:hi], ref[lo:hi], rtol=1e-5, atol=1e-5 * max(1, K))
+        assert (np.delete(C, np.s_[lo:hi], axis=0) == 7).all()
+        assert (buf[:offset] == 7).all() and (buf[offset + M * N:] == 7).all()
+        reference = np.full((M, N), 7, np.float32)
+        getattr(_dense_numpy, kernel.__name__)(A, B, reference, lo, hi)
+        np.testing.assert_allclose(C, reference, rtol=1e-5, atol=1e-5 * max(1, K))
+
+
+def test_dense_kernels_route_by_batch_and_reject_wrong_arrays():
+    """The compiled GEMMs from DENSE_MIN_BATCH up (float32), the NumPy reference below; each
+    wrapper checks its arrays."""
+    rng = np.random.default_rng(0)
+    W = rng.standard_normal((5, 7)).astype(np.float32)
+    for batch in (1, kernels.DENSE_MIN_BATCH - 1, kernels.DENSE_MIN_BATCH, 40):
+        xT = rng.standard_normal((7, batch)).astype(np.float32)
+        out = kernels.dense_forward(W, xT, np.empty((5, batch), np.float32), 0, 5)
+        np.testing.assert_allclose(out, W @ xT, rtol=1e-5, atol=1e-5)
+        dout_T = rng.standard_normal((5, batch)).astype(np.float32)
+        dW = kernels.dense_weight_grad(dout_T, xT.T.copy(), np.empty((5, 7), np.float32), 1, 4)
+        np.testing.assert_allclose(dW[1:4], dout_T[1:4] @ xT.T, rtol=1e-5, atol=1e-5)
+    xT = np.zeros((7, 3), np.float32)
+    with pytest.raises(ValueError, match=r"dense_forward: A \(M, K\) and B \(K, N\) must agree in K and dtype, "
+                                         r"got float32 \(5, 7\) and float64 \(7, 3\)"):
+        kernels.dense_forward(W, xT.astype(np.float64), np.empty((5, 3), np.float32), 0, 5)
+    with pytest.raises(ValueError, match=r"dense_forward: B must be a C-contiguous 2-D float array"):
+        kernels.dense_forward(W, np.zeros((3, 7), np.float32).T, np.empty((5, 3), np.float32), 0, 5)
+    with pytest.raises(ValueError, match=r"dense_weight_grad out must be a C-contiguous float32 array of shape \(5, 3\)"):
+        kernels.dense_weight_grad(W, xT, np.empty((5, 4), np.float32), 0, 5)
+    with pytest.raises(ValueError, match=r"dense_weight_grad: rows lo..hi-1 must lie in 0..4, got lo=2, hi=6"):
+        kernels.dense_weight_grad(W, xT, np.empty((5, 3), np.float32), 2, 6)

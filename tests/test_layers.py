@@ -95,6 +95,29 @@ def test_conv2d_winograd_takes_a_float64_dout_into_float32_weights(n, n_threads)
         np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("n_threads", [1, 2])
+@pytest.mark.parametrize("batch", [1, 16, 33])
+@pytest.mark.parametrize("dout_dtype", [np.float32, np.float64])
+def test_dense_float32_agrees_with_float64(batch, n_threads, dout_dtype):
+    """Batches on both sides of kernels.DENSE_MIN_BATCH (the compiled fully connected GEMMs,
+    where this CPU runs them), a float64 dout into float32 weights included: out, dx, dW and db
+    within 1e-5 of the float64 layer's."""
+    rng = np.random.default_rng(batch)
+    x = rng.standard_normal((batch, 70))
+    dout = rng.standard_normal((batch, 37))
+    results = []
+    for dtype in (np.float64, np.float32):
+        layer = Dense(70, 37, rng=0, dtype=dtype)
+        layer.params["b"][...] = np.linspace(-1, 1, 37)
+        with tinycnn.threads(n_threads):
+            out = layer.forward(x.astype(dtype), training=True)
+            dx = layer.backward(dout.astype(dout_dtype if dtype == np.float32 else np.float64))
+        results.append((out, dx, layer.grads["W"], layer.grads["b"]))
+    for ref, got in zip(*results):
+        assert got.dtype == np.float32
+        np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-5 * np.abs(ref).max())
+
+
 def test_winograd_reuses_its_weight_transform_outside_training_only_while_the_weights_are_unchanged():
     rng = np.random.default_rng(0)
     layer = Conv2D(3, 4, 3, padding=1, rng=1)

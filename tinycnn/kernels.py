@@ -10,8 +10,13 @@ The compiled kernels exist in two builds of the same source on x86-64 (setup.py)
 baseline one (SSE2) and ``tinycnn._avx2``, which is loaded when the CPU has AVX2 (as NumPy
 detects it). Both round alike; ``instruction_set()`` says which one runs.
 
-Both sets share one signature per kernel; see ``_im2col_numpy``, ``_pool_numpy``, ``_relu_numpy``,
-``_sgd_numpy`` and ``_winograd_numpy``.
+The fully connected layer's float32 GEMMs at batch >= DENSE_MIN_BATCH have a compiled kernel
+of their own, ``tinycnn._dense`` (AVX-512 and FMA), loaded with the AVX2 build on a CPU that
+has AVX-512F and FMA; elsewhere (and below that batch) its NumPy reference runs, one
+np.matmul each. ``dense_kernels()`` says which.
+
+Both sets share one signature per kernel; see ``_dense_numpy``, ``_im2col_numpy``,
+``_pool_numpy``, ``_relu_numpy``, ``_sgd_numpy`` and ``_winograd_numpy``.
 """
 import importlib
 import os
@@ -19,22 +24,33 @@ import warnings
 
 import numpy as np
 
-from . import _im2col_numpy, _pool_numpy, _relu_numpy, _sgd_numpy, _winograd_numpy
+from . import _dense_numpy, _im2col_numpy, _pool_numpy, _relu_numpy, _sgd_numpy, _winograd_numpy
 
 _CHOICES = ("auto", "cython", "cython-baseline", "numpy")
 _NAMES = ("_im2col", "_pool", "_relu", "_sgd", "_winograd")
 
 
-def cpu_has_avx2():
-    """True if NumPy found AVX2 on this CPU (and the OS enabled it); False if this NumPy does
-    not say (its CPU feature table is not public API), and then the baseline build runs."""
+def _cpu_features():
+    """NumPy's table of this CPU's features (those the OS also enabled), or {} if this NumPy
+    does not give it (the table is not public API)."""
     for module in ("numpy._core._multiarray_umath", "numpy.core._multiarray_umath"):   # NumPy 2, 1
         try:
-            features = importlib.import_module(module).__cpu_features__
+            return importlib.import_module(module).__cpu_features__
         except (ImportError, AttributeError):
             continue
-        return bool(features.get("AVX2", False))
-    return False
+    return {}
+
+
+def cpu_has_avx2():
+    """True if NumPy found AVX2 on this CPU; False if not or if NumPy does not say, and then the
+    baseline build runs."""
+    return bool(_cpu_features().get("AVX2", False))
+
+
+def cpu_has_avx512():
+    """True if NumPy found AVX-512F and FMA on this CPU (what tinycnn._dense needs)."""
+    features = _cpu_features()
+    return bool(features.get("AVX512F", False) and features.get("FMA3", False))
 
 
 def _select(choice):
@@ -66,9 +82,33 @@ _BACKEND, _ISA, _im2col_mod, _pool_mod, _relu_mod, _sgd_mod, _winograd_mod = _se
     os.environ.get("TINYCNN_KERNELS", "auto").lower())
 
 
+def _select_dense():
+    """The compiled fully connected GEMMs where they can run (with the AVX2 build, on a CPU with
+    AVX-512F and FMA), else their NumPy reference."""
+    if _ISA == "avx2" and cpu_has_avx512():
+        try:
+            return importlib.import_module("tinycnn._dense")
+        except ImportError:  # not built (not x86-64 when installed)
+            pass
+    return _dense_numpy
+
+
+_dense_mod = _select_dense()
+
+# Below this batch the fully connected GEMMs go to BLAS (the NumPy reference) even where the
+# compiled kernel runs: it computes 32 samples per pass, so at batch 1 it would do 32 times the
+# arithmetic of a matrix-vector product.
+DENSE_MIN_BATCH = 16
+
+
 def backend():
     """Name of the active kernel set: "cython" or "numpy"."""
     return _BACKEND
+
+
+def dense_kernels():
+    """Which fully connected GEMMs run at batch >= DENSE_MIN_BATCH in float32: "avx512" or "numpy"."""
+    return "numpy" if _dense_mod is _dense_numpy else "avx512"
 
 
 def instruction_set():
@@ -81,6 +121,40 @@ def _check_out(name, arr, shape, dtype):
     if arr is not None and (arr.shape != tuple(shape) or arr.dtype != dtype or not arr.flags.c_contiguous):
         raise ValueError(f"{name} must be a C-contiguous {np.dtype(dtype)} array of shape {tuple(shape)}, "
                          f"got {arr.dtype} {arr.shape} (contiguous={arr.flags.c_contiguous})")
+
+
+def _dense_checks(name, A, B, C, lo, hi):
+    """C (M, N) = A (M, K) @ B (K, N) on rows lo..hi-1: shapes, one float dtype, C-contiguous."""
+    for label, arr in (("A", A), ("B", B)):
+        if arr.ndim != 2 or not arr.flags.c_contiguous or arr.dtype not in (np.float32, np.float64):
+            raise ValueError(f"{name}: {label} must be a C-contiguous 2-D float array, got {arr.dtype} {arr.shape} "
+                             f"(contiguous={arr.flags.c_contiguous})")
+    if A.shape[1] != B.shape[0] or A.dtype != B.dtype:
+        raise ValueError(f"{name}: A (M, K) and B (K, N) must agree in K and dtype, got {A.dtype} {A.shape} "
+                         f"and {B.dtype} {B.shape}")
+    _check_out(f"{name} out", C, (A.shape[0], B.shape[1]), A.dtype)
+    if not 0 <= lo <= hi <= A.shape[0]:
+        raise ValueError(f"{name}: rows lo..hi-1 must lie in 0..{A.shape[0] - 1}, got lo={lo}, hi={hi}")
+
+
+def dense_forward(W, xT, outT, lo, hi):
+    """outT[lo:hi] = W[lo:hi] @ xT: the fully connected layer's forward, transposed, for W's rows
+    (output features) lo..hi-1. W: (out, in), xT: (in, N), outT: (out, N), written; one float
+    dtype, C-contiguous. Compiled for float32 at N >= DENSE_MIN_BATCH (dense_kernels())."""
+    _dense_checks("dense_forward", W, xT, outT, lo, hi)
+    mod = _dense_mod if W.dtype == np.float32 and xT.shape[1] >= DENSE_MIN_BATCH else _dense_numpy
+    mod.forward(W, xT, outT, lo, hi)
+    return outT
+
+
+def dense_weight_grad(doutT, x, dW, lo, hi):
+    """dW[lo:hi] = doutT[lo:hi] @ x: the fully connected layer's weight gradient, for the output
+    features lo..hi-1. doutT: (out, N), x: (N, in), dW: (out, in), written; one float dtype,
+    C-contiguous. Compiled for float32 at N >= DENSE_MIN_BATCH (dense_kernels())."""
+    _dense_checks("dense_weight_grad", doutT, x, dW, lo, hi)
+    mod = _dense_mod if x.dtype == np.float32 and x.shape[0] >= DENSE_MIN_BATCH else _dense_numpy
+    mod.weight_grad(doutT, x, dW, lo, hi)
+    return dW
 
 
 def im2col(x, kh, kw, sh, sw, ph, pw, out=None):

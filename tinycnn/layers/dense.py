@@ -1,6 +1,7 @@
 """Fully connected layer: out = x @ W.T + b, W stored (out_features, in_features) as in PyTorch."""
 import numpy as np
 
+from .. import kernels
 from ..parallel import WEIGHT_READ_WORK, grain, parallel_for
 from .base import Layer, check_positive, init_weights
 
@@ -12,6 +13,9 @@ class Dense(Layer):
     params["W"]: (out_features, in_features), params["b"]: (out_features,). init: "he-normal"
     (default) or "glorot-uniform" (layers.base.init_weights); bias 0.
     Backward: dW = dout.T @ x, db = dout.sum(0), dx = dout @ W.
+    The forward and dW GEMMs run in kernels.dense_forward and dense_weight_grad (each one
+    np.matmul in _dense_numpy; compiled with AVX-512 for float32 at batch >= 16, where the CPU
+    has it: kernels.dense_kernels()).
 
     Why (out, in): each output feature's weights are one contiguous row, which the GEMMs read
     faster than the (in, out) layout this layer had before, at 6272 -> 1024 and batch 32 on one
@@ -53,10 +57,11 @@ class Dense(Layer):
         # batch 1 a GEMV, the dot-product form). Each thread writes rows of outT; writing its
         # block of out directly would be a strided write, slower (6272 -> 1024 at batch 32, half
         # of W, one BLAS thread: 4.1-5.3 vs 3.6-3.8 ms, measured). One pass then adds b.
+        xT = np.ascontiguousarray(x.T)                 # (in_features, N)
         outT = np.empty((self.out_features, N), dtype=x.dtype)    # (out_features, N)
 
         def features(lo, hi):                          # output features lo..hi-1, one thread
-            np.matmul(W[lo:hi], x.T, out=outT[lo:hi])
+            kernels.dense_forward(W, xT, outT, lo, hi)          # outT[lo:hi] = W[lo:hi] @ x.T
         # per output feature: N * in multiply-adds, or at small N the weights it reads
         parallel_for(self.out_features, features, grain=grain(max(N, WEIGHT_READ_WORK) * self.in_features))
         out = np.empty((N, self.out_features), dtype=x.dtype)
@@ -66,15 +71,16 @@ class Dense(Layer):
 
     def backward(self, dout, need_dx=True):
         """dout: (N, out_features) -> dx: (N, in_features) (None if not need_dx)."""
-        x = self._cached(self.x, "the input")
+        x = np.ascontiguousarray(self._cached(self.x, "the input"))
         W = self.params["W"]
         dW = self.grad_buffer("W") if self.trainable else None
         dx = np.empty(x.shape, dtype=x.dtype) if need_dx else None
         I, O = self.in_features, self.out_features
+        doutT = np.ascontiguousarray(dout.T, dtype=x.dtype) if dW is not None else None   # (out_features, N)
 
         def share(lo, hi):                             # one thread's share lo/O..hi/O of the work:
             if dW is not None:                         # dW's rows (output features) lo..hi-1
-                np.matmul(dout[:, lo:hi].T, x, out=dW[lo:hi])           # dW = dout.T @ x
+                kernels.dense_weight_grad(doutT, x, dW, lo, hi)         # dW = dout.T @ x
             if dx is not None:                         # dx's columns (input features), same share
                 i0, i1 = lo * I // O, hi * I // O
                 np.matmul(dout, W[:, i0:i1], out=dx[:, i0:i1])          # dx = dout @ W
