@@ -32,12 +32,12 @@ def count_macs():
     the stack, or a stack of GEMVs; a @ b would not be counted), and of the GEMMs inside the
     convolution and fully connected kernels, compiled or NumPy (per image, im2col: [W b] @ [col; 1]
     forward, [col; 1] @ dout.T and W.T @ dout backward; Winograd: 16 GEMMs (F, C) @ (C, T) forward
-    and dx, (F, T) @ (T, C) dW; Dense: W @ x.T forward, dout.T @ x dW). A kernel's own
+    and dx, (F, T) @ (T, C) dW; Dense: W @ x.T forward, dout.T @ x dW, dout @ W dx). A kernel's own
     np.matmul calls (its NumPy reference) are not counted again."""
     counter, real = SimpleNamespace(macs=0, calls=0), np.matmul
     real_forward, real_backward = kernels.im2col_conv_forward, kernels.im2col_conv_backward
     real_winograd, real_products = kernels.winograd_conv_forward, kernels.winograd_weight_products
-    real_dense_forward, real_dense_grad = kernels.dense_forward, kernels.dense_weight_grad
+    real_dense_forward, real_dense_grad, real_dense_dx = kernels.dense_forward, kernels.dense_weight_grad, kernels.dense_input_grad
 
     def uncounted(kernel, *args):                           # a kernel counted whole, not its matmuls
         np.matmul = real
@@ -93,17 +93,22 @@ def count_macs():
         counter.calls += 1
         return uncounted(real_dense_grad, doutT, x, dW, lo, hi)
 
+    def dense_input_grad(dout, W, dx, lo, hi):
+        counter.macs += dout.shape[0] * dout.shape[1] * (hi - lo)  # dout @ W[:, lo:hi]
+        counter.calls += 1
+        return uncounted(real_dense_dx, dout, W, dx, lo, hi)
+
     np.matmul = counting
     kernels.im2col_conv_forward, kernels.im2col_conv_backward = forward, backward
     kernels.winograd_conv_forward, kernels.winograd_weight_products = winograd, products
-    kernels.dense_forward, kernels.dense_weight_grad = dense_forward, dense_weight_grad
+    kernels.dense_forward, kernels.dense_weight_grad, kernels.dense_input_grad = dense_forward, dense_weight_grad, dense_input_grad
     try:
         yield counter
     finally:
         np.matmul = real
         kernels.im2col_conv_forward, kernels.im2col_conv_backward = real_forward, real_backward
         kernels.winograd_conv_forward, kernels.winograd_weight_products = real_winograd, real_products
-        kernels.dense_forward, kernels.dense_weight_grad = real_dense_forward, real_dense_grad
+        kernels.dense_forward, kernels.dense_weight_grad, kernels.dense_input_grad = real_dense_forward, real_dense_grad, real_dense_dx
 
 
 def tiny_net():

@@ -786,33 +786,35 @@ def _dense_compiled():
 
 @settings(max_examples=80, deadline=None)
 @given(M=st.integers(1, 21), K=st.integers(0, 40), N=st.one_of(st.integers(1, 150), st.sampled_from([16, 64, 144])),
-       span=st.tuples(st.integers(0, 21), st.integers(0, 21)), offset=st.integers(0, 15), seed=seeds)
+       span=st.tuples(st.integers(0, 150), st.integers(0, 150)), offset=st.integers(0, 15), seed=seeds)
 def test_dense_kernels_compiled_match_reference(M, K, N, span, offset, seed):
-    """tinycnn._dense's forward (outT = W @ xT) and weight_grad (dW = doutT @ x) agree with their
-    NumPy twins (float64 products) for shapes inside and across its blocks (8 and 4 rows, 32
-    samples, 64 columns), any chunk of rows lo..hi-1, and dW's rows at any alignment (offset
-    floats into a buffer: the streaming stores need 64-byte boundaries); nothing else is written."""
+    """tinycnn._dense's forward (outT = W @ xT) and weight_grad (dW = doutT @ x) on rows lo..hi-1,
+    and input_grad (dx = dout @ W) on columns lo..hi-1, agree with their NumPy twins and with
+    float64 products, for shapes inside and across its blocks (8 and 4 rows, 32 samples, 64
+    columns) and C at any alignment (offset floats into a buffer: dW's streaming stores need
+    64-byte boundaries); nothing outside the chunk is written."""
     compiled = _dense_compiled()
-    lo, hi = sorted(min(v, M) for v in span)
     rng = np.random.default_rng(seed)
-    A = rng.standard_normal((M, K)).astype(np.float32)         # W, or dout.T
-    B = rng.standard_normal((K, N)).astype(np.float32)         # x.T, or x
+    A = rng.standard_normal((M, K)).astype(np.float32)         # W, doutT, or dout
+    B = rng.standard_normal((K, N)).astype(np.float32)         # xT, x, or W
     ref = A.astype(np.float64) @ B.astype(np.float64)
-    for kernel in (compiled.forward, compiled.weight_grad):
+    for name, axis in (("forward", 0), ("weight_grad", 0), ("input_grad", 1)):
+        lo, hi = sorted(min(v, (M, N)[axis]) for v in span)
+        chunk = np.s_[lo:hi] if axis == 0 else np.s_[:, lo:hi]
         buf = np.full(M * N + 16, 7, np.float32)
         C = buf[offset:offset + M * N].reshape(M, N)
-        kernel(A, B, C, lo, hi)
-        np.testing.assert_allclose(C[lo:hi], ref[lo:hi], rtol=1e-5, atol=1e-5 * max(1, K))
-        assert (np.delete(C, np.s_[lo:hi], axis=0) == 7).all()
+        getattr(compiled, name)(A, B, C, lo, hi)
+        np.testing.assert_allclose(C[chunk], ref[chunk], rtol=1e-5, atol=1e-5 * max(1, K))
+        assert (np.delete(C, np.s_[lo:hi], axis=axis) == 7).all()
         assert (buf[:offset] == 7).all() and (buf[offset + M * N:] == 7).all()
         reference = np.full((M, N), 7, np.float32)
-        getattr(_dense_numpy, kernel.__name__)(A, B, reference, lo, hi)
+        getattr(_dense_numpy, name)(A, B, reference, lo, hi)
         np.testing.assert_allclose(C, reference, rtol=1e-5, atol=1e-5 * max(1, K))
 
 
 def test_dense_kernels_route_by_batch_and_reject_wrong_arrays():
-    """The compiled GEMMs from DENSE_MIN_BATCH up (float32), the NumPy reference below; each
-    wrapper checks its arrays."""
+    """The compiled GEMMs from DENSE_MIN_BATCH up (float32), the NumPy reference below, on row
+    (forward, dW) or column (dx) chunks; each wrapper checks its arrays."""
     rng = np.random.default_rng(0)
     W = rng.standard_normal((5, 7)).astype(np.float32)
     for batch in (1, kernels.DENSE_MIN_BATCH - 1, kernels.DENSE_MIN_BATCH, 40):
@@ -822,6 +824,8 @@ def test_dense_kernels_route_by_batch_and_reject_wrong_arrays():
         dout_T = rng.standard_normal((5, batch)).astype(np.float32)
         dW = kernels.dense_weight_grad(dout_T, xT.T.copy(), np.empty((5, 7), np.float32), 1, 4)
         np.testing.assert_allclose(dW[1:4], dout_T[1:4] @ xT.T, rtol=1e-5, atol=1e-5)
+        dx = kernels.dense_input_grad(dout_T.T.copy(), W, np.empty((batch, 7), np.float32), 2, 6)
+        np.testing.assert_allclose(dx[:, 2:6], dout_T.T @ W[:, 2:6], rtol=1e-5, atol=1e-5)
     xT = np.zeros((7, 3), np.float32)
     with pytest.raises(ValueError, match=r"dense_forward: A \(M, K\) and B \(K, N\) must agree in K and dtype, "
                                          r"got float32 \(5, 7\) and float64 \(7, 3\)"):
@@ -832,3 +836,5 @@ def test_dense_kernels_route_by_batch_and_reject_wrong_arrays():
         kernels.dense_weight_grad(W, xT, np.empty((5, 4), np.float32), 0, 5)
     with pytest.raises(ValueError, match=r"dense_weight_grad: rows lo..hi-1 must lie in 0..4, got lo=2, hi=6"):
         kernels.dense_weight_grad(W, xT, np.empty((5, 3), np.float32), 2, 6)
+    with pytest.raises(ValueError, match=r"dense_input_grad: columns lo..hi-1 must lie in 0..2, got lo=0, hi=4"):
+        kernels.dense_input_grad(W, xT, np.empty((5, 3), np.float32), 0, 4)

@@ -7,10 +7,11 @@
 # products, so C (6.4M weights) crosses memory three times. Here the batch side sits in
 # registers: the forward keeps 8 rows of W times 32 samples of accumulators and reads each
 # weight once; dW keeps a 4 x 64 tile of C over all K and writes it once, with streaming
-# stores. 6272 -> 1024 at batch 32, one thread, against OpenBLAS's SkylakeX kernel (ms,
-# medians): forward 2.8 vs 4.2 in cache, 3.2 vs 4.7 after a 64 MB sweep; dW 2.7-3.0 vs 3.5-3.9
-# (measured). dx = dout @ W stays with BLAS: W's columns would be read with a 25 KB stride,
-# and that was slower (4.4-5.4 vs 4.4 ms, 7.0-8.3 vs 6.2-7.0 cold).
+# stores; dx keeps a 4 x 64 tile of dx over all of W's rows, read from a packed 64-column
+# panel of W. 6272 -> 1024 at batch 32, one thread, against OpenBLAS's SkylakeX kernel (ms,
+# medians): forward 2.8 vs 4.2 in cache, 3.2 vs 4.7 after a 64 MB sweep; dW 2.7-3.0 vs 3.5-3.9;
+# dx 3.9 vs 4.3 in cache, 4.2-4.5 vs 5.4-5.7 after the sweep (measured). Unpacked, dx read
+# W's panel with a 25 KB stride: 5.1-5.4 ms in cache.
 
 cdef extern from "immintrin.h" nogil:
     ctypedef struct __m512:
@@ -188,4 +189,71 @@ def weight_grad(const float[:, ::1] doutT, const float[:, ::1] x, float[:, ::1] 
                 _grad_tile1x16(&doutT[o, 0], K, &x[0, i], N, &dW[o, i], _lanes(N - i))
         if stream:
             _mm_sfence()                                 # the streamed stores are visible after this
+    free(panel)
+
+
+# --- input gradient: dx (N, M) = dout (N, K) @ W (K, M) --------------------------------------
+
+cdef void _input_tile(const float* dout, Py_ssize_t K, const float* panel, Py_ssize_t rows,
+                      float* dx, Py_ssize_t lddx, Py_ssize_t width) noexcept nogil:
+    """dx[r, 0:width] = sum_k dout[r*K + k] * panel[k*64 + 0:width] for r < rows (1 to 4),
+    width <= 64; panel: a (K, 64) block, zero past width."""
+    cdef __m512 acc[16]
+    cdef __m512 b0, b1, b2, b3, s
+    cdef Py_ssize_t k, r, j
+    for j in range(16):
+        acc[j] = _mm512_setzero_ps()
+    if rows == 4:
+        for k in range(K):
+            b0 = _mm512_loadu_ps(panel + k * 64)
+            b1 = _mm512_loadu_ps(panel + k * 64 + 16)
+            b2 = _mm512_loadu_ps(panel + k * 64 + 32)
+            b3 = _mm512_loadu_ps(panel + k * 64 + 48)
+            for r in range(4):
+                s = _mm512_set1_ps(dout[r * K + k])
+                acc[4 * r] = _mm512_fmadd_ps(s, b0, acc[4 * r])
+                acc[4 * r + 1] = _mm512_fmadd_ps(s, b1, acc[4 * r + 1])
+                acc[4 * r + 2] = _mm512_fmadd_ps(s, b2, acc[4 * r + 2])
+                acc[4 * r + 3] = _mm512_fmadd_ps(s, b3, acc[4 * r + 3])
+    else:
+        for k in range(K):
+            s = _mm512_set1_ps(dout[k])
+            acc[0] = _mm512_fmadd_ps(s, _mm512_loadu_ps(panel + k * 64), acc[0])
+            acc[1] = _mm512_fmadd_ps(s, _mm512_loadu_ps(panel + k * 64 + 16), acc[1])
+            acc[2] = _mm512_fmadd_ps(s, _mm512_loadu_ps(panel + k * 64 + 32), acc[2])
+            acc[3] = _mm512_fmadd_ps(s, _mm512_loadu_ps(panel + k * 64 + 48), acc[3])
+    for r in range(rows):
+        for j in range(4):
+            _mm512_mask_storeu_ps(dx + r * lddx + 16 * j, _lanes(width - 16 * j), acc[4 * r + j])
+
+
+def input_grad(const float[:, ::1] dout, const float[:, ::1] W, float[:, ::1] dx, Py_ssize_t lo, Py_ssize_t hi):
+    """dx[:, lo:hi] = dout @ W[:, lo:hi]. dout: (N, K), W: (K, M), dx: (N, M), float32, C-contiguous.
+
+    Per panel of 64 columns: W's panel copied to a contiguous (K, 64) block (zero past hi),
+    then samples 4 at a time (the last group 1 at a time)."""
+    cdef Py_ssize_t N = dout.shape[0], K = dout.shape[1], M = W.shape[1], i, k, j, n, width
+    cdef float* panel
+    if hi <= lo or N == 0:
+        return
+    if K == 0:
+        dx[:, lo:hi] = 0
+        return
+    panel = <float*> malloc(K * 64 * sizeof(float))
+    if panel == NULL:
+        raise MemoryError()
+    with nogil:
+        for i in range(lo, hi, 64):
+            width = min(64, hi - i)
+            for k in range(K):
+                for j in range(4):
+                    _mm512_storeu_ps(panel + k * 64 + 16 * j,
+                                     _mm512_maskz_loadu_ps(_lanes(width - 16 * j), &W[k, i] + 16 * j))
+            n = 0
+            while n + 4 <= N:
+                _input_tile(&dout[n, 0], K, panel, 4, &dx[n, i], M, width)
+                n += 4
+            while n < N:
+                _input_tile(&dout[n, 0], K, panel, 1, &dx[n, i], M, width)
+                n += 1
     free(panel)

@@ -107,7 +107,8 @@ def backend():
 
 
 def dense_kernels():
-    """Which fully connected GEMMs run at batch >= DENSE_MIN_BATCH in float32: "avx512" or "numpy"."""
+    """Which fully connected GEMMs (forward, dW, dx) run at batch >= DENSE_MIN_BATCH in float32:
+    "avx512" or "numpy"."""
     return "numpy" if _dense_mod is _dense_numpy else "avx512"
 
 
@@ -123,8 +124,9 @@ def _check_out(name, arr, shape, dtype):
                          f"got {arr.dtype} {arr.shape} (contiguous={arr.flags.c_contiguous})")
 
 
-def _dense_checks(name, A, B, C, lo, hi):
-    """C (M, N) = A (M, K) @ B (K, N) on rows lo..hi-1: shapes, one float dtype, C-contiguous."""
+def _dense_checks(name, A, B, C, lo, hi, axis=0):
+    """C (M, N) = A (M, K) @ B (K, N) on C's rows lo..hi-1 (axis 0) or columns (axis 1): shapes,
+    one float dtype, C-contiguous."""
     for label, arr in (("A", A), ("B", B)):
         if arr.ndim != 2 or not arr.flags.c_contiguous or arr.dtype not in (np.float32, np.float64):
             raise ValueError(f"{name}: {label} must be a C-contiguous 2-D float array, got {arr.dtype} {arr.shape} "
@@ -133,8 +135,9 @@ def _dense_checks(name, A, B, C, lo, hi):
         raise ValueError(f"{name}: A (M, K) and B (K, N) must agree in K and dtype, got {A.dtype} {A.shape} "
                          f"and {B.dtype} {B.shape}")
     _check_out(f"{name} out", C, (A.shape[0], B.shape[1]), A.dtype)
-    if not 0 <= lo <= hi <= A.shape[0]:
-        raise ValueError(f"{name}: rows lo..hi-1 must lie in 0..{A.shape[0] - 1}, got lo={lo}, hi={hi}")
+    if not 0 <= lo <= hi <= C.shape[axis]:
+        raise ValueError(f"{name}: {('rows', 'columns')[axis]} lo..hi-1 must lie in 0..{C.shape[axis] - 1}, "
+                         f"got lo={lo}, hi={hi}")
 
 
 def dense_forward(W, xT, outT, lo, hi):
@@ -155,6 +158,16 @@ def dense_weight_grad(doutT, x, dW, lo, hi):
     mod = _dense_mod if x.dtype == np.float32 and x.shape[0] >= DENSE_MIN_BATCH else _dense_numpy
     mod.weight_grad(doutT, x, dW, lo, hi)
     return dW
+
+
+def dense_input_grad(dout, W, dx, lo, hi):
+    """dx[:, lo:hi] = dout @ W[:, lo:hi]: the fully connected layer's input gradient, for the input
+    features lo..hi-1. dout: (N, out), W: (out, in), dx: (N, in), written; one float dtype,
+    C-contiguous. Compiled for float32 at N >= DENSE_MIN_BATCH (dense_kernels())."""
+    _dense_checks("dense_input_grad", dout, W, dx, lo, hi, axis=1)
+    mod = _dense_mod if W.dtype == np.float32 and dout.shape[0] >= DENSE_MIN_BATCH else _dense_numpy
+    mod.input_grad(dout, W, dx, lo, hi)
+    return dx
 
 
 def im2col(x, kh, kw, sh, sw, ph, pw, out=None):

@@ -13,9 +13,9 @@ class Dense(Layer):
     params["W"]: (out_features, in_features), params["b"]: (out_features,). init: "he-normal"
     (default) or "glorot-uniform" (layers.base.init_weights); bias 0.
     Backward: dW = dout.T @ x, db = dout.sum(0), dx = dout @ W.
-    The forward and dW GEMMs run in kernels.dense_forward and dense_weight_grad (each one
-    np.matmul in _dense_numpy; compiled with AVX-512 for float32 at batch >= 16, where the CPU
-    has it: kernels.dense_kernels()).
+    The three GEMMs run in kernels.dense_forward, dense_weight_grad and dense_input_grad (each
+    one np.matmul in _dense_numpy; compiled with AVX-512 for float32 at batch >= 16, where the
+    CPU has it: kernels.dense_kernels()).
 
     Why (out, in): each output feature's weights are one contiguous row, which the GEMMs read
     faster than the (in, out) layout this layer had before, at 6272 -> 1024 and batch 32 on one
@@ -76,14 +76,14 @@ class Dense(Layer):
         dW = self.grad_buffer("W") if self.trainable else None
         dx = np.empty(x.shape, dtype=x.dtype) if need_dx else None
         I, O = self.in_features, self.out_features
-        doutT = np.ascontiguousarray(dout.T, dtype=x.dtype) if dW is not None else None   # (out_features, N)
+        dout = np.ascontiguousarray(dout, dtype=x.dtype)                  # (N, out_features)
+        doutT = np.ascontiguousarray(dout.T) if dW is not None else None   # (out_features, N)
 
         def share(lo, hi):                             # one thread's share lo/O..hi/O of the work:
             if dW is not None:                         # dW's rows (output features) lo..hi-1
                 kernels.dense_weight_grad(doutT, x, dW, lo, hi)         # dW = dout.T @ x
             if dx is not None:                         # dx's columns (input features), same share
-                i0, i1 = lo * I // O, hi * I // O
-                np.matmul(dout, W[:, i0:i1], out=dx[:, i0:i1])          # dx = dout @ W
+                kernels.dense_input_grad(dout, W, dx, lo * I // O, hi * I // O)   # dx = dout @ W
         parallel_for(O, share, grain=grain(2 * x.shape[0] * I))
         if dW is not None:
             np.sum(dout, axis=0, out=self.grad_buffer("b"))             # db = dout.sum(0)
