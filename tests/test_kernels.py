@@ -813,9 +813,14 @@ def test_dense_kernels_compiled_match_reference(M, K, N, span, offset, seed):
 
 
 def test_dense_kernels_route_by_batch_and_reject_wrong_arrays():
-    """The compiled GEMMs from DENSE_MIN_BATCH up (float32), the NumPy reference below, on row
-    (forward, dW) or column (dx) chunks; each wrapper checks its arrays."""
+    """The compiled GEMMs from DENSE_MIN_BATCH up (float32) and the batch-1 forward of a large W,
+    the NumPy reference otherwise, on row (forward, dW) or column (dx) chunks; each wrapper
+    checks its arrays."""
     rng = np.random.default_rng(0)
+    big = rng.standard_normal((kernels.DENSE_GEMV_MIN_WEIGHTS // 512, 512)).astype(np.float32)
+    x1 = rng.standard_normal((512, 1)).astype(np.float32)
+    out = kernels.dense_forward(big, x1, np.empty((big.shape[0], 1), np.float32), 0, big.shape[0])
+    np.testing.assert_allclose(out, big.astype(np.float64) @ x1, rtol=1e-4, atol=1e-4)
     W = rng.standard_normal((5, 7)).astype(np.float32)
     for batch in (1, kernels.DENSE_MIN_BATCH - 1, kernels.DENSE_MIN_BATCH, 40):
         xT = rng.standard_normal((7, batch)).astype(np.float32)

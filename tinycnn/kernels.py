@@ -10,10 +10,10 @@ The compiled kernels exist in two builds of the same source on x86-64 (setup.py)
 baseline one (SSE2) and ``tinycnn._avx2``, which is loaded when the CPU has AVX2 (as NumPy
 detects it). Both round alike; ``instruction_set()`` says which one runs.
 
-The fully connected layer's float32 GEMMs at batch >= DENSE_MIN_BATCH have a compiled kernel
-of their own, ``tinycnn._dense`` (AVX-512 and FMA), loaded with the AVX2 build on a CPU that
-has AVX-512F and FMA; elsewhere (and below that batch) its NumPy reference runs, one
-np.matmul each. ``dense_kernels()`` says which.
+The fully connected layer's float32 GEMMs at batch >= DENSE_MIN_BATCH (and its forward at
+batch 1) have compiled kernels of their own, ``tinycnn._dense`` (AVX-512 and FMA), loaded with
+the AVX2 build on a CPU that has AVX-512F and FMA; elsewhere (and at other batches) their
+NumPy reference runs, one np.matmul each. ``dense_kernels()`` says which.
 
 Both sets share one signature per kernel; see ``_dense_numpy``, ``_im2col_numpy``,
 ``_pool_numpy``, ``_relu_numpy``, ``_sgd_numpy`` and ``_winograd_numpy``.
@@ -96,9 +96,14 @@ def _select_dense():
 _dense_mod = _select_dense()
 
 # Below this batch the fully connected GEMMs go to BLAS (the NumPy reference) even where the
-# compiled kernel runs: it computes 32 samples per pass, so at batch 1 it would do 32 times the
-# arithmetic of a matrix-vector product.
+# compiled kernels run: they compute 32 samples per pass, and at batch 16 that already wastes
+# half of it (the forward then only matched BLAS). The forward at batch 1 has a
+# matrix-vector kernel of its own, for weight matrices from DENSE_GEMV_MIN_WEIGHTS entries: it
+# reads W faster than BLAS where W comes from memory (batch-1 forward, 1 and 2 threads:
+# CloudCNN 1.06-1.08x, EdgeCNN-3 1.03x), but with it the laptop EdgeCNN-3 (1568 -> 256, in
+# cache) ran 0.93-0.95x (measured).
 DENSE_MIN_BATCH = 16
+DENSE_GEMV_MIN_WEIGHTS = 1 << 20
 
 
 def backend():
@@ -143,9 +148,12 @@ def _dense_checks(name, A, B, C, lo, hi, axis=0):
 def dense_forward(W, xT, outT, lo, hi):
     """outT[lo:hi] = W[lo:hi] @ xT: the fully connected layer's forward, transposed, for W's rows
     (output features) lo..hi-1. W: (out, in), xT: (in, N), outT: (out, N), written; one float
-    dtype, C-contiguous. Compiled for float32 at N >= DENSE_MIN_BATCH (dense_kernels())."""
+    dtype, C-contiguous. Compiled for float32 at N >= DENSE_MIN_BATCH, and at N = 1 (a
+    matrix-vector product) for W of DENSE_GEMV_MIN_WEIGHTS or more (dense_kernels())."""
     _dense_checks("dense_forward", W, xT, outT, lo, hi)
-    mod = _dense_mod if W.dtype == np.float32 and xT.shape[1] >= DENSE_MIN_BATCH else _dense_numpy
+    N = xT.shape[1]
+    compiled = N >= DENSE_MIN_BATCH or (N == 1 and W.size >= DENSE_GEMV_MIN_WEIGHTS)
+    mod = _dense_mod if W.dtype == np.float32 and compiled else _dense_numpy
     mod.forward(W, xT, outT, lo, hi)
     return outT
 
