@@ -50,6 +50,17 @@ def cy_pool(build):
 def test_compiled_backend_is_active_when_required():
     assert tinycnn.backend() == "cython", (
         f"TINYCNN_REQUIRE_COMPILED=1 but tinycnn.backend() is {tinycnn.backend()!r}")
+    if kernels.instruction_set() == "avx2" and kernels.cpu_has_avx512():
+        assert kernels.dense_kernels() == "avx512", (
+            "TINYCNN_REQUIRE_COMPILED=1 and this CPU has AVX-512F and FMA, but tinycnn._dense did not load")
+
+
+def test_dense_kernels_follow_the_cpu_and_the_build():
+    """The AVX-512 Dense kernels run only beside the AVX2 build, on a CPU with AVX-512F and FMA."""
+    expected = "avx512" if kernels.instruction_set() == "avx2" and kernels.cpu_has_avx512() else "numpy"
+    if expected == "avx512" and importlib.util.find_spec("tinycnn._dense") is None:
+        pytest.skip("tinycnn._dense is not built here")
+    assert kernels.dense_kernels() == expected
 
 
 def test_backend_is_one_of_the_known_names():
