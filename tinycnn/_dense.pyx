@@ -147,56 +147,94 @@ def forward(const float[:, ::1] W, const float[:, ::1] xT, float[:, ::1] outT, P
                     o += 1
 
 
-# --- weight gradient: dW (M, N) = doutT (M, K) @ x (K, N) ------------------------------------
+# --- the backward GEMMs: a 4 x 64 tile of C = A @ B over all of K -----------------------------
+#
+# dW = doutT @ x and dx = dout @ W have the same inner block: rows of A with K contiguous, times
+# a (K, 64) panel of B, packed to a contiguous block first (zero past the panel's last column).
 
-cdef void _grad_tile4x64(const float* a, Py_ssize_t K, const float* x, Py_ssize_t ldx,
-                         float* c, Py_ssize_t ldc, bint stream) noexcept nogil:
-    """c[r, 0:64] = sum_k a[r*K + k] * x[k*ldx + 0:64] for r < 4; stream: 64-byte aligned rows of
-    c, written with streaming stores (they bypass the cache: c is written once, read later)."""
-    cdef __m512 acc[16]
-    cdef __m512 b0, b1, b2, b3, s
-    cdef Py_ssize_t k, r, j
-    for j in range(16):
-        acc[j] = _mm512_setzero_ps()
+cdef void _pack(const float* b, Py_ssize_t K, Py_ssize_t ldb, float* panel, Py_ssize_t width) noexcept nogil:
+    """panel (K, 64) = b[k*ldb + 0:width] for each k, zero past width (only those are read)."""
+    cdef Py_ssize_t k, j
     for k in range(K):
-        b0 = _mm512_loadu_ps(x + k * ldx)
-        b1 = _mm512_loadu_ps(x + k * ldx + 16)
-        b2 = _mm512_loadu_ps(x + k * ldx + 32)
-        b3 = _mm512_loadu_ps(x + k * ldx + 48)
-        for r in range(4):
-            s = _mm512_set1_ps(a[r * K + k])
-            acc[4 * r] = _mm512_fmadd_ps(s, b0, acc[4 * r])
-            acc[4 * r + 1] = _mm512_fmadd_ps(s, b1, acc[4 * r + 1])
-            acc[4 * r + 2] = _mm512_fmadd_ps(s, b2, acc[4 * r + 2])
-            acc[4 * r + 3] = _mm512_fmadd_ps(s, b3, acc[4 * r + 3])
-    for r in range(4):
         for j in range(4):
-            if stream:
-                _mm512_stream_ps(c + r * ldc + 16 * j, acc[4 * r + j])
-            else:
-                _mm512_storeu_ps(c + r * ldc + 16 * j, acc[4 * r + j])
+            _mm512_storeu_ps(panel + k * 64 + 16 * j, _mm512_maskz_loadu_ps(_lanes(width - 16 * j), b + k * ldb + 16 * j))
 
 
-cdef void _grad_tile1x16(const float* a, Py_ssize_t K, const float* x, Py_ssize_t ldx,
-                         float* c, __mmask16 m) noexcept nogil:
-    """c[0:16] = sum_k a[k] * x[k*ldx + 0:16], lanes m only."""
-    cdef __m512 acc = _mm512_setzero_ps()
+cdef void _tile1(const float* a, Py_ssize_t K, const float* panel, float* c, Py_ssize_t width) noexcept nogil:
+    """One row: c[0:width] = sum_k a[k] * panel[k*64 + 0:width], width <= 64."""
+    cdef __m512 acc0 = _mm512_setzero_ps()
+    cdef __m512 acc1 = _mm512_setzero_ps()
+    cdef __m512 acc2 = _mm512_setzero_ps()
+    cdef __m512 acc3 = _mm512_setzero_ps()
+    cdef __m512 s
     cdef Py_ssize_t k
     for k in range(K):
-        acc = _mm512_fmadd_ps(_mm512_set1_ps(a[k]), _mm512_maskz_loadu_ps(m, x + k * ldx), acc)
-    _mm512_mask_storeu_ps(c, m, acc)
+        s = _mm512_set1_ps(a[k])
+        acc0 = _mm512_fmadd_ps(s, _mm512_loadu_ps(panel + k * 64), acc0)
+        acc1 = _mm512_fmadd_ps(s, _mm512_loadu_ps(panel + k * 64 + 16), acc1)
+        acc2 = _mm512_fmadd_ps(s, _mm512_loadu_ps(panel + k * 64 + 32), acc2)
+        acc3 = _mm512_fmadd_ps(s, _mm512_loadu_ps(panel + k * 64 + 48), acc3)
+    _mm512_mask_storeu_ps(c, _lanes(width), acc0)
+    _mm512_mask_storeu_ps(c + 16, _lanes(width - 16), acc1)
+    _mm512_mask_storeu_ps(c + 32, _lanes(width - 32), acc2)
+    _mm512_mask_storeu_ps(c + 48, _lanes(width - 48), acc3)
+
+
+cdef void _panel_rows(const float* a, Py_ssize_t K, Py_ssize_t rows, const float* b, Py_ssize_t ldb,
+                      float* panel, float* c, Py_ssize_t ldc, Py_ssize_t width, bint stream) noexcept nogil:
+    """c[r, 0:width] = sum_k a[r*K + k] * b[k*ldb + 0:width] for r < rows, width <= 64: b's
+    columns packed into panel (K, 64), then a 4 x 64 tile of c over all of K, 4 rows at a time
+    (_tile1 for the last rows % 4). stream: width 64 and c's rows 64-byte aligned, the tiles
+    written with streaming stores (they bypass the cache: c is written once here, read later)."""
+    cdef __m512 acc[16]
+    cdef __m512 b0, b1, b2, b3, s
+    cdef __mmask16 m0 = _lanes(width), m1 = _lanes(width - 16), m2 = _lanes(width - 32), m3 = _lanes(width - 48)
+    cdef Py_ssize_t k, r, j, o = 0
+    cdef const float* ao
+    cdef float* co
+    _pack(b, K, ldb, panel, width)
+    while o + 4 <= rows:
+        ao = a + o * K
+        co = c + o * ldc
+        for j in range(16):
+            acc[j] = _mm512_setzero_ps()
+        for k in range(K):
+            b0 = _mm512_loadu_ps(panel + k * 64)
+            b1 = _mm512_loadu_ps(panel + k * 64 + 16)
+            b2 = _mm512_loadu_ps(panel + k * 64 + 32)
+            b3 = _mm512_loadu_ps(panel + k * 64 + 48)
+            for r in range(4):
+                s = _mm512_set1_ps(ao[r * K + k])
+                acc[4 * r] = _mm512_fmadd_ps(s, b0, acc[4 * r])
+                acc[4 * r + 1] = _mm512_fmadd_ps(s, b1, acc[4 * r + 1])
+                acc[4 * r + 2] = _mm512_fmadd_ps(s, b2, acc[4 * r + 2])
+                acc[4 * r + 3] = _mm512_fmadd_ps(s, b3, acc[4 * r + 3])
+        for r in range(4):                               # (spelled out: gcc then keeps acc in registers)
+            if stream:
+                _mm512_stream_ps(co + r * ldc, acc[4 * r])
+                _mm512_stream_ps(co + r * ldc + 16, acc[4 * r + 1])
+                _mm512_stream_ps(co + r * ldc + 32, acc[4 * r + 2])
+                _mm512_stream_ps(co + r * ldc + 48, acc[4 * r + 3])
+            else:
+                _mm512_mask_storeu_ps(co + r * ldc, m0, acc[4 * r])
+                _mm512_mask_storeu_ps(co + r * ldc + 16, m1, acc[4 * r + 1])
+                _mm512_mask_storeu_ps(co + r * ldc + 32, m2, acc[4 * r + 2])
+                _mm512_mask_storeu_ps(co + r * ldc + 48, m3, acc[4 * r + 3])
+        o += 4
+    while o < rows:
+        _tile1(a + o * K, K, panel, c + o * ldc, width)
+        o += 1
 
 
 def weight_grad(const float[:, ::1] doutT, const float[:, ::1] x, float[:, ::1] dW, Py_ssize_t lo, Py_ssize_t hi):
     """dW[lo:hi] = doutT[lo:hi] @ x. doutT: (M, K), x: (K, N), dW: (M, N), float32, C-contiguous.
 
     In panels of 64 columns, from the first column where dW's rows are 64-byte aligned (if
-    every row is: N a multiple of 16): each panel of x is copied to a contiguous (K, 64) block
-    first, then rows 4 at a time. Unpacked, x's rows 100 KB apart (25088 features) fell into
-    two L1 sets and 4 x 64 tiles ran 3 times slower at K = 32 than at K = 16 (measured). The
-    columns before the first panel and after the last, and a last group of fewer than 4 rows,
-    are done 16 columns at a time."""
-    cdef Py_ssize_t K = x.shape[0], N = x.shape[1], o, i, j, k, head, end
+    every row is: N a multiple of 16), streamed; the columns before that panel and after the
+    last full one are stored without streaming. Unpacked, x's rows 100 KB apart (25088
+    features) fell into two L1 sets and the tiles ran 3 times slower at K = 32 than at K = 16
+    (measured)."""
+    cdef Py_ssize_t K = x.shape[0], N = x.shape[1], i, head, end
     cdef bint stream
     cdef float* panel
     if hi <= lo or N == 0:
@@ -210,73 +248,25 @@ def weight_grad(const float[:, ::1] doutT, const float[:, ::1] x, float[:, ::1] 
     with nogil:
         stream = N % 16 == 0
         # floats before dW's first 64-byte boundary in each row (0 to 15); with N % 16 != 0 the
-        # rows are not all aligned alike, and the tiles store without streaming
-        head = ((64 - (<uintptr_t> &dW[lo, 0]) % 64) % 64) // 4 if stream else 0
-        if head > N:
-            head = N
+        # rows are not all aligned alike, and nothing is streamed
+        head = min(<Py_ssize_t> ((64 - (<uintptr_t> &dW[lo, 0]) % 64) % 64) // 4 if stream else 0, N)
         end = head + (N - head) // 64 * 64
+        if head > 0:
+            _panel_rows(&doutT[lo, 0], K, hi - lo, &x[0, 0], N, panel, &dW[lo, 0], N, head, False)
         for i in range(head, end, 64):
-            for k in range(K):
-                memcpy(panel + k * 64, &x[k, i], 64 * sizeof(float))
-            o = lo
-            while o + 4 <= hi:
-                _grad_tile4x64(&doutT[o, 0], K, panel, 64, &dW[o, i], N, stream)
-                o += 4
-            while o < hi:
-                for j in range(0, 64, 16):
-                    _grad_tile1x16(&doutT[o, 0], K, panel + j, 64, &dW[o, i + j], 0xFFFF)
-                o += 1
-        for o in range(lo, hi):                          # the columns outside the panels
-            for i in range(0, head, 16):
-                _grad_tile1x16(&doutT[o, 0], K, &x[0, i], N, &dW[o, i], _lanes(head - i))
-            for i in range(end, N, 16):
-                _grad_tile1x16(&doutT[o, 0], K, &x[0, i], N, &dW[o, i], _lanes(N - i))
+            _panel_rows(&doutT[lo, 0], K, hi - lo, &x[0, i], N, panel, &dW[lo, i], N, 64, stream)
+        for i in range(end, N, 64):
+            _panel_rows(&doutT[lo, 0], K, hi - lo, &x[0, i], N, panel, &dW[lo, i], N, min(64, N - i), False)
         if stream:
             _mm_sfence()                                 # the streamed stores are visible after this
     free(panel)
 
 
-# --- input gradient: dx (N, M) = dout (N, K) @ W (K, M) --------------------------------------
-
-cdef void _input_tile(const float* dout, Py_ssize_t K, const float* panel, Py_ssize_t rows,
-                      float* dx, Py_ssize_t lddx, Py_ssize_t width) noexcept nogil:
-    """dx[r, 0:width] = sum_k dout[r*K + k] * panel[k*64 + 0:width] for r < rows (1 to 4),
-    width <= 64; panel: a (K, 64) block, zero past width."""
-    cdef __m512 acc[16]
-    cdef __m512 b0, b1, b2, b3, s
-    cdef Py_ssize_t k, r, j
-    for j in range(16):
-        acc[j] = _mm512_setzero_ps()
-    if rows == 4:
-        for k in range(K):
-            b0 = _mm512_loadu_ps(panel + k * 64)
-            b1 = _mm512_loadu_ps(panel + k * 64 + 16)
-            b2 = _mm512_loadu_ps(panel + k * 64 + 32)
-            b3 = _mm512_loadu_ps(panel + k * 64 + 48)
-            for r in range(4):
-                s = _mm512_set1_ps(dout[r * K + k])
-                acc[4 * r] = _mm512_fmadd_ps(s, b0, acc[4 * r])
-                acc[4 * r + 1] = _mm512_fmadd_ps(s, b1, acc[4 * r + 1])
-                acc[4 * r + 2] = _mm512_fmadd_ps(s, b2, acc[4 * r + 2])
-                acc[4 * r + 3] = _mm512_fmadd_ps(s, b3, acc[4 * r + 3])
-    else:
-        for k in range(K):
-            s = _mm512_set1_ps(dout[k])
-            acc[0] = _mm512_fmadd_ps(s, _mm512_loadu_ps(panel + k * 64), acc[0])
-            acc[1] = _mm512_fmadd_ps(s, _mm512_loadu_ps(panel + k * 64 + 16), acc[1])
-            acc[2] = _mm512_fmadd_ps(s, _mm512_loadu_ps(panel + k * 64 + 32), acc[2])
-            acc[3] = _mm512_fmadd_ps(s, _mm512_loadu_ps(panel + k * 64 + 48), acc[3])
-    for r in range(rows):
-        for j in range(4):
-            _mm512_mask_storeu_ps(dx + r * lddx + 16 * j, _lanes(width - 16 * j), acc[4 * r + j])
-
-
 def input_grad(const float[:, ::1] dout, const float[:, ::1] W, float[:, ::1] dx, Py_ssize_t lo, Py_ssize_t hi):
     """dx[:, lo:hi] = dout @ W[:, lo:hi]. dout: (N, K), W: (K, M), dx: (N, M), float32, C-contiguous.
 
-    Per panel of 64 columns: W's panel copied to a contiguous (K, 64) block (zero past hi),
-    then samples 4 at a time (the last group 1 at a time)."""
-    cdef Py_ssize_t N = dout.shape[0], K = dout.shape[1], M = W.shape[1], i, k, j, n, width
+    Per panel of 64 columns of W: packed, then samples 4 at a time."""
+    cdef Py_ssize_t N = dout.shape[0], K = dout.shape[1], M = W.shape[1], i
     cdef float* panel
     if hi <= lo or N == 0:
         return
@@ -288,16 +278,5 @@ def input_grad(const float[:, ::1] dout, const float[:, ::1] W, float[:, ::1] dx
         raise MemoryError()
     with nogil:
         for i in range(lo, hi, 64):
-            width = min(64, hi - i)
-            for k in range(K):
-                for j in range(4):
-                    _mm512_storeu_ps(panel + k * 64 + 16 * j,
-                                     _mm512_maskz_loadu_ps(_lanes(width - 16 * j), &W[k, i] + 16 * j))
-            n = 0
-            while n + 4 <= N:
-                _input_tile(&dout[n, 0], K, panel, 4, &dx[n, i], M, width)
-                n += 4
-            while n < N:
-                _input_tile(&dout[n, 0], K, panel, 1, &dx[n, i], M, width)
-                n += 1
+            _panel_rows(&dout[0, 0], K, N, &W[0, i], M, panel, &dx[0, i], M, min(64, hi - i), False)
     free(panel)
