@@ -823,10 +823,35 @@ def test_dense_kernels_compiled_match_reference(M, K, N, span, offset, seed):
         np.testing.assert_allclose(C, reference, rtol=1e-5, atol=1e-5 * max(1, K))
 
 
-def test_dense_kernels_route_by_batch_and_reject_wrong_arrays():
-    """The compiled GEMMs from DENSE_MIN_BATCH up (float32) and the batch-1 forward of a large W,
-    the NumPy reference otherwise, on row (forward, dW) or column (dx) chunks; each wrapper
-    checks its arrays."""
+def test_dense_wrappers_send_float32_from_dense_min_batch_and_large_gemvs_to_the_compiled_kernels(monkeypatch):
+    calls = []
+
+    class Spy:                                                 # records what reaches the compiled module
+        def __getattr__(self, name):
+            def kernel(*args):
+                calls.append((name, args[1].shape))
+                return getattr(_dense_numpy, name)(*args)
+            return kernel
+
+    monkeypatch.setattr(kernels, "_dense_mod", Spy())
+    small, big = np.zeros((5, 7), np.float32), np.zeros((kernels.DENSE_GEMV_MIN_WEIGHTS // 512, 512), np.float32)
+    for W in (small, big):
+        for batch in (1, 2, kernels.DENSE_MIN_BATCH - 1, kernels.DENSE_MIN_BATCH):
+            x = np.zeros((batch, W.shape[1]), np.float32)
+            kernels.dense_forward(W, x.T.copy(), np.empty((W.shape[0], batch), np.float32), 0, W.shape[0])
+            kernels.dense_weight_grad(np.zeros((W.shape[0], batch), np.float32), x, np.empty_like(W), 0, W.shape[0])
+            kernels.dense_input_grad(np.zeros((batch, W.shape[0]), np.float32), W, np.empty_like(x), 0, W.shape[1])
+    kernels.dense_forward(small.astype(np.float64), np.zeros((7, 32)), np.empty((5, 32)), 0, 5)   # float64: BLAS
+    n = kernels.DENSE_MIN_BATCH
+    assert calls == [("forward", (7, n)), ("weight_grad", (n, 7)), ("input_grad", (5, 7)),
+                     ("forward", (512, 1)),
+                     ("forward", (512, n)), ("weight_grad", (n, 512)), ("input_grad", big.shape)]
+
+
+def test_dense_kernels_compute_and_reject_wrong_arrays():
+    """The fully connected GEMMs through kernels' wrappers, on either side of DENSE_MIN_BATCH and
+    at batch 1 with a large W, on row (forward, dW) or column (dx) chunks; each wrapper checks
+    its arrays."""
     rng = np.random.default_rng(0)
     big = rng.standard_normal((kernels.DENSE_GEMV_MIN_WEIGHTS // 512, 512)).astype(np.float32)
     x1 = rng.standard_normal((512, 1)).astype(np.float32)

@@ -4,15 +4,15 @@
 # signatures; each is one np.matmul).
 #
 # Why not BLAS: these GEMMs have one short side, the batch (K = 32 in dW, N = 32 in the
-# forward). OpenBLAS packs both operands and, for dW, first zeroes all of C and then adds the
-# products, so C (6.4M weights) crosses memory three times. Here the batch side sits in
-# registers: the forward keeps 8 rows of W times 32 samples of accumulators and reads each
-# weight once; dW keeps a 4 x 64 tile of C over all K and writes it once, with streaming
+# forward). OpenBLAS packs both operands, and for dW it first zeroes all of C (beta = 0), a
+# pass of its own over the 6.4M weights, then adds the products into it. Here the batch side
+# sits in registers: the forward keeps 8 rows of W times 32 samples of accumulators and reads
+# each weight once; dW keeps a 4 x 64 tile of C over all K and writes it once, with streaming
 # stores; dx keeps a 4 x 64 tile of dx over all of W's rows, read from a packed 64-column
 # panel of W. 6272 -> 1024 at batch 32, one thread, against OpenBLAS's SkylakeX kernel (ms,
-# medians): forward 2.8 vs 4.2 in cache, 3.2 vs 4.7 after a 64 MB sweep; dW 2.7-3.0 vs 3.5-3.9;
-# dx 3.9 vs 4.3 in cache, 4.2-4.5 vs 5.4-5.7 after the sweep (measured). Unpacked, dx read
-# W's panel with a 25 KB stride: 5.1-5.4 ms in cache.
+# medians): forward 2.8-3.1 vs 4.0-4.2 in cache, 3.2 vs 4.4-4.5 after a 64 MB sweep; dW 2.7-3.0
+# vs 3.7-4.0; dx 3.9 vs 4.3 in cache, 4.2-4.5 vs 5.4-5.7 after the sweep (measured). Unpacked,
+# dx read W's panel with a 25 KB stride: 5.1-5.4 ms in cache.
 
 cdef extern from "immintrin.h" nogil:
     ctypedef struct __m512:
@@ -31,7 +31,6 @@ cdef extern from "immintrin.h" nogil:
 
 from libc.stdint cimport uintptr_t
 from libc.stdlib cimport free, malloc
-from libc.string cimport memcpy
 
 
 cdef inline __mmask16 _lanes(Py_ssize_t n) noexcept nogil:

@@ -97,11 +97,11 @@ _dense_mod = _select_dense()
 
 # Below this batch the fully connected GEMMs go to BLAS (the NumPy reference) even where the
 # compiled kernels run: they compute 32 samples per pass, and at batch 16 that already wastes
-# half of it (the forward then only matched BLAS). The forward at batch 1 has a
-# matrix-vector kernel of its own, for weight matrices from DENSE_GEMV_MIN_WEIGHTS entries: it
-# reads W faster than BLAS where W comes from memory (batch-1 forward, 1 and 2 threads:
-# CloudCNN 1.06-1.08x, EdgeCNN-3 1.03x), but with it the laptop EdgeCNN-3 (1568 -> 256, in
-# cache) ran 0.93-0.95x (measured).
+# half of it (the forward then about matched BLAS: 6272 -> 1024 2.98 vs 3.09 ms). The forward
+# at batch 1 has a matrix-vector kernel of its own, for weight matrices from
+# DENSE_GEMV_MIN_WEIGHTS entries: it reads W faster than BLAS where W comes from memory
+# (batch-1 forward, 1 and 2 threads: CloudCNN 1.05-1.08x, EdgeCNN-3 1.03-1.04x), but with it
+# the laptop EdgeCNN-3 (1568 -> 256, in cache) ran 0.93-0.95x (measured).
 DENSE_MIN_BATCH = 16
 DENSE_GEMV_MIN_WEIGHTS = 1 << 20
 
@@ -343,8 +343,8 @@ def winograd_dout(dout, D, tile_major=False):
 
 
 def _winograd_chunk_checks(name, x, maps, buffers):
-    """The shapes both Winograd convolution kernels need, after _chunk_input, and the tiles per
-    image T. maps: (name, array, channels) of the (N, channels, H, W) array beside x; buffers:
+    """The shapes both Winograd convolution kernels need, after _chunk_input. maps: (name, array,
+    channels) of the (N, channels, H, W) array beside x; buffers:
     (name, array, channels) of the (16, channels, m*T) scratch, or (16, m*T, channels) for a
     name that ends in "(tile-major)". Every buffer must hold the same m*T tiles."""
     N, C, H, W = x.shape
