@@ -116,7 +116,7 @@ def forward(const float[:, ::1] W, const float[:, ::1] xT, float[:, ::1] outT, P
 
     At N = 1 a matrix-vector product, 8 rows of W at a time: 6272 -> 1024 0.88 vs OpenBLAS's
     0.92-0.94 ms in cache and 1.63 vs 1.80 after a 256 MB sweep; 25088 -> 1024 4.6-4.8 vs 6.3
-    and 6.1 vs 7.25 (one thread, measured)."""
+    and 6.1 vs 7.25 (one thread, its C prototype, measured)."""
     cdef Py_ssize_t K = W.shape[1], N = xT.shape[1], o, n0
     cdef __mmask16 m0, m1
     if hi <= lo or N == 0:
