@@ -81,20 +81,24 @@ def winograd_weight_grad(M, dW):
 # The Winograd convolution of a chunk of images, as the compiled kernels run it (_winograd.pyx):
 # m images at a time, their tiles side by side (image i's from column i*T).
 
-def _groups(x, lo, hi, V, other, other_tile_major=False):
+def _groups(x, lo, hi, V):
     """For the images lo..hi-1 of x (N, C, H, W), m at a time (as many as the scratch V
-    (16, C, group*T) holds): (n, m, [V, other]) with the first m*T tiles of each as a
-    C-contiguous (16, C, m*T) array, and of other as (16, rows, m*T), or (16, m*T, cols) if
-    other_tile_major. T = ceil(H/2)*ceil(W/2)."""
+    (16, C, group*T) holds): (n, m, m*T), T = ceil(H/2)*ceil(W/2)."""
     H, W = x.shape[2:]
     T = ((H + 1) // 2) * ((W + 1) // 2)
     group = V.shape[2] // T
     for n in range(lo, hi, group):
         m = min(group, hi - n)
-        first = V.reshape(-1)[:16 * V.shape[1] * m * T].reshape(16, V.shape[1], m * T)
-        k = other.shape[2] if other_tile_major else other.shape[1]
-        rest = other.reshape(-1)[:16 * k * m * T]
-        yield n, m, [first, rest.reshape((16, m * T, k) if other_tile_major else (16, k, m * T))]
+        yield n, m, m * T
+
+
+def _first(b, tiles, tile_major=False):
+    """The first `tiles` tiles of scratch b as a C-contiguous array, read as the compiled kernels
+    read it: (16, rows, tiles) of b (16, rows, ...), or (16, tiles, cols) of a tile-major b
+    (16, ..., cols)."""
+    k = b.shape[2] if tile_major else b.shape[1]
+    head = b.reshape(-1)[:16 * k * tiles]
+    return head.reshape((16, tiles, k) if tile_major else (16, k, tiles))
 
 
 def conv_forward(x, U, bias, out, V, M, lo, hi):
@@ -103,7 +107,8 @@ def conv_forward(x, U, bias, out, V, M, lo, hi):
     x: (N, C, H, W); U: (16, F, C) = G W G^T; bias: (F,) or None; out: (N, F, H, W);
     V: (16, C, m*T) and M: (16, F, m*T) scratch, m images per call, T = ceil(H/2)*ceil(W/2).
     """
-    for n, m, (Vm, Mm) in _groups(x, lo, hi, V, M):
+    for n, m, tiles in _groups(x, lo, hi, V):
+        Vm, Mm = _first(V, tiles), _first(M, tiles)
         winograd_input(x[n:n + m], Vm)                         # V = B^T d B per tile
         np.matmul(U, Vm, out=Mm)                               # 16 GEMMs: M_k = U_k @ V_k
         winograd_output(Mm, out[n:n + m], bias)                # out = A^T m A per tile (+ bias)
@@ -116,7 +121,8 @@ def weight_products(x, dout, acc, V, D, lo, hi, tile_major=False):
     x: (N, C, H, W); dout: (N, F, H, W); acc: (16, F, C), added to; V: (16, C, m*T) and
     D: (16, F, m*T) scratch, or (16, m*T, F) if tile_major; m images per call.
     """
-    for n, m, (Vm, Dm) in _groups(x, lo, hi, V, D, other_tile_major=tile_major):
+    for n, m, tiles in _groups(x, lo, hi, V):
+        Vm, Dm = _first(V, tiles), _first(D, tiles, tile_major)
         winograd_input(x[n:n + m], Vm)
         winograd_dout(dout[n:n + m], Dm, tile_major)
         acc += np.matmul(Dm.transpose(0, 2, 1) if tile_major else Dm, Vm.transpose(0, 2, 1))   # 16 GEMMs: D_k @ V_k.T

@@ -344,27 +344,27 @@ def winograd_dout(dout, D, tile_major=False):
 
 def _winograd_chunk_checks(name, x, maps, buffers):
     """The shapes both Winograd convolution kernels need, after _chunk_input. maps: (name, array,
-    channels) of the (N, channels, H, W) array beside x; buffers:
-    (name, array, channels) of the (16, channels, m*T) scratch, or (16, m*T, channels) for a
-    name that ends in "(tile-major)". Every buffer must hold the same m*T tiles."""
+    channels) of the (N, channels, H, W) array beside x; buffers: (name, array, channels,
+    tile_major) of the (16, channels, m*T) scratch, or (16, m*T, channels) if tile_major. Every
+    buffer must hold the same m*T tiles."""
     N, C, H, W = x.shape
     _check_out(f"{name} {maps[0]}", maps[1], (N, maps[2], H, W), x.dtype)
     T = winograd_tile_count(H, W)
     held = set()
-    for label, buf, rows in buffers:
-        tile_major = label.endswith("(tile-major)")
+    for label, buf, rows, tile_major in buffers:
         shape = f"(16, m*{T}, {rows})" if tile_major else f"(16, {rows}, m*{T})"
         tiles = buf.shape[1 if tile_major else 2] if buf.ndim == 3 else 0
         if (buf.ndim != 3 or buf.shape[0] != 16 or buf.shape[2 if tile_major else 1] != rows
                 or T == 0 or tiles < T or tiles % T):
-            raise ValueError(f"{name}: {label} must be {shape} scratch for m >= 1 images, got {buf.shape}")
+            raise ValueError(f"{name}: {label}{' (tile-major)' if tile_major else ''} must be {shape} scratch "
+                             f"for m >= 1 images, got {buf.shape}")
         _check_out(f"{name} {label}", buf, buf.shape, x.dtype)
         if rows * tiles >= 2 ** 31:
             raise ValueError(f"{name}: {label} {buf.shape} is too large for 32-bit BLAS dimensions")
         held.add(tiles)
     if len(held) > 1:
-        raise ValueError(f"{name}: " + " and ".join(label.split(" (")[0] for label, _, _ in buffers)
-                         + " must hold as many tiles, got " + " and ".join(str(b.shape) for _, b, _ in buffers))
+        raise ValueError(f"{name}: " + " and ".join(b[0] for b in buffers) + " must hold as many tiles, got "
+                         + " and ".join(str(b[1].shape) for b in buffers))
 
 
 def winograd_conv_forward(x, U, bias, out, V, M, lo, hi):
@@ -382,7 +382,7 @@ def winograd_conv_forward(x, U, bias, out, V, M, lo, hi):
     F = U.shape[1]
     if bias is not None:
         _check_out("winograd_conv_forward bias", bias, (F,), x.dtype)
-    _winograd_chunk_checks("winograd_conv_forward", x, ("out", out, F), (("V", V, C), ("M", M, F)))
+    _winograd_chunk_checks("winograd_conv_forward", x, ("out", out, F), (("V", V, C, False), ("M", M, F, False)))
     _winograd_mod.conv_forward(x, U, bias, out, V, M, lo, hi)
     return out
 
@@ -399,8 +399,8 @@ def winograd_weight_products(x, dout, acc, V, D, lo, hi, tile_major=False):
     if dout.ndim != 4:
         raise ValueError(f"winograd_weight_products: dout must be (N, F, H, W), got shape {dout.shape}")
     F = dout.shape[1]
-    D_label = "D (tile-major)" if tile_major else "D"
-    _winograd_chunk_checks("winograd_weight_products", x, ("dout", dout, F), (("V", V, C), (D_label, D, F)))
+    _winograd_chunk_checks("winograd_weight_products", x, ("dout", dout, F),
+                           (("V", V, C, False), ("D", D, F, tile_major)))
     _check_out("winograd_weight_products acc", acc, (16, F, C), x.dtype)
     _winograd_mod.weight_products(x, dout, acc, V, D, lo, hi, tile_major)
     return acc
