@@ -173,16 +173,18 @@ def winograd_output(const floating[:, :, ::1] M, floating[:, :, :, ::1] out, bia
         raise MemoryError()
 
 
-cdef inline void _pairs(const floating* row, floating* even, floating* odd, Py_ssize_t W) noexcept nogil:
-    """even[i] = row[2i], odd[i] = row[2i + 1] for the ceil(W/2) pairs of a row of W floats
-    (odd is 0 past the end when W is odd)."""
+cdef inline void _pairs(const floating* row, floating* even, floating* odd, Py_ssize_t W,
+                        Py_ssize_t step) noexcept nogil:
+    """even[i*step] = row[2i], odd[i*step] = row[2i + 1] for the ceil(W/2) pairs of a row of W
+    floats (odd is 0 past the end when W is odd); step 1 for arrays over the tiles, the channel
+    count for channels-last ones."""
     cdef Py_ssize_t i, W2 = W // 2
     for i in range(W2):
-        even[i] = row[2 * i]
-        odd[i] = row[2 * i + 1]
+        even[i * step] = row[2 * i]
+        odd[i * step] = row[2 * i + 1]
     if 2 * W2 < W:
-        even[W2] = row[2 * W2]
-        odd[W2] = 0
+        even[W2 * step] = row[2 * W2]
+        odd[W2 * step] = 0
 
 
 cdef int _dout_core(const floating* dout, Py_ssize_t N, Py_ssize_t F, Py_ssize_t H, Py_ssize_t W,
@@ -208,9 +210,9 @@ cdef int _dout_core(const floating* dout, Py_ssize_t N, Py_ssize_t F, Py_ssize_t
         for f in range(F):
             for ty in range(th):
                 t = ty * tw
-                _pairs(dout + ((n * F + f) * H + 2 * ty) * W, g00 + t, g01 + t, W)
+                _pairs(dout + ((n * F + f) * H + 2 * ty) * W, g00 + t, g01 + t, W, 1)
                 if 2 * ty + 1 < H:
-                    _pairs(dout + ((n * F + f) * H + 2 * ty + 1) * W, g10 + t, g11 + t, W)
+                    _pairs(dout + ((n * F + f) * H + 2 * ty + 1) * W, g10 + t, g11 + t, W, 1)
                 else:
                     for tx in range(tw):
                         g10[t + tx] = 0
@@ -246,14 +248,24 @@ cdef int _dout_core(const floating* dout, Py_ssize_t N, Py_ssize_t F, Py_ssize_t
     return 0
 
 
+cdef inline void _g2_columns(floating* a, Py_ssize_t ldF, Py_ssize_t f, floating c0, floating c1) noexcept nogil:
+    """Channel f of one row (c0, c1) of G2 g times G2^T: c0, (c0 + c1) / 2, (c0 - c1) / 2, -c1
+    into four planes of D, ldF apart."""
+    cdef floating half = 0.5
+    a[f] = c0
+    a[ldF + f] = half * (c0 + c1)
+    a[2 * ldF + f] = half * (c0 - c1)
+    a[3 * ldF + f] = -c1
+
+
 cdef int _dout_core_tiles(const floating* dout, Py_ssize_t N, Py_ssize_t F, Py_ssize_t H, Py_ssize_t W,
                           floating* D, Py_ssize_t ldD) noexcept nogil:
     """winograd_dout of the N images at dout ((N, F, H, W), C-contiguous) into D, tile-major:
     plane k, tile t of image n, channel f at D[(k*ldD + n*th*tw + t)*F + f]. Returns 0, or -1
     if memory ran out."""
-    cdef Py_ssize_t th = (H + 1) // 2, tw = (W + 1) // 2, T = th * tw, W2 = W // 2
+    cdef Py_ssize_t th = (H + 1) // 2, tw = (W + 1) // 2, T = th * tw
     cdef Py_ssize_t n, f, ty, tx, t, i, ldF = ldD * F   # ldF: from one plane of D to the next
-    cdef floating half = 0.5, c0, c1
+    cdef floating half = 0.5
     cdef floating* g = <floating*> malloc(4 * tw * F * sizeof(floating))
     if g == NULL:
         return -1
@@ -262,26 +274,13 @@ cdef int _dout_core_tiles(const floating* dout, Py_ssize_t N, Py_ssize_t F, Py_s
     cdef floating* g10 = g + 2 * tw * F
     cdef floating* g11 = g + 3 * tw * F
     cdef const floating* row0
-    cdef const floating* row1
-    cdef floating* a
     for n in range(N):
         for ty in range(th):
             for f in range(F):                  # gather the row's tiles, channels last
                 row0 = dout + ((n * F + f) * H + 2 * ty) * W
-                row1 = row0 + W
-                for tx in range(W2):
-                    g00[tx * F + f] = row0[2 * tx]
-                    g01[tx * F + f] = row0[2 * tx + 1]
-                if W2 < tw:
-                    g00[W2 * F + f] = row0[2 * W2]
-                    g01[W2 * F + f] = 0
+                _pairs(row0, g00 + f, g01 + f, W, F)
                 if 2 * ty + 1 < H:
-                    for tx in range(W2):
-                        g10[tx * F + f] = row1[2 * tx]
-                        g11[tx * F + f] = row1[2 * tx + 1]
-                    if W2 < tw:
-                        g10[W2 * F + f] = row1[2 * W2]
-                        g11[W2 * F + f] = 0
+                    _pairs(row0 + W, g10 + f, g11 + f, W, F)
                 else:
                     for tx in range(tw):
                         g10[tx * F + f] = 0
@@ -291,38 +290,16 @@ cdef int _dout_core_tiles(const floating* dout, Py_ssize_t N, Py_ssize_t F, Py_s
                 t = n * T + ty * tw + tx        # this tile's row of D
                 # row k of G2 g is (c0, c1): g0, (g0 + g1) / 2, (g0 - g1) / 2, -g1 for g's rows
                 # g0, g1; (G2 g) G2^T combines c0 and c1 alike into planes 4k to 4k + 3
-                a = D + t * F
                 for f in range(F):
-                    c0 = g00[i + f]
-                    c1 = g01[i + f]
-                    a[f] = c0
-                    a[ldF + f] = half * (c0 + c1)
-                    a[2 * ldF + f] = half * (c0 - c1)
-                    a[3 * ldF + f] = -c1
-                a = D + (4 * ldD + t) * F
+                    _g2_columns(D + t * F, ldF, f, g00[i + f], g01[i + f])
                 for f in range(F):
-                    c0 = half * (g00[i + f] + g10[i + f])
-                    c1 = half * (g01[i + f] + g11[i + f])
-                    a[f] = c0
-                    a[ldF + f] = half * (c0 + c1)
-                    a[2 * ldF + f] = half * (c0 - c1)
-                    a[3 * ldF + f] = -c1
-                a = D + (8 * ldD + t) * F
+                    _g2_columns(D + (4 * ldD + t) * F, ldF, f, half * (g00[i + f] + g10[i + f]),
+                                half * (g01[i + f] + g11[i + f]))
                 for f in range(F):
-                    c0 = half * (g00[i + f] - g10[i + f])
-                    c1 = half * (g01[i + f] - g11[i + f])
-                    a[f] = c0
-                    a[ldF + f] = half * (c0 + c1)
-                    a[2 * ldF + f] = half * (c0 - c1)
-                    a[3 * ldF + f] = -c1
-                a = D + (12 * ldD + t) * F
+                    _g2_columns(D + (8 * ldD + t) * F, ldF, f, half * (g00[i + f] - g10[i + f]),
+                                half * (g01[i + f] - g11[i + f]))
                 for f in range(F):
-                    c0 = -g10[i + f]
-                    c1 = -g11[i + f]
-                    a[f] = c0
-                    a[ldF + f] = half * (c0 + c1)
-                    a[2 * ldF + f] = half * (c0 - c1)
-                    a[3 * ldF + f] = -c1
+                    _g2_columns(D + (12 * ldD + t) * F, ldF, f, -g10[i + f], -g11[i + f])
     free(g)
     return 0
 
