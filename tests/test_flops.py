@@ -36,7 +36,7 @@ def count_macs():
     np.matmul calls (its NumPy reference) are not counted again."""
     counter, real = SimpleNamespace(macs=0, calls=0), np.matmul
     real_forward, real_backward = kernels.im2col_conv_forward, kernels.im2col_conv_backward
-    real_winograd, real_products = kernels.winograd_conv_forward, kernels.winograd_weight_products
+    real_winograd, real_products = kernels.winograd_conv_task, kernels.winograd_weight_products
     real_dense_forward, real_dense_grad, real_dense_dx = kernels.dense_forward, kernels.dense_weight_grad, kernels.dense_input_grad
 
     def uncounted(kernel, *args):                           # a kernel counted whole, not its matmuls
@@ -73,10 +73,12 @@ def count_macs():
     def tiles(x):
         return kernels.winograd_tile_count(*x.shape[2:])
 
-    def winograd(x, U, bias, out, V, M, lo, hi):
-        counter.macs += (hi - lo) * U.size * tiles(x)       # 16 GEMMs (F, C) @ (C, T) per image
+    def winograd(x, U, bias, out, V, M, lo, hi, tile_rows=None):  # the call, counted when it is made
+        rows = tile_rows[1] - tile_rows[0] if tile_rows else (x.shape[2] + 1) // 2
+        counter.macs += (hi - lo) * U.size * rows * ((x.shape[3] + 1) // 2)   # 16 GEMMs (F, C) @ (C, T) per image
         counter.calls += 1
-        return uncounted(real_winograd, x, U, bias, out, V, M, lo, hi)
+        task = real_winograd(x, U, bias, out, V, M, lo, hi, tile_rows)
+        return task if task.address else kernels.Task(uncounted, task.run)
 
     def products(x, dout, acc, V, D, lo, hi, tile_major=False):
         counter.macs += (hi - lo) * acc.size * tiles(x)     # 16 GEMMs (F, T) @ (T, C) per image
@@ -100,14 +102,14 @@ def count_macs():
 
     np.matmul = counting
     kernels.im2col_conv_forward, kernels.im2col_conv_backward = forward, backward
-    kernels.winograd_conv_forward, kernels.winograd_weight_products = winograd, products
+    kernels.winograd_conv_task, kernels.winograd_weight_products = winograd, products
     kernels.dense_forward, kernels.dense_weight_grad, kernels.dense_input_grad = dense_forward, dense_weight_grad, dense_input_grad
     try:
         yield counter
     finally:
         np.matmul = real
         kernels.im2col_conv_forward, kernels.im2col_conv_backward = real_forward, real_backward
-        kernels.winograd_conv_forward, kernels.winograd_weight_products = real_winograd, real_products
+        kernels.winograd_conv_task, kernels.winograd_weight_products = real_winograd, real_products
         kernels.dense_forward, kernels.dense_weight_grad, kernels.dense_input_grad = real_dense_forward, real_dense_grad, real_dense_dx
 
 

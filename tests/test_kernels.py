@@ -478,6 +478,51 @@ def test_winograd_conv_kernels_compiled_match_reference(build, n, c, f, h, w, dt
     assert (np.delete(results[1][0], np.s_[lo:hi], axis=0) == 7).all()
 
 
+@settings(max_examples=60, deadline=None)
+@given(n=st.integers(1, 3), c=st.integers(1, 4), f=st.integers(1, 4), h=st.integers(1, 11), w=st.integers(1, 9),
+       rows=st.tuples(st.integers(0, 5), st.integers(1, 6)), dtype=dtypes, bias=st.booleans(), seed=seeds)
+def test_winograd_tile_rows_are_those_rows_of_the_whole_image(n, c, f, h, w, rows, dtype, bias, seed):
+    """With tile_rows = (ty0, ty1), the input transform gives the whole image's tiles of those
+    rows, the output transform and the convolution write the whole image's output rows 2ty0 ..
+    2ty1 - 1 (cropped to h) and nothing else: compiled and NumPy alike."""
+    th, tw = (h + 1) // 2, (w + 1) // 2
+    ty0 = min(rows[0], th - 1)
+    ty1 = min(th, ty0 + rows[1])                             # 1 to 6 rows from ty0
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, c, h, w)).astype(dtype)
+    M = rng.standard_normal((16, f, n * th * tw)).astype(dtype)
+    U = kernels.winograd_weights(rng.standard_normal((f, c, 3, 3)), dtype)
+    b = rng.standard_normal(f).astype(dtype) if bias else None
+    T = (ty1 - ty0) * tw
+    band = np.s_[:, :, 2 * ty0:min(h, 2 * ty1)]              # the output rows of the tile rows
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    for mod in [_winograd_numpy] + ([] if kernels.backend() == "numpy" else [kernels._winograd_mod]):
+        V, out = np.empty((16, c, n * th * tw), dtype), np.empty((n, f, h, w), dtype)
+        mod.winograd_input(x, V)
+        mod.winograd_output(M, out, b)
+        Vb, outb = np.empty((16, c, n * T), dtype), np.full((n, f, h, w), 7, dtype)
+        mod.winograd_input(x, Vb, (ty0, ty1))
+        tiles = np.s_[:, :, :, ty0:ty1]                      # of (16, channels, n, th, tw)
+        np.testing.assert_array_equal(Vb.reshape(16, c, n, ty1 - ty0, tw), V.reshape(16, c, n, th, tw)[tiles])
+        mod.winograd_output(np.ascontiguousarray(M.reshape(16, f, n, th, tw)[tiles]).reshape(16, f, n * T), outb, b,
+                            (ty0, ty1))
+        np.testing.assert_array_equal(outb[band], out[band])
+        assert (np.delete(outb, np.s_[2 * ty0:min(h, 2 * ty1)], axis=2) == 7).all()
+        whole, conv = np.empty((n, f, h, w), dtype), np.full((n, f, h, w), 7, dtype)
+        mod.conv_forward(x, U, b, whole, np.empty((16, c, th * tw), dtype), np.empty((16, f, th * tw), dtype), 0, n)
+        mod.conv_forward(x, U, b, conv, np.empty((16, c, T), dtype), np.empty((16, f, T), dtype), 0, n, (ty0, ty1))
+        np.testing.assert_allclose(conv[band], whole[band], rtol=tol, atol=tol)
+        assert (np.delete(conv, np.s_[2 * ty0:min(h, 2 * ty1)], axis=2) == 7).all()
+
+
+def test_winograd_kernels_reject_tile_rows_outside_the_image():
+    x, V = np.zeros((1, 2, 5, 6), np.float32), np.zeros((16, 2, 9), np.float32)
+    for rows in [(0, 4), (2, 2), (-1, 1), (1.0, 2)]:
+        with pytest.raises(ValueError, match=r"winograd_input: tile_rows must be \(ty0, ty1\) with 0 <= ty0 < ty1 <= 3 "
+                                             r"\(rows of 2x2 tiles of 5 x 6\), got"):
+            kernels.winograd_input(x, V, rows)
+
+
 @settings(max_examples=30, deadline=None)
 @given(n=st.integers(1, 3), c=st.integers(1, 3), f=st.integers(1, 3), h=st.integers(1, 7), w=st.integers(1, 7),
        group=st.integers(1, 3), tile_major=st.booleans(), seed=seeds)

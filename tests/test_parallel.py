@@ -5,6 +5,7 @@ import subprocess
 import sys
 import threading
 import weakref
+from contextlib import contextmanager
 
 import numpy as np
 import pytest
@@ -12,15 +13,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import tinycnn
-from tinycnn import SGD, Conv2D, Dense, MaxPool2D, ReLU, Sequential, optim, parallel, softmax_cross_entropy
-from tinycnn.parallel import chunks, grain, parallel_for, scratch, threads
+from tinycnn import SGD, Conv2D, Dense, MaxPool2D, ReLU, Sequential, kernels, optim, parallel, softmax_cross_entropy
+from tinycnn.parallel import chunks, grain, parallel_for, run_tasks, scratch, threads
 from cloudedge.system.models import edge_cnn
-from conftest import conv_geometries, module_setting, seeds
+from conftest import conv_geometries, conv_naive, module_setting, seeds
 
 
+@contextmanager
 def any_chunk_size():
     """Split work however small (the layers' tests use tiny shapes that would run on one thread)."""
-    return module_setting(parallel, "MIN_CHUNK_WORK", 1)
+    with module_setting(parallel, "MIN_CHUNK_WORK", 1), module_setting(parallel, "TASK_MIN_WORK", 1):
+        yield
 
 
 def test_grain_keeps_small_work_on_one_thread():
@@ -124,7 +127,7 @@ def test_two_threads_handing_a_turn_back_and_forth_through_gates_never_miss_a_po
     def one_side():
         for k in range(1, rounds + 1):
             trace.append(k)
-            ping.post_then_wait(pong, k, spin)
+            assert pong.serve(ping, k, spin, post_first=True) == k     # ping.post(), then pong.wait(k)
 
     def other_side():
         for k in range(1, rounds + 1):
@@ -159,7 +162,85 @@ def test_a_gate_wait_sleeps_until_the_post_comes(make):
 def test_the_compiled_gate_rejects_a_handoff_to_something_that_is_not_a_gate():
     from tinycnn import _gate
     with pytest.raises(TypeError, match="expected tinycnn._gate.Gate, got NoneType"):
-        _gate.Gate().post_then_wait(None, 1)
+        _gate.Gate().serve(None, 1)
+    with pytest.raises(ValueError, match="Gate.post_task: fn is NULL"):
+        _gate.Gate().post_task(0, 0)
+
+
+def _band_tasks(x, U, b, outs, bands):
+    """One compiled Winograd forward task per band of tile rows, each into its own out."""
+    tasks = []
+    for out, rows in zip(outs, bands):
+        T = (rows[1] - rows[0]) * ((x.shape[3] + 1) // 2)
+        V, M = np.empty((16, x.shape[1], T), x.dtype), np.empty((16, U.shape[1], T), x.dtype)
+        tasks.append(kernels.winograd_conv_task(x, U, b, out, V, M, 0, x.shape[0], rows))
+    return tasks
+
+
+@pytest.mark.skipif(tinycnn.backend() != "cython", reason="compiled tasks come with the compiled kernels")
+def test_a_serving_thread_runs_compiled_tasks_until_a_python_task_arrives():
+    """serve() runs each task posted with post_task (posting done after each), and returns the
+    count at which a plain post (a Python task) arrived: the pool thread's loop."""
+    from tinycnn import _gate
+    rng = np.random.default_rng(0)
+    x, W, b = (rng.standard_normal(s).astype(np.float32) for s in ((1, 3, 8, 8), (4, 3, 3, 3), (4,)))
+    U = kernels.winograd_weights(W, np.float32)
+    expected = conv_naive(x.astype(np.float64), W.astype(np.float64), b.astype(np.float64), (1, 1), (1, 1))
+    outs = [np.full((1, 4, 8, 8), np.nan, np.float32) for _ in range(2)]
+    tasks = _band_tasks(x, U, b, outs, [(0, 2), (2, 4)])
+    todo, done, returned = _gate.Gate(), _gate.Gate(), []
+    server = threading.Thread(target=lambda: returned.append(todo.serve(done, 1, 0.001)), daemon=True)
+    server.start()
+    for k, task in enumerate(tasks, start=1):
+        todo.post_task(*task.address)
+        done.wait(k)
+        task.check()
+    todo.post()                                  # no task: serve returns
+    server.join(timeout=30)
+    assert returned == [3] and not server.is_alive()
+    np.testing.assert_allclose(outs[0][:, :, :4], expected[:, :, :4], rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(outs[1][:, :, 4:], expected[:, :, 4:], rtol=1e-4, atol=1e-4)
+    assert np.isnan(outs[0][:, :, 4:]).all() and np.isnan(outs[1][:, :, :4]).all()
+
+
+def test_run_tasks_runs_each_task_once_on_its_own_thread_and_raises_after_all_finished():
+    ran = []
+
+    def record(name):
+        ran.append((name, threading.get_ident()))
+
+    def fail():
+        raise FloatingPointError("task failed")
+
+    with threads(2):
+        run_tasks([kernels.Task(record, "a"), kernels.Task(record, "b")])
+        assert sorted(name for name, _ in ran) == ["a", "b"] and len({ident for _, ident in ran}) == 2
+        ran.clear()
+        with pytest.raises(FloatingPointError, match="task failed"):
+            run_tasks([kernels.Task(fail), kernels.Task(record, "after")])
+        assert [name for name, _ in ran] == ["after"]
+        with pytest.raises(ValueError, match="run_tasks: 3 tasks for 2 threads"):
+            run_tasks([kernels.Task(record, "x")] * 3)
+    ran.clear()
+    run_tasks([kernels.Task(record, "one thread"), kernels.Task(record, "serially")])
+    assert [name for name, _ in ran] == ["one thread", "serially"] and len({ident for _, ident in ran}) == 1
+
+
+@pytest.mark.parametrize("n_threads", [1, 2])
+def test_run_tasks_runs_compiled_winograd_bands_like_one_call(n_threads):
+    """Both bands' tasks, on 2 threads (a pool thread starts its task without the GIL) or serially,
+    write what one call over all tile rows writes."""
+    rng = np.random.default_rng(1)
+    x, W, b = (rng.standard_normal(s).astype(np.float32) for s in ((2, 5, 9, 7), (6, 5, 3, 3), (6,)))
+    U = kernels.winograd_weights(W, np.float32)
+    whole = np.empty((2, 6, 9, 7), np.float32)
+    kernels.winograd_conv_forward(x, U, b, whole, np.empty((16, 5, 40), np.float32), np.empty((16, 6, 40), np.float32), 0, 2)
+    out = np.full_like(whole, np.nan)
+    with threads(n_threads):
+        for _ in range(50):                      # many hand-offs: a missed or early post shows as NaN
+            out[...] = np.nan
+            run_tasks(_band_tasks(x, U, b, [out] * n_threads, [(0, 2), (2, 5)][:n_threads] if n_threads == 2 else [(0, 5)]))
+            np.testing.assert_allclose(out, whole, rtol=1e-5, atol=1e-5)
 
 
 def test_a_pool_refuses_more_chunks_than_its_threads_and_the_caller_can_run():
@@ -301,7 +382,10 @@ def test_winograd_conv2d_gives_the_same_result_on_one_and_three_threads(n, monke
     layer = Conv2D(3, 4, 3, padding=1, rng=0, dtype=np.float64)
     assert layer.winograd_applies()
     x = np.random.default_rng(n).standard_normal((n, 3, 9, 8))
+    split = []
+    monkeypatch.setattr(conv, "run_tasks", lambda tasks: (split.append(len(tasks)), run_tasks(tasks)))
     assert_same_on_threads(layer, x, np.cos, 3)
+    assert split == ([3] if n < 3 else [])         # fewer images than threads: 3 bands of tile rows
 
 
 @settings(max_examples=20, deadline=None)

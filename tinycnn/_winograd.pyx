@@ -5,18 +5,24 @@
 # B^T, A^T and G have entries 0, +-1 and +-1/2, so each transform is a few adds per tile,
 # written as loops over all the tiles of a channel wherever the layout allows (gcc
 # vectorises those; the baseline build has 4 float lanes).
+import numpy as np
+cimport numpy as cnp
 from cython cimport floating
+from libc.stdint cimport uintptr_t
 from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy
 include "_blas.pxi"
 
+cnp.import_array()
+
 
 cdef int _input_core(const floating* x, Py_ssize_t N, Py_ssize_t C, Py_ssize_t H, Py_ssize_t W,
-                     floating* V, Py_ssize_t ldV) noexcept nogil:
-    """winograd_input of the N images at x ((N, C, H, W), C-contiguous) into V: plane k, channel c,
-    tile t of image n at V[(k*C + c)*ldV + n*th*tw + t]. Returns 0, or -1 if memory ran out."""
-    cdef Py_ssize_t th = (H + 1) // 2, tw = (W + 1) // 2, T = th * tw
-    cdef Py_ssize_t R = th + 1, L = 2 * tw, S = R * tw   # rows per plane, plane row length, plane tiles
+                     floating* V, Py_ssize_t ldV, Py_ssize_t ty0, Py_ssize_t ty1) noexcept nogil:
+    """winograd_input of the tile rows ty0..ty1-1 of the N images at x ((N, C, H, W), C-contiguous)
+    into V: plane k, channel c, tile t of those rows of image n at V[(k*C + c)*ldV + n*T + t],
+    T = (ty1 - ty0)*tw. Returns 0, or -1 if memory ran out."""
+    cdef Py_ssize_t tw = (W + 1) // 2, T = (ty1 - ty0) * tw
+    cdef Py_ssize_t R = ty1 - ty0 + 1, L = 2 * tw, S = R * tw   # rows per plane, plane row length, plane tiles
     cdef Py_ssize_t ncopy = min(W, L - 1)                  # x columns that fit in a plane row (after its 0)
     cdef bint has_last = W == L                            # x column 2tw - 1 = padded column 2tw exists
     cdef Py_ssize_t n, c, i, k, m, t, u
@@ -39,8 +45,10 @@ cdef int _input_core(const floating* x, Py_ssize_t N, Py_ssize_t C, Py_ssize_t H
         buf[u] = 0
     for n in range(N):
         for c in range(C):
-            for i in range(1, H + 1):           # padded row i = x row i - 1 from padded column 1
-                memcpy(planes[i % 2] + (i // 2) * L + 1, x + ((n * C + c) * H + i - 1) * W, ncopy * sizeof(floating))
+            # padded rows 2ty0 .. 2ty1 + 1 (plane i % 2, row i // 2 - ty0); padded row i = x row i - 1
+            # from padded column 1, and rows 0 and H + 1 on stay zero
+            for i in range(max(1, 2 * ty0), min(H, 2 * ty1 + 1) + 1):
+                memcpy(planes[i % 2] + (i // 2 - ty0) * L + 1, x + ((n * C + c) * H + i - 1) * W, ncopy * sizeof(floating))
             for k in range(2):                  # d B: columns d0 - d2, d1 + d2, d2 - d1, d1 - d3
                 p = planes[k]
                 q = ev if k == 0 else od
@@ -50,7 +58,7 @@ cdef int _input_core(const floating* x, Py_ssize_t N, Py_ssize_t C, Py_ssize_t H
                     q[2 * S + u] = p[2 * u + 2] - p[2 * u + 1]
                     q[3 * S + u] = p[2 * u + 1] - p[2 * u + 3]
                 for m in range(R):              # last tile column: d2 = padded column 2tw, d3 = 0
-                    i = 2 * m + k
+                    i = 2 * (ty0 + m) + k
                     u = m * tw + tw - 1
                     d0 = p[2 * u]
                     d1 = p[2 * u + 1]
@@ -78,9 +86,10 @@ cdef int _input_core(const floating* x, Py_ssize_t N, Py_ssize_t C, Py_ssize_t H
     return 0
 
 
-def winograd_input(const floating[:, :, :, ::1] x, floating[:, :, ::1] V):
+def winograd_input(const floating[:, :, :, ::1] x, floating[:, :, ::1] V, tile_rows=None):
     """x: (N, C, H, W) -> V: (16, C, N*th*tw) = B^T d B of each 4x4 tile d (stride 2) of each
-    image zero-padded by 1, th = ceil(H/2); image n's tiles in columns n*th*tw onwards.
+    image zero-padded by 1, th = ceil(H/2); image n's tiles in columns n*th*tw onwards. With
+    tile_rows = (ty0, ty1), only the tiles of rows ty0..ty1-1: V is (16, C, N*(ty1 - ty0)*tw).
 
     Rows first: d B for every padded row, with the even rows and the odd rows in two planes, so
     that B^T (d B) is 16 loops over all th*tw tiles of a channel at once (row 2ty + 2 of tile t is
@@ -90,19 +99,24 @@ def winograd_input(const floating[:, :, :, ::1] x, floating[:, :, ::1] V):
     Long contiguous loops let gcc vectorise: one loop per plane instead of one per row was 1.55x
     to 1.6x faster at 20, 32 and 128 channels, 28x28 (measured, same values bit for bit)."""
     cdef int status
+    cdef Py_ssize_t ty0, ty1
+    ty0, ty1 = tile_rows if tile_rows is not None else (0, (x.shape[2] + 1) // 2)
     if x.shape[0] * x.shape[1] * V.shape[2] == 0:
         return
     with nogil:
-        status = _input_core(&x[0, 0, 0, 0], x.shape[0], x.shape[1], x.shape[2], x.shape[3], &V[0, 0, 0], V.shape[2])
+        status = _input_core(&x[0, 0, 0, 0], x.shape[0], x.shape[1], x.shape[2], x.shape[3], &V[0, 0, 0], V.shape[2],
+                             ty0, ty1)
     if status != 0:
         raise MemoryError()
 
 
 cdef int _output_core(const floating* M, Py_ssize_t ldM, floating* out, Py_ssize_t N, Py_ssize_t F,
-                      Py_ssize_t H, Py_ssize_t W, const floating* bias) noexcept nogil:
-    """winograd_output: out ((N, F, H, W), C-contiguous) from M, plane k, channel f, tile t of
-    image n at M[(k*F + f)*ldM + n*th*tw + t]; bias (F,) or NULL. Returns 0, or -1 if memory ran out."""
-    cdef Py_ssize_t th = (H + 1) // 2, tw = (W + 1) // 2, W2 = W // 2, T = th * tw
+                      Py_ssize_t H, Py_ssize_t W, const floating* bias, Py_ssize_t ty0, Py_ssize_t ty1) noexcept nogil:
+    """winograd_output of the tile rows ty0..ty1-1 (output rows 2ty0 .. 2ty1 - 1, cropped to H): out
+    ((N, F, H, W), C-contiguous) from M, plane k, channel f, tile t of those rows of image n at
+    M[(k*F + f)*ldM + n*T + t], T = (ty1 - ty0)*tw; bias (F,) or NULL. Returns 0, or -1 if memory
+    ran out."""
+    cdef Py_ssize_t tw = (W + 1) // 2, W2 = W // 2, T = (ty1 - ty0) * tw
     cdef Py_ssize_t n, f, ty, tx, t, j, r, y
     cdef const floating* p0
     cdef const floating* p1
@@ -132,12 +146,12 @@ cdef int _output_core(const floating* M, Py_ssize_t ldM, floating* out, Py_ssize
                 a = u + (4 + j) * T
                 for t in range(T):
                     a[t] = p1[t] - p2[t] - p3[t]
-            for ty in range(th):                # (A^T m) A: output rows 2ty, 2ty + 1, cropped to H, W
+            for ty in range(ty0, ty1):          # (A^T m) A: output rows 2ty, 2ty + 1, cropped to H, W
                 for r in range(2):
                     y = 2 * ty + r
                     if y >= H:
                         break
-                    u0 = u + 4 * r * T + ty * tw
+                    u0 = u + 4 * r * T + (ty - ty0) * tw
                     u1 = u0 + T
                     u2 = u1 + T
                     u3 = u2 + T
@@ -151,9 +165,10 @@ cdef int _output_core(const floating* M, Py_ssize_t ldM, floating* out, Py_ssize
     return 0
 
 
-def winograd_output(const floating[:, :, ::1] M, floating[:, :, :, ::1] out, bias=None):
+def winograd_output(const floating[:, :, ::1] M, floating[:, :, :, ::1] out, bias=None, tile_rows=None):
     """M: (16, F, N*th*tw) -> out: (N, F, H, W) = A^T m A per tile (+ bias (F,) if given); image
-    n's tiles in columns n*th*tw onwards.
+    n's tiles in columns n*th*tw onwards. With tile_rows = (ty0, ty1), M holds only the tiles of
+    rows ty0..ty1-1, (16, F, N*(ty1 - ty0)*tw), and only their output rows 2ty0 .. 2ty1 - 1 are written.
 
     Per output channel, A^T m first as 8 loops over all th*tw tiles (contiguous in every plane,
     so gcc vectorises them), then the columns, written out interleaved: 2x faster than
@@ -161,14 +176,16 @@ def winograd_output(const floating[:, :, ::1] M, floating[:, :, :, ::1] out, bia
     cdef const floating[::1] b
     cdef const floating* bp = NULL
     cdef int status
+    cdef Py_ssize_t ty0, ty1
+    ty0, ty1 = tile_rows if tile_rows is not None else (0, (out.shape[2] + 1) // 2)
     if bias is not None:
         b = bias
         bp = &b[0] if b.shape[0] > 0 else NULL
-    if out.shape[0] * out.shape[1] * out.shape[2] * out.shape[3] == 0:
+    if out.shape[0] * out.shape[1] * out.shape[2] * out.shape[3] == 0 or ty1 <= ty0:
         return
     with nogil:
         status = _output_core(&M[0, 0, 0], M.shape[2], &out[0, 0, 0, 0], out.shape[0], out.shape[1],
-                              out.shape[2], out.shape[3], bp)
+                              out.shape[2], out.shape[3], bp, ty0, ty1)
     if status != 0:
         raise MemoryError()
 
@@ -378,42 +395,129 @@ def winograd_weight_grad(const floating[:, :, :] M, floating[:, :, :, ::1] dW):
 # rather than one per operation, so that threads do not queue for the GIL between them.
 
 
-def conv_forward(const floating[:, :, :, ::1] x, const floating[:, :, :] U, bias, floating[:, :, :, ::1] out,
-                 floating[:, :, ::1] V, floating[:, :, ::1] M, Py_ssize_t lo, Py_ssize_t hi):
+cdef int _conv_forward_core(const floating* x, const floating* U, Py_ssize_t ldk, Py_ssize_t ldU,
+                            const floating* bias, floating* out, floating* V, floating* M, Py_ssize_t C,
+                            Py_ssize_t H, Py_ssize_t W, Py_ssize_t F, Py_ssize_t lo, Py_ssize_t hi,
+                            Py_ssize_t ty0, Py_ssize_t ty1, Py_ssize_t group) noexcept nogil:
+    """conv_forward on raw C-contiguous arrays: U's plane k at U + k*ldk, its rows ldU apart; V and
+    M hold `group` images of (ty1 - ty0)*ceil(W/2) tiles. Returns 0, or -1 if memory ran out."""
+    cdef Py_ssize_t T = (ty1 - ty0) * ((W + 1) // 2), n = lo
+    cdef int m, ld, k, status = 0
+    while n < hi:
+        m = <int> min(group, hi - n)
+        ld = m * <int> T                           # row stride of V and M for these m images
+        status = _input_core(x + n * C * H * W, m, C, H, W, V, ld, ty0, ty1)
+        if status != 0:
+            return status
+        for k in range(16):                        # M_k = U_k @ V_k
+            _matmul("N", "N", <int> F, ld, <int> C, U + k * ldk, <int> ldU, V + k * C * ld, ld, 0,
+                    M + k * F * ld, ld)
+        status = _output_core(M, ld, out + n * F * H * W, m, F, H, W, bias, ty0, ty1)
+        if status != 0:
+            return status
+        n += m
+    return 0
+
+
+cdef struct ConvForwardArgs:                       # one conv_forward call, on raw pointers
+    const void* x
+    const void* U
+    const void* bias                               # NULL: no bias
+    void* out
+    void* V
+    void* M
+    Py_ssize_t ldk, ldU, C, H, W, F, lo, hi, ty0, ty1, group
+    bint double_precision
+    int status                                     # 0, or -1 if memory ran out
+
+
+cdef int _conv_forward_task(void* arg) noexcept nogil:
+    """The task function of ConvForwardTask (a _gate.task_fn): runs the call its argument holds."""
+    cdef ConvForwardArgs* a = <ConvForwardArgs*> arg
+    if a.double_precision:
+        a.status = _conv_forward_core(<const double*> a.x, <const double*> a.U, a.ldk, a.ldU, <const double*> a.bias,
+                                      <double*> a.out, <double*> a.V, <double*> a.M, a.C, a.H, a.W, a.F,
+                                      a.lo, a.hi, a.ty0, a.ty1, a.group)
+    else:
+        a.status = _conv_forward_core(<const float*> a.x, <const float*> a.U, a.ldk, a.ldU, <const float*> a.bias,
+                                      <float*> a.out, <float*> a.V, <float*> a.M, a.C, a.H, a.W, a.F,
+                                      a.lo, a.hi, a.ty0, a.ty1, a.group)
+    return a.status
+
+
+cdef void* _data(cnp.ndarray arr, object dtype, str name, bint contiguous=True) except NULL:
+    """The address of arr's first element, once arr is known to be of dtype (and C-contiguous)."""
+    if arr.dtype != dtype or (contiguous and not cnp.PyArray_IS_C_CONTIGUOUS(arr)):
+        raise ValueError(f"conv_forward: {name} must be {'C-contiguous ' if contiguous else ''}{dtype}, "
+                         f"got {arr.dtype}")
+    if arr.size == 0:
+        raise ValueError(f"conv_forward: {name} is empty")
+    return cnp.PyArray_DATA(arr)
+
+
+cdef class ConvForwardTask:
+    """conv_forward's arguments held for one run: by run() on this thread, or by a pool thread
+    without the GIL (address: the task function and its argument, for _gate.Gate.post_task).
+    Holds its arrays, so the addresses stay valid while the task lives."""
+    cdef ConvForwardArgs a
+    cdef tuple arrays
+
+    def __init__(self, cnp.ndarray x, cnp.ndarray U, bias, cnp.ndarray out, cnp.ndarray V, cnp.ndarray M,
+                 Py_ssize_t lo, Py_ssize_t hi, tile_rows=None):
+        cdef Py_ssize_t itemsize = x.itemsize
+        if x.ndim != 4 or U.ndim != 3 or out.ndim != 4 or V.ndim != 3 or M.ndim != 3:
+            raise ValueError("conv_forward: x and out must be 4-D, U, V and M 3-D")
+        if x.dtype != np.float32 and x.dtype != np.float64:
+            raise ValueError(f"conv_forward: x must be float32 or float64, got {x.dtype}")
+        self.arrays = (x, U, bias, out, V, M)
+        self.a.C, self.a.H, self.a.W, self.a.F = x.shape[1], x.shape[2], x.shape[3], U.shape[1]
+        self.a.ty0, self.a.ty1 = tile_rows if tile_rows is not None else (0, (self.a.H + 1) // 2)
+        T = (self.a.ty1 - self.a.ty0) * ((self.a.W + 1) // 2)
+        self.a.lo, self.a.hi = lo, hi
+        self.a.group = V.shape[2] // T if T > 0 else 0
+        self.a.double_precision = x.dtype == np.float64
+        self.a.status = 0
+        if hi <= lo or T == 0:
+            self.a.lo = self.a.hi = 0                # nothing to do
+            return
+        self.a.x = _data(x, x.dtype, "x")
+        self.a.U = _data(U, x.dtype, "U", contiguous=False)
+        if ((self.a.C > 1 and U.strides[2] != itemsize) or (self.a.F > 1 and U.strides[1] != self.a.C * itemsize)
+                or U.strides[0] % itemsize):
+            raise ValueError("conv_forward: U's (F, C) planes must be C-contiguous")
+        self.a.ldk, self.a.ldU = U.strides[0] // itemsize, self.a.C
+        self.a.bias = _data(bias, x.dtype, "bias") if bias is not None else NULL
+        self.a.out = _data(out, x.dtype, "out")
+        self.a.V = _data(V, x.dtype, "V")
+        self.a.M = _data(M, x.dtype, "M")
+
+    @property
+    def address(self):
+        """(task function, argument) addresses, for _gate.Gate.post_task."""
+        return <uintptr_t> &_conv_forward_task, <uintptr_t> &self.a
+
+    def run(self):
+        """Run the call here, without the GIL; raises MemoryError if memory ran out."""
+        with nogil:
+            _conv_forward_task(&self.a)
+        self.check()
+
+    def check(self):
+        """Raise MemoryError if the last run (here or on a pool thread) ran out of memory."""
+        if self.a.status != 0:
+            raise MemoryError("conv_forward: out of memory for the transforms' buffers")
+
+
+def conv_forward(x, U, bias, out, V, M, Py_ssize_t lo, Py_ssize_t hi, tile_rows=None):
     """out[n] = conv(x[n], W) (+ bias) for the images n in lo..hi-1: 3x3, stride 1, padding 1.
 
     x: (N, C, H, W); U: (16, F, C) = G W G^T, each (F, C) plane C-contiguous; bias: (F,) or None;
     out: (N, F, H, W); V: (16, C, m*T) and M: (16, F, m*T) scratch for m >= 1 images per call,
-    T = ceil(H/2)*ceil(W/2). One dtype; tinycnn.kernels checks the shapes.
+    T = ceil(H/2)*ceil(W/2), or (ty1 - ty0)*ceil(W/2) with tile_rows = (ty0, ty1): then only the
+    output rows 2ty0 .. 2ty1 - 1 are computed. One dtype; tinycnn.kernels checks the shapes.
+    Runs ConvForwardTask, which a pool thread can also run without the GIL.
     """
-    cdef Py_ssize_t C = x.shape[1], H = x.shape[2], W = x.shape[3]
-    cdef Py_ssize_t T = ((H + 1) // 2) * ((W + 1) // 2), group = V.shape[2] // T, n = lo
-    cdef int F = U.shape[1], Ci = C, m, ld, k, status = 0
-    cdef int ldU = U.strides[1] // sizeof(floating) if F > 1 else Ci   # row stride of each (F, C) plane
-    cdef const floating[::1] b
-    cdef const floating* bp = NULL
-    cdef floating* Vp
-    cdef floating* Mp
-    if bias is not None:
-        b = bias
-        bp = &b[0]
-    if hi <= lo or T == 0:
-        return
-    with nogil:
-        Vp = &V[0, 0, 0]
-        Mp = &M[0, 0, 0]
-        while n < hi:
-            m = <int> min(group, hi - n)
-            ld = m * <int> T                       # row stride of V and M for these m images
-            status = _input_core(&x[n, 0, 0, 0], m, C, H, W, Vp, ld)
-            if status != 0:
-                break
-            for k in range(16):                    # M_k = U_k @ V_k
-                _matmul("N", "N", F, ld, Ci, &U[k, 0, 0], ldU, Vp + k * C * ld, ld, 0, Mp + <Py_ssize_t> k * F * ld, ld)
-            status = _output_core(Mp, ld, &out[n, 0, 0, 0], m, F, H, W, bp)
-            n += m
-    if status != 0:
-        raise MemoryError()
+    ConvForwardTask(x, U, bias, out, V, M, lo, hi, tile_rows).run()
 
 
 def weight_products(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] dout, floating[:, :, ::1] acc,
@@ -438,7 +542,7 @@ def weight_products(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1]
         while n < hi:
             m = <int> min(group, hi - n)
             ld = m * <int> T
-            status = _input_core(&x[n, 0, 0, 0], m, C, H, W, Vp, ld)
+            status = _input_core(&x[n, 0, 0, 0], m, C, H, W, Vp, ld, 0, (H + 1) // 2)
             if status == 0:
                 if tile_major:
                     status = _dout_core_tiles(&dout[n, 0, 0, 0], m, Fs, H, W, Dp, ld)

@@ -28,28 +28,41 @@ G2 = np.array([[1, 0], [0.5, 0.5], [0.5, -0.5], [0, -1]], dtype=np.float64)
 A3T = np.array([[1, 1, 1, 0], [0, 1, -1, 0], [0, 1, 1, 1]], dtype=np.float64)
 
 
-def winograd_input(x, V):
+def _tile_rows(tile_rows, H):
+    """(ty0, ty1): the rows of 2x2 output tiles asked for, all ceil(H/2) of them if None."""
+    return tuple(tile_rows) if tile_rows is not None else (0, (H + 1) // 2)
+
+
+def winograd_input(x, V, tile_rows=None):
     """x: (N, C, H, W) -> V: (16, C, N*th*tw), V[4i + j, c, n*th*tw + t] = (B^T d B)[i, j] of tile t
     of channel c of image n: the 4x4 tiles (stride 2) of each image zero-padded by 1 (and by
-    one more row/column when H or W is odd), th = ceil(H/2)."""
+    one more row/column when H or W is odd), th = ceil(H/2). With tile_rows = (ty0, ty1) only
+    the tiles of rows ty0..ty1-1, th = ty1 - ty0."""
     N, C, H, W = x.shape
-    th, tw = (H + 1) // 2, (W + 1) // 2
-    xp = np.zeros((N, C, 2 * th + 2, 2 * tw + 2), dtype=x.dtype)
+    ty0, ty1 = _tile_rows(tile_rows, H)
+    th, tw = ty1 - ty0, (W + 1) // 2
+    xp = np.zeros((N, C, 2 * ((H + 1) // 2) + 2, 2 * tw + 2), dtype=x.dtype)
     xp[:, :, 1:H + 1, 1:W + 1] = x
+    xp = xp[:, :, 2 * ty0:]                                                                 # from tile row ty0
     s = xp.strides
     d = as_strided(xp, (N, C, th, tw, 4, 4), (s[0], s[1], 2 * s[2], 2 * s[3], s[2], s[3]))   # 4x4 tiles, stride 2
     v = np.einsum("ij,ncyxjk,lk->ilcnyx", BT, d, BT)                                        # B^T d B
     V[...] = v.reshape(16, C, N * th * tw)
 
 
-def winograd_output(M, out, bias=None):
+def winograd_output(M, out, bias=None, tile_rows=None):
     """M: (16, F, N*th*tw) -> out: (N, F, H, W) = A^T m A per tile (+ bias (F,) if given), cropped
-    to H <= 2*th, W <= 2*tw; image n's tiles in columns n*th*tw onwards."""
+    to H <= 2*th, W <= 2*tw; image n's tiles in columns n*th*tw onwards. With tile_rows =
+    (ty0, ty1), M holds the tiles of rows ty0..ty1-1 (th = ty1 - ty0), and only out's rows
+    2ty0 .. 2ty1 - 1 are written."""
     N, F, H, W = out.shape
-    th, tw = (H + 1) // 2, (W + 1) // 2
+    ty0, ty1 = _tile_rows(tile_rows, H)
+    th, tw = ty1 - ty0, (W + 1) // 2
     m = M.reshape(4, 4, F, N, th, tw)
     y = np.einsum("ij,jkfnyx,lk->nfyixl", AT, m, AT).reshape(N, F, 2 * th, 2 * tw)  # A^T m A
-    out[...] = y[:, :, :H, :W] if bias is None else y[:, :, :H, :W] + bias[:, None, None]
+    rows = min(H, 2 * ty1) - 2 * ty0                                                # cropped to H, W
+    y = y[:, :, :rows, :W]
+    out[:, :, 2 * ty0:2 * ty0 + rows] = y if bias is None else y + bias[:, None, None]
 
 
 def winograd_dout(dout, D, tile_major=False):
@@ -81,11 +94,13 @@ def winograd_weight_grad(M, dW):
 # The Winograd convolution of a chunk of images, as the compiled kernels run it (_winograd.pyx):
 # m images at a time, their tiles side by side (image i's from column i*T).
 
-def _groups(x, lo, hi, V):
+def _groups(x, lo, hi, V, tile_rows=None):
     """For the images lo..hi-1 of x (N, C, H, W), m at a time (as many as the scratch V
-    (16, C, group*T) holds): (n, m, m*T), T = ceil(H/2)*ceil(W/2)."""
+    (16, C, group*T) holds): (n, m, m*T), T = ceil(H/2)*ceil(W/2), or (ty1 - ty0)*ceil(W/2)
+    with tile_rows = (ty0, ty1)."""
     H, W = x.shape[2:]
-    T = ((H + 1) // 2) * ((W + 1) // 2)
+    ty0, ty1 = _tile_rows(tile_rows, H)
+    T = (ty1 - ty0) * ((W + 1) // 2)
     group = V.shape[2] // T
     for n in range(lo, hi, group):
         m = min(group, hi - n)
@@ -101,17 +116,18 @@ def _first(b, tiles, tile_major=False):
     return head.reshape((16, tiles, k) if tile_major else (16, k, tiles))
 
 
-def conv_forward(x, U, bias, out, V, M, lo, hi):
+def conv_forward(x, U, bias, out, V, M, lo, hi, tile_rows=None):
     """out[n] = conv(x[n], W) (+ bias) for the images n in lo..hi-1: 3x3, stride 1, padding 1.
 
     x: (N, C, H, W); U: (16, F, C) = G W G^T; bias: (F,) or None; out: (N, F, H, W);
-    V: (16, C, m*T) and M: (16, F, m*T) scratch, m images per call, T = ceil(H/2)*ceil(W/2).
+    V: (16, C, m*T) and M: (16, F, m*T) scratch, m images per call, T = ceil(H/2)*ceil(W/2), or
+    (ty1 - ty0)*ceil(W/2) with tile_rows = (ty0, ty1): then only out's rows 2ty0 .. 2ty1 - 1.
     """
-    for n, m, tiles in _groups(x, lo, hi, V):
+    for n, m, tiles in _groups(x, lo, hi, V, tile_rows):
         Vm, Mm = _first(V, tiles), _first(M, tiles)
-        winograd_input(x[n:n + m], Vm)                         # V = B^T d B per tile
+        winograd_input(x[n:n + m], Vm, tile_rows)              # V = B^T d B per tile
         np.matmul(U, Vm, out=Mm)                               # 16 GEMMs: M_k = U_k @ V_k
-        winograd_output(Mm, out[n:n + m], bias)                # out = A^T m A per tile (+ bias)
+        winograd_output(Mm, out[n:n + m], bias, tile_rows)     # out = A^T m A per tile (+ bias)
 
 
 def weight_products(x, dout, acc, V, D, lo, hi, tile_major=False):

@@ -309,25 +309,43 @@ def winograd_tile_count(H, W):
     return ((H + 1) // 2) * ((W + 1) // 2)
 
 
-def winograd_input(x, V):
+def _tile_rows(name, tile_rows, H, W):
+    """(ty0, ty1, tiles per image) for tile_rows = (ty0, ty1), rows of 2x2 output tiles with
+    0 <= ty0 < ty1 <= ceil(H/2); None is all of them."""
+    th, tw = (H + 1) // 2, (W + 1) // 2
+    if tile_rows is None:
+        return 0, th, th * tw
+    ty0, ty1 = tile_rows
+    if not (isinstance(ty0, (int, np.integer)) and isinstance(ty1, (int, np.integer)) and 0 <= ty0 < ty1 <= th):
+        raise ValueError(f"{name}: tile_rows must be (ty0, ty1) with 0 <= ty0 < ty1 <= {th} "
+                         f"(rows of 2x2 tiles of {H} x {W}), got {tile_rows!r}")
+    return int(ty0), int(ty1), (int(ty1) - int(ty0)) * tw
+
+
+def winograd_input(x, V, tile_rows=None):
     """x: (N, C, H, W) -> V: (16, C, N*th*tw) = B^T d B of each 4x4 tile (stride 2) of each image
     zero-padded by 1, th = ceil(H/2), image n's tiles from column n*th*tw; written into V
-    (C-contiguous, x's dtype)."""
+    (C-contiguous, x's dtype). With tile_rows = (ty0, ty1) only the tiles of rows ty0..ty1-1
+    (th = ty1 - ty0)."""
     N, C, H, W = x.shape
-    _check_out("winograd_input V", V, (16, C, N * winograd_tile_count(H, W)), x.dtype)
-    _winograd_mod.winograd_input(np.ascontiguousarray(x), V)
+    ty0, ty1, T = _tile_rows("winograd_input", tile_rows, H, W)
+    _check_out("winograd_input V", V, (16, C, N * T), x.dtype)
+    _winograd_mod.winograd_input(np.ascontiguousarray(x), V, (ty0, ty1))
     return V
 
 
-def winograd_output(M, out, bias=None):
+def winograd_output(M, out, bias=None, tile_rows=None):
     """M: (16, F, N*th*tw) -> out: (N, F, H, W) = A^T m A of each tile (+ bias (F,)), th = ceil(H/2),
-    image n's tiles from column n*th*tw."""
+    image n's tiles from column n*th*tw. With tile_rows = (ty0, ty1), M holds the tiles of rows
+    ty0..ty1-1 (th = ty1 - ty0) and only out's rows 2ty0 .. 2ty1 - 1 are written."""
     N, F, H, W = out.shape
     _check_out("winograd_output out", out, out.shape, M.dtype)
-    expected = (16, F, N * winograd_tile_count(H, W))
+    ty0, ty1, T = _tile_rows("winograd_output", tile_rows, H, W)
+    expected = (16, F, N * T)
     if M.shape != expected:
-        raise ValueError(f"winograd_output: M has shape {M.shape}, expected {expected} for out {out.shape}")
-    _winograd_mod.winograd_output(np.ascontiguousarray(M), out, bias)
+        raise ValueError(f"winograd_output: M has shape {M.shape}, expected {expected} for out {out.shape}"
+                         + (f" and tile rows {ty0}..{ty1 - 1}" if tile_rows is not None else ""))
+    _winograd_mod.winograd_output(np.ascontiguousarray(M), out, bias, (ty0, ty1))
     return out
 
 
@@ -342,14 +360,14 @@ def winograd_dout(dout, D, tile_major=False):
     return D
 
 
-def _winograd_chunk_checks(name, x, maps, buffers):
+def _winograd_chunk_checks(name, x, maps, buffers, T=None):
     """The shapes both Winograd convolution kernels need, after _chunk_input. maps: (name, array,
     channels) of the (N, channels, H, W) array beside x; buffers: (name, array, channels,
-    tile_major) of the (16, channels, m*T) scratch, or (16, m*T, channels) if tile_major. Every
-    buffer must hold the same m*T tiles."""
+    tile_major) of the (16, channels, m*T) scratch, or (16, m*T, channels) if tile_major, T the
+    tiles per image (default: all of them). Every buffer must hold the same m*T tiles."""
     N, C, H, W = x.shape
     _check_out(f"{name} {maps[0]}", maps[1], (N, maps[2], H, W), x.dtype)
-    T = winograd_tile_count(H, W)
+    T = winograd_tile_count(H, W) if T is None else T
     held = set()
     for label, buf, rows, tile_major in buffers:
         shape = f"(16, m*{T}, {rows})" if tile_major else f"(16, {rows}, m*{T})"
@@ -367,13 +385,24 @@ def _winograd_chunk_checks(name, x, maps, buffers):
                          + " and ".join(str(b[1].shape) for b in buffers))
 
 
-def winograd_conv_forward(x, U, bias, out, V, M, lo, hi):
-    """out[n] = conv(x[n], W) (+ bias) for the images n in lo..hi-1 (3x3, stride 1, padding 1),
-    in one call: V = B^T d B of m images' tiles, M = U @ V (16 GEMMs), out = A^T m A.
+class Task:
+    """A kernel call kept to run later (the NumPy reference's form of a compiled task): run()
+    runs it; check() has nothing to report, since run() raises."""
+    address = None                                   # not a compiled task: a pool thread runs it as Python
 
-    x: (N, C, H, W); U: (16, F, C) from winograd_weights(W); bias: (F,) or None; out: (N, F, H, W),
-    written; V: (16, C, m*T) and M: (16, F, m*T) scratch, T = winograd_tile_count(H, W). x's dtype.
-    """
+    def __init__(self, kernel, *args):
+        self.kernel, self.args = kernel, args
+
+    def run(self):
+        self.kernel(*self.args)
+
+    def check(self):
+        pass
+
+
+def winograd_conv_task(x, U, bias, out, V, M, lo, hi, tile_rows=None):
+    """winograd_conv_forward's call, checked now and run later by task.run() or by
+    tinycnn.parallel.run_tasks (a pool thread starts a compiled one without the GIL)."""
     C = _chunk_input("winograd_conv_forward", x, lo, hi)[1]
     if (U.ndim != 3 or U.shape[0] != 16 or U.shape[2] != C or U.dtype != x.dtype
             or (C > 1 and U.strides[2] != x.itemsize) or (U.shape[1] > 1 and U.strides[1] != C * x.itemsize)):
@@ -382,8 +411,23 @@ def winograd_conv_forward(x, U, bias, out, V, M, lo, hi):
     F = U.shape[1]
     if bias is not None:
         _check_out("winograd_conv_forward bias", bias, (F,), x.dtype)
-    _winograd_chunk_checks("winograd_conv_forward", x, ("out", out, F), (("V", V, C, False), ("M", M, F, False)))
-    _winograd_mod.conv_forward(x, U, bias, out, V, M, lo, hi)
+    ty0, ty1, T = _tile_rows("winograd_conv_forward", tile_rows, *x.shape[2:])
+    _winograd_chunk_checks("winograd_conv_forward", x, ("out", out, F), (("V", V, C, False), ("M", M, F, False)), T)
+    if _BACKEND == "numpy":
+        return Task(_winograd_mod.conv_forward, x, U, bias, out, V, M, lo, hi, (ty0, ty1))
+    return _winograd_mod.ConvForwardTask(x, U, bias, out, V, M, lo, hi, (ty0, ty1))
+
+
+def winograd_conv_forward(x, U, bias, out, V, M, lo, hi, tile_rows=None):
+    """out[n] = conv(x[n], W) (+ bias) for the images n in lo..hi-1 (3x3, stride 1, padding 1),
+    in one call: V = B^T d B of m images' tiles, M = U @ V (16 GEMMs), out = A^T m A.
+
+    x: (N, C, H, W); U: (16, F, C) from winograd_weights(W); bias: (F,) or None; out: (N, F, H, W),
+    written; V: (16, C, m*T) and M: (16, F, m*T) scratch, T = winograd_tile_count(H, W). x's dtype.
+    With tile_rows = (ty0, ty1) only the rows ty0..ty1-1 of 2x2 output tiles (out's rows 2ty0 ..
+    2ty1 - 1) are computed, and T = (ty1 - ty0)*ceil(W/2): threads can split one image this way.
+    """
+    winograd_conv_task(x, U, bias, out, V, M, lo, hi, tile_rows).run()
     return out
 
 

@@ -113,21 +113,55 @@ ELEMENT_WORK = 20
 WEIGHT_READ_WORK = 4
 
 
-def grain(work_per_item):
-    """The fewest items a chunk should hold when each costs work_per_item multiply-adds."""
-    return max(1, -(-MIN_CHUNK_WORK // max(1, int(work_per_item))))
+# The same for a compiled task (run_tasks), which a pool thread starts without the GIL. Batch-1
+# Winograd forward on 2 threads, split into 2 tasks or not (us, medians of 7 alternating
+# rounds): 12 -> 12 channels (1.0M multiply-adds) 47 vs 40, 20 -> 20 (2.8M) 62-64 vs 70,
+# 32 -> 32 (7.2M) 91-95 vs 124 (measured).
+TASK_MIN_WORK = 1 << 20
+
+
+def grain(work_per_item, compiled_task=False):
+    """The fewest items a chunk should hold when each costs work_per_item multiply-adds: at least
+    MIN_CHUNK_WORK per chunk, or TASK_MIN_WORK per compiled task."""
+    min_work = TASK_MIN_WORK if compiled_task else MIN_CHUNK_WORK
+    return max(1, -(-min_work // max(1, int(work_per_item))))
+
+
+def split(n, grain=1):
+    """The chunks of range(n) that parallel_for runs: one per engine thread, none shorter than
+    grain; a single chunk inside a chunk (no nested pools)."""
+    parts = min(_state["threads"], n // max(1, grain))
+    if parts < 2 or getattr(_local, "in_chunk", False):
+        return [(0, n)]
+    return chunks(n, parts)
 
 
 def parallel_for(n, body, grain=1):
     """Run body(lo, hi) over chunks covering range(n), one per engine thread (none shorter
     than grain), and return their results in chunk order. The calling thread runs the
     first chunk. A call made from inside a chunk runs serially (no nested pools)."""
-    parts = min(_state["threads"], n // max(1, grain))
-    if parts < 2 or getattr(_local, "in_chunk", False):
+    bounds = split(n, grain)
+    if len(bounds) < 2:
         return [body(0, n)]
     if _state["pool"] is None:                # a child process after fork
         _state["pool"] = Pool(_state["threads"] - 1)
-    return _state["pool"].run(body, chunks(n, parts))
+    return _state["pool"].run(body, bounds)
+
+
+def run_tasks(tasks):
+    """Run the tasks at once, one per engine thread (the caller runs the first); serially on one
+    thread, or from inside a chunk. A task has run() (which raises its errors) and check()
+    (which raises the errors of a run that a pool thread made); a compiled one also has
+    `address`, so that a pool thread starts it without the GIL (kernels.winograd_conv_task)."""
+    if len(tasks) < 2 or _state["threads"] == 1 or getattr(_local, "in_chunk", False):
+        for task in tasks:
+            task.run()
+        return
+    if len(tasks) > _state["threads"]:
+        raise ValueError(f"run_tasks: {len(tasks)} tasks for {_state['threads']} threads")
+    if _state["pool"] is None:                # a child process after fork
+        _state["pool"] = Pool(_state["threads"] - 1)
+    _state["pool"].run_tasks(tasks)
 
 
 # How long a waiting thread re-checks its Gate before it sleeps (compiled Gate only). Waking a
@@ -160,10 +194,13 @@ class Gate:
         with self._cond:
             self._cond.wait_for(lambda: self.count >= target)
 
-    def post_then_wait(self, other, target, spin=0.0):
-        """self.post(), then other.wait(target)."""
-        self.post()
-        other.wait(target, spin)
+    def serve(self, done, target, spin=0.0, post_first=False):
+        """done.post() if post_first, then wait until count >= target; returns target. (The
+        compiled Gate also runs the compiled tasks posted to it here; none reach this one.)"""
+        if post_first:
+            done.post()
+        self.wait(target, spin)
+        return target
 
 
 def gate_type():
@@ -200,8 +237,7 @@ class Pool:
             thread.start()
 
     def _work(self, i):
-        k = 1
-        self.todo[i].wait(k, self.spin)
+        k = self.todo[i].serve(self.done[i], 1, self.spin)   # compiled tasks run inside serve
         while True:
             task, self.tasks[i] = self.tasks[i], None   # drop the chunk's arrays once it has run
             if task is _STOP:
@@ -211,8 +247,7 @@ class Pool:
             except BaseException as exc:          # handed to the caller of run()
                 self.results[i] = (False, exc)
             del task
-            k += 1
-            self.done[i].post_then_wait(self.todo[i], k, self.spin)
+            k = self.todo[i].serve(self.done[i], k + 1, self.spin, post_first=True)
 
     def run(self, body, bounds):
         """body(lo, hi) for each (lo, hi) in bounds, the first by the caller; -> results in order.
@@ -244,6 +279,35 @@ class Pool:
                 raise value
             results.append(value)
         return results
+
+    def run_tasks(self, tasks):
+        """task.run() for each task, the first by the caller, the others by one pool thread each;
+        returns when all have finished. A compiled task (one whose `address` is a task function's
+        and its argument's, see _gate.pyx) starts on its thread without the GIL; any other runs
+        as a Python chunk. Errors are raised, by task.check(), once every task has finished."""
+        if len(tasks) - 1 > len(self.threads):
+            raise ValueError(f"Pool.run_tasks: {len(tasks)} tasks for {len(self.threads)} workers and the caller")
+        if not all(getattr(task, "address", None) for task in tasks[1:]):
+            self.run(lambda lo, hi: tasks[lo].run(), [(i, i + 1) for i in range(len(tasks))])
+            return
+        if not self.busy.acquire(blocking=False):
+            for task in tasks:
+                task.run()
+            return
+        workers = range(len(tasks) - 1)
+        try:
+            for i in workers:
+                self.posted[i] += 1
+                self.todo[i].post_task(*tasks[i + 1].address)
+            try:
+                tasks[0].run()
+            finally:
+                for i in workers:               # every task has finished before any error is raised
+                    self.done[i].wait(self.posted[i], self.spin)
+        finally:
+            self.busy.release()
+        for task in tasks[1:]:
+            task.check()
 
     def shutdown(self):
         """Stop the threads (after the chunks they run) and wait for them to exit."""

@@ -37,12 +37,14 @@ Each thread runs its images' transforms and GEMMs as one compiled call too
 (kernels.winograd_conv_forward and winograd_weight_products; _winograd_numpy.conv_forward
 and weight_products in NumPy). The path is taken when both channel counts reach
 WINOGRAD_MIN_CHANNELS; Conv2D.algorithm = "im2col" turns it off. With fewer images than
-threads (batch-1 latency), either path splits each image's output channels over the threads.
+threads (batch-1 latency), the Winograd path splits each image's rows of 2x2 output tiles over
+the threads (each transforms, multiplies and writes its own rows, with no hand-off between),
+and the im2col path its output channels.
 """
 import numpy as np
 
 from .. import kernels
-from ..parallel import get_threads, grain, parallel_for, scratch
+from ..parallel import get_threads, grain, parallel_for, run_tasks, scratch, split
 from .base import Layer, check_positive, init_weights, pair
 
 # Below this many input or output channels the 16 GEMMs of Winograd are too thin to pay for
@@ -165,21 +167,18 @@ class Conv2D(Layer):
             parallel_for(N, lambda lo, hi: winograd_conv(x, U, out4, lo, hi, bias), grain=grain(macs))
         elif N >= get_threads():
             parallel_for(N, images, grain=grain(macs))
-        else:  # fewer images than threads (batch-1 latency): split each image's output channels
-            col = None if winograd else np.empty((K + 1, P), dtype=x.dtype)   # [col; 1]
+        elif winograd:  # fewer images than threads (batch-1 latency): split the rows of 2x2 output tiles
+            th = (OH + 1) // 2                         # each thread's rows are one compiled task
+            run_tasks([winograd_conv_task(x, U, out4, 0, N, bias, tile_rows=rows, slot=i)
+                       for i, rows in enumerate(split(th, grain(N * macs // th, compiled_task=True)))])
+        else:  # fewer images than threads: split each image's output channels
+            col = np.empty((K + 1, P), dtype=x.dtype)          # [col; 1]
             for n in range(N):
-                if winograd:
-                    V = winograd_tiles(x[n:n + 1])             # (16, C, T), read by every thread
+                self._im2col(x[n:n + 1], out=col[:K])
+                col[K] = 1
 
-                    def channels(lo, hi, n=n, V=V):            # output channels lo..hi-1, one thread
-                        M = np.matmul(U[:, lo:hi], V, out=scratch("winograd_M", (16, hi - lo, V.shape[2]), x.dtype))
-                        kernels.winograd_output(M, out4[n:n + 1, lo:hi], bias[lo:hi])
-                else:
-                    self._im2col(x[n:n + 1], out=col[:K])
-                    col[K] = 1
-
-                    def channels(lo, hi, n=n):                 # output channels lo..hi-1, one thread
-                        np.matmul(Wb[lo:hi], col, out=out[n, lo:hi])   # W @ col + b
+                def channels(lo, hi, n=n):                     # output channels lo..hi-1, one thread
+                    np.matmul(Wb[lo:hi], col, out=out[n, lo:hi])   # W @ col + b
                 parallel_for(F, channels, grain=grain(macs // F))
         self.x = x
         return out4
@@ -264,13 +263,6 @@ class Conv2D(Layer):
         self.x = None
 
 
-def winograd_tiles(x):
-    """x: (m, C, H, W) -> V: (16, C, m*T) = B^T d B of each 4x4 tile of each image zero-padded by 1,
-    T = ceil(H/2)*ceil(W/2). V is the calling thread's scratch array: read it before the next call."""
-    m, C, H, W = x.shape
-    return kernels.winograd_input(x, scratch("winograd_V", (16, C, m * kernels.winograd_tile_count(H, W)), x.dtype))
-
-
 def bias_grad(dout):
     """db = sum of dout over images and pixels. dout: (N, F, P) -> (F,).
 
@@ -293,13 +285,21 @@ def winograd_conv(x, U, out, lo, hi, bias=None):
     them in one compiled call without the GIL: V = B^T d B per tile, M = U @ V (16 GEMMs),
     out[n] = A^T m A per tile + bias (_winograd_numpy.conv_forward spells it out in NumPy).
     """
+    winograd_conv_task(x, U, out, lo, hi, bias).run()
+
+
+def winograd_conv_task(x, U, out, lo, hi, bias=None, tile_rows=None, slot=0):
+    """winograd_conv's call as a task to run later (kernels.winograd_conv_task), on the calling
+    thread's scratch buffers number `slot` (one per task it hands out at once). tile_rows =
+    (ty0, ty1): only the rows ty0..ty1-1 of 2x2 output tiles (out's rows 2ty0 .. 2ty1 - 1)."""
     C, H, W = x.shape[1:]
     F = U.shape[1]
-    T = kernels.winograd_tile_count(H, W)
+    ty0, ty1 = tile_rows if tile_rows is not None else (0, (H + 1) // 2)
+    T = (ty1 - ty0) * ((W + 1) // 2)
     group = images_per_call(16 * T * (C + F) * x.itemsize)   # V and M of one image
-    V = scratch("winograd_V", (16, C, group * T), x.dtype)
-    M = scratch("winograd_M", (16, F, group * T), x.dtype)
-    kernels.winograd_conv_forward(x, U, bias, out, V, M, lo, hi)
+    V = scratch(f"winograd_V{slot or ''}", (16, C, group * T), x.dtype)
+    M = scratch(f"winograd_M{slot or ''}", (16, F, group * T), x.dtype)
+    return kernels.winograd_conv_task(x, U, bias, out, V, M, lo, hi, tile_rows)
 
 
 def winograd_weight_grad(x, dout, lo, hi):
