@@ -382,10 +382,11 @@ def test_winograd_conv2d_gives_the_same_result_on_one_and_three_threads(n, monke
     layer = Conv2D(3, 4, 3, padding=1, rng=0, dtype=np.float64)
     assert layer.winograd_applies()
     x = np.random.default_rng(n).standard_normal((n, 3, 9, 8))
-    split = []
-    monkeypatch.setattr(conv, "run_tasks", lambda tasks: (split.append(len(tasks)), run_tasks(tasks)))
+    calls, task = [], conv.winograd_conv_task
+    monkeypatch.setattr(conv, "winograd_conv_task", lambda *a, **k: (calls.append(k.get("tile_rows")), task(*a, **k))[1])
     assert_same_on_threads(layer, x, np.cos, 3)
-    assert split == ([3] if n < 3 else [])         # fewer images than threads: 3 bands of tile rows
+    bands = [rows for rows in calls if rows is not None]  # tile rows: the forward on 3 threads at n < 3
+    assert bands == ([(0, 1), (1, 3), (3, 5)] if n < 3 else [])
 
 
 @settings(max_examples=20, deadline=None)

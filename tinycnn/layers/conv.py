@@ -163,8 +163,9 @@ class Conv2D(Layer):
         out4 = out.reshape(N, F, OH, OW)
         U = self._winograd_weights(x.dtype, training) if winograd else None   # (16, F, C) = G W G^T
         bias = self.params["b"].astype(x.dtype, copy=False)   # (F,), the transforms' dtype
-        if N >= get_threads() and winograd:
-            parallel_for(N, lambda lo, hi: winograd_conv(x, U, out4, lo, hi, bias), grain=grain(macs))
+        if N >= get_threads() and winograd:            # each thread's images are one compiled task
+            run_tasks([winograd_conv_task(x, U, out4, lo, hi, bias, slot=i)
+                       for i, (lo, hi) in enumerate(split(N, grain(macs, compiled_task=True)))])
         elif N >= get_threads():
             parallel_for(N, images, grain=grain(macs))
         elif winograd:  # fewer images than threads (batch-1 latency): split the rows of 2x2 output tiles
