@@ -375,6 +375,23 @@ def test_dense_gives_the_same_result_on_one_and_two_threads(n, i, o, seed):
     assert_same_on_threads(layer, x, np.sin, 2)
 
 
+def test_dense_forward_hands_each_thread_one_task_compiled_where_the_kernels_run(monkeypatch):
+    """float32 at batch 1 (a GEMV over 1.2M weights) and 32: the forward on two threads is two
+    tasks, compiled where the CPU runs the compiled fully connected GEMMs, and gives the
+    one-thread result."""
+    layer, made, task = Dense(2048, 600, rng=0), [], kernels.dense_forward_task
+    monkeypatch.setattr(kernels, "dense_forward_task", lambda *args: (made.append(task(*args)), made[-1])[1])
+    for batch in (1, 32):
+        x = np.random.default_rng(batch).standard_normal((batch, 2048)).astype(np.float32)
+        outs = []
+        for n in (1, 2):
+            with threads(n), any_chunk_size():
+                outs.append(layer.forward(x))
+        np.testing.assert_allclose(outs[1], outs[0], rtol=1e-6, atol=1e-6)
+    assert len(made) == 6                                   # 1 + 2 tasks per batch
+    assert all(bool(t.address) == (kernels.dense_kernels() == "avx512") for t in made)
+
+
 @pytest.mark.parametrize("n", [1, 3, 7])
 def test_winograd_conv2d_gives_the_same_result_on_one_and_three_threads(n, monkeypatch):
     from tinycnn.layers import conv

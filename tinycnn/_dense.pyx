@@ -111,39 +111,88 @@ cdef void _gemv_row(const float* W, const float* x, Py_ssize_t K, float* y) noex
     y[0] = _mm512_reduce_add_ps(acc)
 
 
+cdef void _forward_core(const float* W, const float* xT, float* outT, Py_ssize_t K, Py_ssize_t N,
+                        Py_ssize_t lo, Py_ssize_t hi) noexcept nogil:
+    """forward on raw C-contiguous arrays: W (M, K), xT (K, N), outT (M, N)."""
+    cdef Py_ssize_t o, n0
+    cdef __mmask16 m0, m1
+    if K == 0:                                           # an empty sum
+        for o in range(lo * N, hi * N):
+            outT[o] = 0
+        return
+    if N == 1:
+        o = lo
+        while o + 8 <= hi:
+            _gemv_rows8(W + o * K, K, xT, K, outT + o)
+            o += 8
+        while o < hi:
+            _gemv_row(W + o * K, xT, K, outT + o)
+            o += 1
+        return
+    for n0 in range(0, N, 32):                           # 32 samples at a time, the last masked
+        m0 = _lanes(N - n0)
+        m1 = _lanes(N - n0 - 16)
+        o = lo
+        while o + 8 <= hi:
+            _forward_rows8(W + o * K, K, xT, N, K, outT + o * N, n0, m0, m1)
+            o += 8
+        while o < hi:
+            _forward_row(W + o * K, xT, N, K, outT + o * N, n0, m0, m1)
+            o += 1
+
+
+cdef struct ForwardArgs:                                 # one forward call, on raw pointers
+    const float* W
+    const float* xT
+    float* outT
+    Py_ssize_t K, N, lo, hi
+
+
+cdef int _forward_task(void* arg) noexcept nogil:
+    """The task function of ForwardTask (a _gate.task_fn)."""
+    cdef ForwardArgs* a = <ForwardArgs*> arg
+    _forward_core(a.W, a.xT, a.outT, a.K, a.N, a.lo, a.hi)
+    return 0
+
+
+cdef class ForwardTask:
+    """forward's arguments held for one run: by run() on this thread, or by a pool thread without
+    the GIL (address: the task function and its argument, for _gate.Gate.post_task). Holds its
+    arrays, so the addresses stay valid while the task lives."""
+    cdef ForwardArgs a
+    cdef tuple arrays
+
+    def __init__(self, const float[:, ::1] W, const float[:, ::1] xT, float[:, ::1] outT, Py_ssize_t lo, Py_ssize_t hi):
+        self.arrays = (W, xT, outT)
+        self.a.K, self.a.N, self.a.lo, self.a.hi = W.shape[1], xT.shape[1], lo, hi
+        if hi <= lo or self.a.N == 0:
+            self.a.lo = self.a.hi = 0                    # nothing to do
+            return
+        self.a.W = &W[0, 0] if self.a.K > 0 else NULL
+        self.a.xT = &xT[0, 0] if self.a.K > 0 else NULL
+        self.a.outT = &outT[0, 0]
+
+    @property
+    def address(self):
+        """(task function, argument) addresses, for _gate.Gate.post_task."""
+        return <uintptr_t> &_forward_task, <uintptr_t> &self.a
+
+    def run(self):
+        with nogil:
+            _forward_task(&self.a)
+
+    def check(self):
+        """Nothing can fail."""
+
+
 def forward(const float[:, ::1] W, const float[:, ::1] xT, float[:, ::1] outT, Py_ssize_t lo, Py_ssize_t hi):
     """outT[lo:hi] = W[lo:hi] @ xT. W: (M, K), xT: (K, N), outT: (M, N), float32, C-contiguous.
 
     At N = 1 a matrix-vector product, 8 rows of W at a time: 6272 -> 1024 0.88 vs OpenBLAS's
     0.92-0.94 ms in cache and 1.63 vs 1.80 after a 256 MB sweep; 25088 -> 1024 4.6-4.8 vs 6.3
-    and 6.1 vs 7.25 (one thread, its C prototype, measured)."""
-    cdef Py_ssize_t K = W.shape[1], N = xT.shape[1], o, n0
-    cdef __mmask16 m0, m1
-    if hi <= lo or N == 0:
-        return
-    if K == 0:
-        outT[lo:hi] = 0
-        return
-    with nogil:
-        if N == 1:
-            o = lo
-            while o + 8 <= hi:
-                _gemv_rows8(&W[o, 0], K, &xT[0, 0], K, &outT[o, 0])
-                o += 8
-            while o < hi:
-                _gemv_row(&W[o, 0], &xT[0, 0], K, &outT[o, 0])
-                o += 1
-        else:
-            for n0 in range(0, N, 32):                   # 32 samples at a time, the last masked
-                m0 = _lanes(N - n0)
-                m1 = _lanes(N - n0 - 16)
-                o = lo
-                while o + 8 <= hi:
-                    _forward_rows8(&W[o, 0], K, &xT[0, 0], N, K, &outT[o, 0], n0, m0, m1)
-                    o += 8
-                while o < hi:
-                    _forward_row(&W[o, 0], &xT[0, 0], N, K, &outT[o, 0], n0, m0, m1)
-                    o += 1
+    and 6.1 vs 7.25 (one thread, its C prototype, measured). Runs ForwardTask, which a pool
+    thread can also run without the GIL."""
+    ForwardTask(W, xT, outT, lo, hi).run()
 
 
 # --- the backward GEMMs: a 4 x 64 tile of C = A @ B over all of K -----------------------------

@@ -150,12 +150,19 @@ def dense_forward(W, xT, outT, lo, hi):
     (output features) lo..hi-1. W: (out, in), xT: (in, N), outT: (out, N), written; one float
     dtype, C-contiguous. Compiled for float32 at N >= DENSE_MIN_BATCH, and at N = 1 (a
     matrix-vector product) for W of DENSE_GEMV_MIN_WEIGHTS or more (dense_kernels())."""
+    dense_forward_task(W, xT, outT, lo, hi).run()
+    return outT
+
+
+def dense_forward_task(W, xT, outT, lo, hi):
+    """dense_forward's call, checked now and run later by task.run() or by
+    tinycnn.parallel.run_tasks (a pool thread starts a compiled one without the GIL)."""
     _dense_checks("dense_forward", W, xT, outT, lo, hi)
     N = xT.shape[1]
     compiled = N >= DENSE_MIN_BATCH or (N == 1 and W.size >= DENSE_GEMV_MIN_WEIGHTS)
-    mod = _dense_mod if W.dtype == np.float32 and compiled else _dense_numpy
-    mod.forward(W, xT, outT, lo, hi)
-    return outT
+    if W.dtype == np.float32 and compiled and _dense_mod is not _dense_numpy:
+        return _dense_mod.ForwardTask(W, xT, outT, lo, hi)
+    return Task(_dense_numpy.forward, W, xT, outT, lo, hi)
 
 
 def dense_weight_grad(doutT, x, dW, lo, hi):

@@ -2,7 +2,7 @@
 import numpy as np
 
 from .. import kernels
-from ..parallel import WEIGHT_READ_WORK, grain, parallel_for
+from ..parallel import WEIGHT_READ_WORK, grain, parallel_for, run_tasks, split
 from .base import Layer, check_positive, init_weights
 
 
@@ -60,10 +60,10 @@ class Dense(Layer):
         xT = np.ascontiguousarray(x.T)                 # (in_features, N)
         outT = np.empty((self.out_features, N), dtype=x.dtype)    # (out_features, N)
 
-        def features(lo, hi):                          # output features lo..hi-1, one thread
-            kernels.dense_forward(W, xT, outT, lo, hi)          # outT[lo:hi] = W[lo:hi] @ x.T
-        # per output feature: N * in multiply-adds, or at small N the weights it reads
-        parallel_for(self.out_features, features, grain=grain(max(N, WEIGHT_READ_WORK) * self.in_features))
+        # outT[lo:hi] = W[lo:hi] @ x.T for each thread's output features lo..hi-1, one compiled
+        # task each (per output feature: N * in multiply-adds, or at small N the weights it reads)
+        features = split(self.out_features, grain(max(N, WEIGHT_READ_WORK) * self.in_features))
+        run_tasks([kernels.dense_forward_task(W, xT, outT, lo, hi) for lo, hi in features])
         out = np.empty((N, self.out_features), dtype=x.dtype)
         np.add(outT.T, b, out=out)                     # out = x @ W.T + b
         self.x = x
