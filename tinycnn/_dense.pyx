@@ -62,9 +62,24 @@ cdef void _forward_rows8(const float* W, Py_ssize_t ldw, const float* xT, Py_ssi
             a = _mm512_set1_ps(W[r * ldw + k])
             acc0[r] = _mm512_fmadd_ps(a, x0, acc0[r])
             acc1[r] = _mm512_fmadd_ps(a, x1, acc1[r])
-    for r in range(8):
-        _mm512_mask_storeu_ps(outT + r * N + n0, m0, acc0[r])
-        _mm512_mask_storeu_ps(outT + r * N + n0 + 16, m1, acc1[r])
+    # spelled out, not a loop over r: gcc then keeps acc0 and acc1 in registers (with the loop it
+    # stored all 16 to the stack on every k when this function was not inlined: 5.6 vs 3.0 ms)
+    _mm512_mask_storeu_ps(outT + n0, m0, acc0[0])
+    _mm512_mask_storeu_ps(outT + n0 + 16, m1, acc1[0])
+    _mm512_mask_storeu_ps(outT + N + n0, m0, acc0[1])
+    _mm512_mask_storeu_ps(outT + N + n0 + 16, m1, acc1[1])
+    _mm512_mask_storeu_ps(outT + 2 * N + n0, m0, acc0[2])
+    _mm512_mask_storeu_ps(outT + 2 * N + n0 + 16, m1, acc1[2])
+    _mm512_mask_storeu_ps(outT + 3 * N + n0, m0, acc0[3])
+    _mm512_mask_storeu_ps(outT + 3 * N + n0 + 16, m1, acc1[3])
+    _mm512_mask_storeu_ps(outT + 4 * N + n0, m0, acc0[4])
+    _mm512_mask_storeu_ps(outT + 4 * N + n0 + 16, m1, acc1[4])
+    _mm512_mask_storeu_ps(outT + 5 * N + n0, m0, acc0[5])
+    _mm512_mask_storeu_ps(outT + 5 * N + n0 + 16, m1, acc1[5])
+    _mm512_mask_storeu_ps(outT + 6 * N + n0, m0, acc0[6])
+    _mm512_mask_storeu_ps(outT + 6 * N + n0 + 16, m1, acc1[6])
+    _mm512_mask_storeu_ps(outT + 7 * N + n0, m0, acc0[7])
+    _mm512_mask_storeu_ps(outT + 7 * N + n0 + 16, m1, acc1[7])
 
 
 cdef void _forward_row(const float* W, const float* xT, Py_ssize_t N, Py_ssize_t K,
