@@ -203,6 +203,32 @@ def test_a_serving_thread_runs_compiled_tasks_until_a_python_task_arrives():
     assert np.isnan(outs[0][:, :, 4:]).all() and np.isnan(outs[1][:, :, :4]).all()
 
 
+@pytest.mark.parametrize("n_threads", [1, 2])
+def test_same_bytes_finds_any_changed_byte_in_every_threads_share(n_threads, monkeypatch):
+    monkeypatch.setattr(parallel, "SAME_BYTES_MIN_ENTRIES", 4)
+    a = np.random.default_rng(0).standard_normal((5, 3)).astype(np.float32)
+    with threads(n_threads):
+        assert parallel.same_bytes(a, a.copy())
+        for i in range(a.size):                      # one entry changed, in either thread's share
+            b = a.copy()
+            b.flat[i] = np.nextafter(b.flat[i], np.inf)
+            assert not parallel.same_bytes(a, b)
+        zero, minus_zero = np.zeros(3), -np.zeros(3)
+        nan = np.full(3, np.nan)
+        assert not parallel.same_bytes(zero, minus_zero) and parallel.same_bytes(nan, nan.copy())   # bytes, not ==
+        assert not parallel.same_bytes(a, a.astype(np.float64)) and not parallel.same_bytes(a, a.reshape(3, 5))
+
+
+def test_same_bytes_tasks_reject_arrays_they_cannot_compare():
+    a = np.zeros((4, 4), np.float32)
+    types = [parallel.SameBytesTask] + ([parallel._compiled_gate().SameBytesTask] if tinycnn.backend() == "cython" else [])
+    for task in types:
+        with pytest.raises(ValueError, match="SameBytesTask: a and b must be C-contiguous"):
+            task(a, a.T, 0, 16)
+        with pytest.raises(ValueError, match=r"SameBytesTask: lo..hi-1 must lie in 0..15, got lo=3, hi=17"):
+            task(a, a, 3, 17)
+
+
 def test_run_tasks_runs_each_task_once_on_its_own_thread_and_raises_after_all_finished():
     ran = []
 
