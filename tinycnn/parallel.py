@@ -11,7 +11,9 @@ gradient is added in chunk order): for a given n they are repeatable.
 
 The n - 1 pool threads are handed their chunks through Gates (a count one thread raises and
 another waits for). The compiled Gate (tinycnn/_gate.pyx, with the compiled kernels) spins
-for SPIN_SECONDS before it sleeps; Gate below is its reference, which only sleeps.
+for SPIN_SECONDS before it sleeps; Gate below is its reference, which only sleeps. A chunk is
+a Python call (parallel_for), or a task (run_tasks): a compiled task is a C function and its
+argument, which a pool thread runs inside the compiled Gate without taking the GIL.
 
 Default: 1 thread, BLAS left at its own default (all cores).
 """
@@ -235,7 +237,7 @@ SAME_BYTES_MIN_ENTRIES = 1 << 13
 
 def same_bytes(a, b):
     """True if the C-contiguous arrays a and b have one shape and dtype and hold the same bytes.
-    The comparison, which memory bounds, is split over the engine's threads."""
+    The comparison is memory-bound, so it is split over the engine's threads."""
     if a.shape != b.shape or a.dtype != b.dtype:
         return False
     task = SameBytesTask if kernels.backend() == "numpy" else _compiled_gate().SameBytesTask
