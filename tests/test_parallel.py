@@ -303,6 +303,33 @@ def test_two_threads_of_a_program_can_call_parallel_for_at_once():
     assert errors == [] and len(results) == 600 and all(r == expected for r in results)
 
 
+def test_two_threads_of_a_program_can_run_compiled_tasks_at_once():
+    """Batch-1 Winograd convs (tile-row tasks) from three program threads sharing one pool: a
+    caller that finds the pool busy runs its tasks itself; every output is the serial one (to
+    float rounding: the bands' GEMMs are narrower than the whole image's)."""
+    layer = Conv2D(16, 16, 3, padding=1, rng=0)
+    assert layer.winograd_applies()
+    x = np.random.default_rng(0).standard_normal((1, 16, 12, 12)).astype(np.float32)
+    expected = layer.forward(x).copy()
+    results, errors = [], []
+
+    def caller():
+        try:
+            conv = Conv2D(16, 16, 3, padding=1, rng=0)     # a layer per thread: layers cache their input
+            for _ in range(100):
+                results.append(np.allclose(conv.forward(x), expected, rtol=1e-6, atol=1e-6))
+        except Exception as exc:      # reported below
+            errors.append(exc)
+
+    with threads(2), any_chunk_size():
+        callers = [threading.Thread(target=caller, daemon=True) for _ in range(3)]
+        for c in callers:
+            c.start()
+        for c in callers:
+            c.join(timeout=60)
+    assert errors == [] and len(results) == 300 and all(results)
+
+
 def test_the_pool_keeps_no_reference_to_a_finished_chunks_arrays():
     """Sequential.infer frees each layer's arrays as it goes; a pool thread must not hold them."""
     with threads(2):
