@@ -503,10 +503,11 @@ def test_winograd_tile_rows_are_those_rows_of_the_whole_image(n, c, f, h, w, row
         Vb, outb = np.empty((16, c, n * T), dtype), np.full((n, f, h, w), 7, dtype)
         mod.winograd_input(x, Vb, (ty0, ty1))
         tiles = np.s_[:, :, :, ty0:ty1]                      # of (16, channels, n, th, tw)
-        np.testing.assert_array_equal(Vb.reshape(16, c, n, ty1 - ty0, tw), V.reshape(16, c, n, th, tw)[tiles])
+        np.testing.assert_allclose(Vb.reshape(16, c, n, ty1 - ty0, tw), V.reshape(16, c, n, th, tw)[tiles],
+                                   rtol=tol, atol=tol)
         mod.winograd_output(np.ascontiguousarray(M.reshape(16, f, n, th, tw)[tiles]).reshape(16, f, n * T), outb, b,
                             (ty0, ty1))
-        np.testing.assert_array_equal(outb[band], out[band])
+        np.testing.assert_allclose(outb[band], out[band], rtol=tol, atol=tol)
         assert (np.delete(outb, np.s_[2 * ty0:min(h, 2 * ty1)], axis=2) == 7).all()
         whole, conv = np.empty((n, f, h, w), dtype), np.full((n, f, h, w), 7, dtype)
         mod.conv_forward(x, U, b, whole, np.empty((16, c, th * tw), dtype), np.empty((16, f, th * tw), dtype), 0, n)
