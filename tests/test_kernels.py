@@ -516,6 +516,20 @@ def test_winograd_tile_rows_are_those_rows_of_the_whole_image(n, c, f, h, w, row
         assert (np.delete(conv, np.s_[2 * ty0:min(h, 2 * ty1)], axis=2) == 7).all()
 
 
+@pytest.mark.skipif(kernels.backend() != "cython", reason="the compiled task itself")
+def test_the_compiled_winograd_task_rejects_scratch_that_does_not_fit_even_unwrapped():
+    """ConvForwardTask works on raw pointers: scratch for no whole image (which would never
+    advance) or an M shorter than V's images must fail before it runs, without kernels' checks."""
+    x = np.zeros((2, 3, 5, 6), np.float32)                     # 9 tiles per image
+    U = kernels.winograd_weights(np.zeros((4, 3, 3, 3)), np.float32)
+    out = np.zeros((2, 4, 5, 6), np.float32)
+    for V, M in [(np.zeros((16, 3, 5), np.float32), np.zeros((16, 4, 9), np.float32)),
+                 (np.zeros((16, 3, 18), np.float32), np.zeros((16, 4, 9), np.float32)),
+                 (np.zeros((16, 2, 9), np.float32), np.zeros((16, 4, 9), np.float32))]:
+        with pytest.raises(ValueError, match=r"conv_forward: arrays that do not fit x \(2, 3, 5, 6\)"):
+            kernels._winograd_mod.conv_forward(x, U, None, out, V, M, 0, 2)
+
+
 def test_winograd_kernels_reject_tile_rows_outside_the_image():
     x, V = np.zeros((1, 2, 5, 6), np.float32), np.zeros((16, 2, 9), np.float32)
     for rows in [(0, 4), (2, 2), (-1, 1), (1.0, 2)]:

@@ -480,6 +480,13 @@ cdef class ConvForwardTask:
         if hi <= lo or T == 0:
             self.a.lo = self.a.hi = 0                # nothing to do
             return
+        if (not 0 <= lo <= hi <= x.shape[0] or self.a.group < 1 or V.shape[0] != 16 or V.shape[1] != self.a.C
+                or M.shape[0] != 16 or M.shape[1] != self.a.F or M.shape[2] < self.a.group * T
+                or U.shape[0] != 16 or U.shape[2] != self.a.C or out.shape[0] != x.shape[0]
+                or out.shape[1] != self.a.F or out.shape[2] != self.a.H or out.shape[3] != self.a.W):
+            raise ValueError(f"conv_forward: arrays that do not fit x {np.shape(x)} and U {np.shape(U)}: out "
+                             f"{np.shape(out)}, V {np.shape(V)}, M {np.shape(M)}, images {lo}..{hi - 1}, "
+                             f"{T} tiles per image (kernels.winograd_conv_task says which)")
         self.a.x = _data(x, x.dtype, "x")
         self.a.U = _data(U, x.dtype, "U", contiguous=False)
         if ((self.a.C > 1 and U.strides[2] != itemsize) or (self.a.F > 1 and U.strides[1] != self.a.C * itemsize)
