@@ -13,9 +13,10 @@ class Dense(Layer):
     params["W"]: (out_features, in_features), params["b"]: (out_features,). init: "he-normal"
     (default) or "glorot-uniform" (layers.base.init_weights); bias 0.
     Backward: dW = dout.T @ x, db = dout.sum(0), dx = dout @ W.
-    The three GEMMs run in kernels.dense_forward, dense_weight_grad and dense_input_grad (each
-    one np.matmul in _dense_numpy; compiled with AVX-512 for float32 at batch >= 16, and for
-    the batch-1 forward of a large W, where the CPU has it: kernels.dense_kernels()).
+    The three GEMMs run in kernels.dense_forward (as one task per thread, dense_forward_task),
+    dense_weight_grad and dense_input_grad (each one np.matmul in _dense_numpy; compiled with
+    AVX-512 for float32 at batch >= 16, and for the batch-1 forward of a large W, where the CPU
+    has it: kernels.dense_kernels()).
 
     Why (out, in): each output feature's weights are one contiguous row, which the GEMMs read
     faster than the (in, out) layout this layer had before, at 6272 -> 1024 and batch 32 on one
