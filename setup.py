@@ -45,6 +45,9 @@ if platform.machine().lower() in ("x86_64", "amd64"):
     # intrinsics: built for x86-64 only, imported only on a CPU with AVX-512F and FMA. They
     # replace BLAS, which rounds differently anyway, so this build may fuse multiply-adds.
     extensions.append(kernel("tinycnn._dense", "tinycnn/_dense.pyx", ["-mavx512f", "-mfma"]))
+    # The direct 3x3 convolution of the layers too thin for Winograd (tinycnn/_direct.pyx): the
+    # same build and the same condition.
+    extensions.append(kernel("tinycnn._direct", "tinycnn/_direct.pyx", ["-mavx512f", "-mfma"]))
 
 # The thread pool's Gate (tinycnn.parallel): one build, it has no loops to vectorise.
 extensions.append(kernel("tinycnn._gate", "tinycnn/_gate.pyx"))

@@ -32,12 +32,14 @@ def count_macs():
     the stack, or a stack of GEMVs; a @ b would not be counted), and of the GEMMs inside the
     convolution and fully connected kernels, compiled or NumPy (per image, im2col: [W b] @ [col; 1]
     forward, [col; 1] @ dout.T and W.T @ dout backward; Winograd: 16 GEMMs (F, C) @ (C, T) forward
-    and dx, (F, T) @ (T, C) dW; Dense: W @ x.T forward, dout.T @ x dW, dout @ W dx). A kernel's own
+    and dx, (F, T) @ (T, C) dW; Dense: W @ x.T forward, dout.T @ x dW, dout @ W dx; direct: 9 taps
+    per (f, c) and pixel, with the bias as one more product, as im2col counts it). A kernel's own
     np.matmul calls (its NumPy reference) are not counted again."""
     counter, real = SimpleNamespace(macs=0, calls=0), np.matmul
     real_forward, real_backward = kernels.im2col_conv_forward, kernels.im2col_conv_backward
     real_winograd, real_products = kernels.winograd_conv_task, kernels.winograd_weight_products
     real_dense_forward, real_dense_grad, real_dense_dx = kernels.dense_forward_task, kernels.dense_weight_grad, kernels.dense_input_grad
+    real_direct = kernels.direct_conv_forward, kernels.direct_conv_weight_grad, kernels.direct_conv_input_grad
 
     def uncounted(kernel, *args):                           # a kernel counted whole, not its matmuls
         np.matmul = real
@@ -101,7 +103,27 @@ def count_macs():
         counter.calls += 1
         return uncounted(real_dense_dx, dout, W, dx, lo, hi)
 
+    def pixels(a):
+        return a.shape[2] * a.shape[3]
+
+    def direct_forward(x, W, b, out, lo, hi):                   # 9 taps per (f, c) and the bias, per pixel
+        counter.macs += (hi - lo) * (W.size + W.shape[0]) * pixels(x)
+        counter.calls += 1
+        return uncounted(real_direct[0], x, W, b, out, lo, hi)
+
+    def direct_weight_grad(x, dout, dW, db, lo, hi):            # dW's products and db's sum, per pixel
+        counter.macs += (hi - lo) * (dW.size + dW.shape[0]) * pixels(x)
+        counter.calls += 1
+        return uncounted(real_direct[1], x, dout, dW, db, lo, hi)
+
+    def direct_input_grad(dout, W, dx, lo, hi):
+        counter.macs += (hi - lo) * W.size * pixels(dout)
+        counter.calls += 1
+        return uncounted(real_direct[2], dout, W, dx, lo, hi)
+
     np.matmul = counting
+    kernels.direct_conv_forward, kernels.direct_conv_weight_grad, kernels.direct_conv_input_grad = (
+        direct_forward, direct_weight_grad, direct_input_grad)
     kernels.im2col_conv_forward, kernels.im2col_conv_backward = forward, backward
     kernels.winograd_conv_task, kernels.winograd_weight_products = winograd, products
     kernels.dense_forward_task, kernels.dense_weight_grad, kernels.dense_input_grad = dense_forward, dense_weight_grad, dense_input_grad
@@ -112,6 +134,7 @@ def count_macs():
         kernels.im2col_conv_forward, kernels.im2col_conv_backward = real_forward, real_backward
         kernels.winograd_conv_task, kernels.winograd_weight_products = real_winograd, real_products
         kernels.dense_forward_task, kernels.dense_weight_grad, kernels.dense_input_grad = real_dense_forward, real_dense_grad, real_dense_dx
+        kernels.direct_conv_forward, kernels.direct_conv_weight_grad, kernels.direct_conv_input_grad = real_direct
 
 
 def tiny_net():

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import tinycnn
-from tinycnn import _dense_numpy, _im2col_numpy, _pool_numpy, _relu_numpy, _winograd_numpy, kernels
+from tinycnn import _dense_numpy, _direct_numpy, _im2col_numpy, _pool_numpy, _relu_numpy, _winograd_numpy, kernels
 from conftest import conv_geometries, conv_naive, dtypes, out_size, pool_geometries, seeds
 
 
@@ -51,16 +51,19 @@ def test_compiled_backend_is_active_when_required():
     assert tinycnn.backend() == "cython", (
         f"TINYCNN_REQUIRE_COMPILED=1 but tinycnn.backend() is {tinycnn.backend()!r}")
     if kernels.instruction_set() == "avx2" and kernels.cpu_has_avx512():
-        assert kernels.dense_kernels() == "avx512", (
-            "TINYCNN_REQUIRE_COMPILED=1 and this CPU has AVX-512F and FMA, but tinycnn._dense did not load")
+        assert kernels.dense_kernels() == kernels.direct_kernels() == "avx512", (
+            "TINYCNN_REQUIRE_COMPILED=1 and this CPU has AVX-512F and FMA, but tinycnn._dense or "
+            "tinycnn._direct did not load")
 
 
-def test_dense_kernels_follow_the_cpu_and_the_build():
-    """The AVX-512 Dense kernels run only beside the AVX2 build, on a CPU with AVX-512F and FMA."""
+@pytest.mark.parametrize("name,which", [("_dense", "dense_kernels"), ("_direct", "direct_kernels")])
+def test_avx512_kernels_follow_the_cpu_and_the_build(name, which):
+    """The AVX-512 Dense and direct convolution kernels run only beside the AVX2 build, on a CPU
+    with AVX-512F and FMA."""
     expected = "avx512" if kernels.instruction_set() == "avx2" and kernels.cpu_has_avx512() else "numpy"
-    if expected == "avx512" and importlib.util.find_spec("tinycnn._dense") is None:
-        pytest.skip("tinycnn._dense is not built here")
-    assert kernels.dense_kernels() == expected
+    if expected == "avx512" and importlib.util.find_spec(f"tinycnn.{name}") is None:
+        pytest.skip(f"tinycnn.{name} is not built here")
+    assert getattr(kernels, which)() == expected
 
 
 def test_backend_is_one_of_the_known_names():
@@ -943,3 +946,87 @@ def test_dense_kernels_compute_and_reject_wrong_arrays():
         kernels.dense_weight_grad(W, xT, np.empty((5, 3), np.float32), 2, 6)
     with pytest.raises(ValueError, match=r"dense_input_grad: columns lo..hi-1 must lie in 0..2, got lo=0, hi=4"):
         kernels.dense_input_grad(W, xT, np.empty((5, 3), np.float32), 0, 4)
+
+
+# --- direct 3x3 convolution ------------------------------------------------------------------
+
+def _direct_compiled():
+    if kernels.direct_kernels() != "avx512":
+        pytest.skip("tinycnn._direct (AVX-512) is loaded only on an x86-64 CPU with AVX-512F and FMA; "
+                    f"here the direct convolution runs as {kernels.direct_kernels()}")
+    return importlib.import_module("tinycnn._direct")
+
+
+def _direct_case(N, C, F, H, W, seed, dtype=np.float32):
+    rng = np.random.default_rng(seed)
+    return (rng.standard_normal((N, C, H, W)).astype(dtype), rng.standard_normal((F, C, 3, 3)).astype(dtype),
+            rng.standard_normal(F).astype(dtype), rng.standard_normal((N, F, H, W)).astype(dtype))
+
+
+@settings(max_examples=30, deadline=None)
+@given(N=st.integers(1, 3), C=st.integers(1, 3), F=st.integers(1, 4), H=st.integers(1, 6), W=st.integers(1, 6),
+       seed=seeds)
+def test_direct_reference_is_the_convolution_and_its_gradients(N, C, F, H, W, seed):
+    """_direct_numpy against the nested-loop convolution (float64): the forward, dx as its
+    adjoint (<conv(x), dout> = <x, dx>) and dW, db by their definitions."""
+    x, Wt, b, dout = _direct_case(N, C, F, H, W, seed, np.float64)
+    out = np.empty((N, F, H, W))
+    _direct_numpy.conv_forward(x, Wt, b, out, 0, N)
+    np.testing.assert_allclose(out, conv_naive(x, Wt, b, (1, 1), (1, 1)), rtol=1e-12, atol=1e-12)
+    dx = np.empty_like(x)
+    _direct_numpy.conv_input_grad(dout, Wt, dx, 0, N)
+    conv = conv_naive(x, Wt, np.zeros(F), (1, 1), (1, 1))
+    np.testing.assert_allclose(np.vdot(conv, dout), np.vdot(x, dx), rtol=1e-10)
+    dW, db = np.empty_like(Wt), np.empty(F)
+    _direct_numpy.conv_weight_grad(x, dout, dW, db, 0, N)
+    for f, c, i, j in [(F - 1, 0, 0, 2), (0, C - 1, 1, 1), (F // 2, C // 2, 2, 0)]:
+        e = np.zeros_like(Wt)
+        e[f, c, i, j] = 1                                   # dW[f, c, i, j] = <conv(x, e), dout>
+        np.testing.assert_allclose(dW[f, c, i, j], np.vdot(conv_naive(x, e, np.zeros(F), (1, 1), (1, 1)), dout),
+                                   rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(db, dout.sum(axis=(0, 2, 3)), rtol=1e-12)
+
+
+@settings(max_examples=60, deadline=None)
+@given(N=st.integers(1, 4), C=st.integers(1, 10), F=st.one_of(st.integers(1, 20), st.sampled_from([8, 16, 32])),
+       H=st.integers(1, 9), W=st.one_of(st.integers(1, 40), st.sampled_from([16, 28, 32])),
+       span=st.tuples(st.integers(0, 4), st.integers(0, 4)), seed=seeds)
+def test_direct_kernels_compiled_match_reference(N, C, F, H, W, span, seed):
+    """tinycnn._direct's forward, weight_grad and input_grad equal their NumPy twins (float32, to
+    rounding) on images lo..hi-1, across its blocks (16 and 8 output channels, 1 to 3 left over as
+    4-row tiles; 16-pixel blocks, the last one masked), and write nothing outside those images."""
+    compiled = _direct_compiled()
+    x, Wt, b, dout = _direct_case(N, C, F, H, W, seed)
+    lo, hi = sorted(min(v, N) for v in span)
+    tol = 1e-5 * np.sqrt(9 * max(C, F))
+    for name, args, shape in (("conv_forward", (x, Wt, b), (N, F, H, W)),
+                              ("conv_input_grad", (dout, Wt), (N, C, H, W))):
+        got, ref = np.full(shape, 7, np.float32), np.full(shape, 7, np.float32)
+        getattr(compiled, name)(*args, got, lo, hi)
+        getattr(_direct_numpy, name)(*args, ref, lo, hi)
+        np.testing.assert_allclose(got, ref, rtol=tol, atol=tol * max(1, np.abs(ref).max()))
+        assert (got[:lo] == 7).all() and (got[hi:] == 7).all()
+    got, ref = (np.full(Wt.shape, 7, np.float32), np.full(F, 7, np.float32)), (np.empty_like(Wt), np.empty_like(b))
+    compiled.conv_weight_grad(x, dout, *got, lo, hi)
+    _direct_numpy.conv_weight_grad(x, dout, *ref, lo, hi)
+    for g, r in zip(got, ref):
+        np.testing.assert_allclose(g, r, rtol=tol, atol=tol * max(1, np.abs(r).max(initial=0)) * np.sqrt(H * W * N))
+
+
+def test_direct_kernels_reject_arrays_that_do_not_fit():
+    x, Wt, b, dout = _direct_case(2, 3, 4, 5, 6, 0)
+    out = np.empty((2, 4, 5, 6), np.float32)
+    with pytest.raises(ValueError, match=r"direct_conv_forward: W must be \(F, C, 3, 3\), got \(4, 3, 2, 2\)"):
+        kernels.direct_conv_forward(x, Wt[:, :, :2, :2].copy(), b, out, 0, 2)
+    with pytest.raises(ValueError, match=r"direct_conv_forward: W \(4, 2, 3, 3\) does not fit x"):
+        kernels.direct_conv_forward(x, Wt[:, :2].copy(), b, out, 0, 2)
+    with pytest.raises(ValueError, match="direct_conv_forward out must be a C-contiguous float32 array of shape"):
+        kernels.direct_conv_forward(x, Wt, b, np.empty((2, 4, 6, 5), np.float32), 0, 2)
+    with pytest.raises(ValueError, match="images lo..hi-1 must lie in 0..1, got lo=1, hi=3"):
+        kernels.direct_conv_forward(x, Wt, b, out, 1, 3)
+    with pytest.raises(ValueError, match="direct_conv_weight_grad db must be"):
+        kernels.direct_conv_weight_grad(x, dout, np.empty_like(Wt), np.empty(3, np.float32), 0, 2)
+    with pytest.raises(ValueError, match=r"direct_conv_input_grad: W \(4, 3, 3, 3\) does not fit dout"):
+        kernels.direct_conv_input_grad(dout[:, :3].copy(), Wt, np.empty_like(x), 0, 2)
+    with pytest.raises(ValueError, match="direct_conv_input_grad W must be a C-contiguous float32"):
+        kernels.direct_conv_input_grad(dout, Wt.astype(np.float64), np.empty_like(x), 0, 2)

@@ -145,8 +145,61 @@ def test_winograd_applies_only_to_3x3_stride_1_padding_1_with_enough_channels():
     layer = Conv2D(wide, wide, 3, padding=1)
     layer.algorithm = "im2col"
     assert not layer.winograd_applies()
-    with pytest.raises(ValueError, match=r"Conv2D.algorithm must be one of \('auto', 'im2col'\), got 'fft'"):
+    with pytest.raises(ValueError, match=r"Conv2D.algorithm must be one of \('auto', 'im2col', 'direct'\), got 'fft'"):
         layer.algorithm = "fft"
+
+
+def test_direct_applies_to_thin_3x3_float32_layers_where_its_kernels_are_compiled():
+    thin = conv_module.DIRECT_MAX_CHANNELS
+    compiled = tinycnn.kernels.direct_kernels() == "avx512"
+    assert Conv2D(1, thin, 3, padding=1).direct_applies() == compiled
+    assert Conv2D(40, thin, 3, padding=1).direct_applies() == compiled
+    assert not Conv2D(1, thin + 1, 3, padding=1).direct_applies()      # im2col's GEMMs are not thin then
+    assert not Conv2D(1, thin, 3, padding=1).direct_applies(np.float64)
+    for kw in ({"kernel_size": 5, "padding": 2}, {"kernel_size": 3, "padding": 0},
+               {"kernel_size": 3, "padding": 1, "stride": 2}):
+        assert not Conv2D(2, 2, **kw).direct_applies()
+        with pytest.raises(ValueError, match="Conv2D.algorithm 'direct' needs a 3x3 kernel with stride 1 and padding 1"):
+            Conv2D(2, 2, **kw).algorithm = "direct"
+    layer = Conv2D(1, thin, 3, padding=1)
+    layer.algorithm = "im2col"
+    assert not layer.direct_applies()
+    layer.algorithm = "direct"                          # any dtype, any CPU: the NumPy twin where not compiled
+    assert layer.direct_applies(np.float64) and not layer.winograd_applies()
+
+
+@settings(max_examples=40, deadline=None)
+@given(n=st.integers(1, 3), c=st.integers(1, 3), f=st.integers(1, 3), h=st.integers(1, 7), w=st.integers(1, 7),
+       seed=seeds)
+def test_conv2d_direct_gradcheck(n, c, f, h, w, seed):
+    rng = np.random.default_rng(seed)
+    layer = Conv2D(c, f, 3, padding=1, rng=rng, dtype=np.float64)
+    layer.algorithm = "direct"
+    layer.params["b"][...] = rng.standard_normal(f)
+    assert_gradcheck(layer, rng.standard_normal((n, c, h, w)))
+
+
+@settings(max_examples=40, deadline=None)
+@given(n=st.integers(1, 5), c=st.integers(1, 9), f=st.integers(1, 9), h=st.integers(1, 9), w=st.integers(1, 20),
+       dtype=dtypes, frozen=st.booleans(), threads=st.sampled_from([1, 2]), seed=seeds)
+def test_conv2d_direct_and_im2col_agree(n, c, f, h, w, dtype, frozen, threads, seed):
+    """Same out, dx, dW and db from both algorithms, on one thread and on two (each thread's
+    images in its own call; dW and db summed over the threads' parts)."""
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, c, h, w)).astype(dtype)
+    dout = rng.standard_normal((n, f, h, w)).astype(dtype)
+    results = []
+    for algorithm in ("direct", "im2col"):
+        layer = Conv2D(c, f, 3, padding=1, rng=seed % 1000, dtype=dtype)
+        layer.params["b"][...] = np.arange(f) - 1.5
+        layer.trainable = not frozen
+        layer.algorithm = algorithm
+        with tinycnn.threads(threads):
+            out = layer.forward(x, training=True)
+            results.append((out, layer.backward(dout)) + (() if frozen else (layer.grads["W"], layer.grads["b"])))
+    tol = 2e-5 if dtype == np.float32 else 1e-12
+    for got, ref in zip(*results):
+        np.testing.assert_allclose(got, ref, rtol=tol, atol=tol * np.abs(ref).max())
 
 
 @pytest.mark.parametrize("kernel,stride,padding", [((3, 2), (2, 1), (1, 2)), (1, 1, 0), ((2, 4), 3, (2, 0)),

@@ -13,9 +13,11 @@ detects it). Both round alike; ``instruction_set()`` says which one runs.
 The fully connected layer's float32 GEMMs at batch >= DENSE_MIN_BATCH (and its forward at
 batch 1) have compiled kernels of their own, ``tinycnn._dense`` (AVX-512 and FMA), loaded with
 the AVX2 build on a CPU that has AVX-512F and FMA; elsewhere (and at other batches) their
-NumPy reference runs, one np.matmul each. ``dense_kernels()`` says which.
+NumPy reference runs, one np.matmul each. ``dense_kernels()`` says which. The direct 3x3
+convolution of thin layers, ``tinycnn._direct``, is built and loaded the same way
+(``direct_kernels()``); its NumPy reference is nine shifted matrix products.
 
-Both sets share one signature per kernel; see ``_dense_numpy``, ``_im2col_numpy``,
+Both sets share one signature per kernel; see ``_dense_numpy``, ``_direct_numpy``, ``_im2col_numpy``,
 ``_pool_numpy``, ``_relu_numpy``, ``_sgd_numpy`` and ``_winograd_numpy``.
 """
 import importlib
@@ -24,7 +26,7 @@ import warnings
 
 import numpy as np
 
-from . import _dense_numpy, _im2col_numpy, _pool_numpy, _relu_numpy, _sgd_numpy, _winograd_numpy
+from . import _dense_numpy, _direct_numpy, _im2col_numpy, _pool_numpy, _relu_numpy, _sgd_numpy, _winograd_numpy
 
 _CHOICES = ("auto", "cython", "cython-baseline", "numpy")
 _NAMES = ("_im2col", "_pool", "_relu", "_sgd", "_winograd")
@@ -82,18 +84,19 @@ _BACKEND, _ISA, _im2col_mod, _pool_mod, _relu_mod, _sgd_mod, _winograd_mod = _se
     os.environ.get("TINYCNN_KERNELS", "auto").lower())
 
 
-def _select_dense():
-    """The compiled fully connected GEMMs where they can run (with the AVX2 build, on a CPU with
-    AVX-512F and FMA), else their NumPy reference."""
+def _select_avx512(name, reference):
+    """The compiled AVX-512 module tinycnn.<name> where it can run (with the AVX2 build, on a CPU
+    with AVX-512F and FMA), else its NumPy reference."""
     if _ISA == "avx2" and cpu_has_avx512():
         try:
-            return importlib.import_module("tinycnn._dense")
+            return importlib.import_module(f"tinycnn.{name}")
         except ImportError:  # not built (not x86-64 when installed)
             pass
-    return _dense_numpy
+    return reference
 
 
-_dense_mod = _select_dense()
+_dense_mod = _select_avx512("_dense", _dense_numpy)
+_direct_mod = _select_avx512("_direct", _direct_numpy)
 
 # Below this batch the fully connected GEMMs go to BLAS (the NumPy reference) even where the
 # compiled kernels run: they compute 32 samples per pass, and at batch 16 that already wastes
@@ -115,6 +118,11 @@ def dense_kernels():
     """Which fully connected GEMMs (forward, dW, dx) run at batch >= DENSE_MIN_BATCH in float32:
     "avx512" or "numpy"."""
     return "numpy" if _dense_mod is _dense_numpy else "avx512"
+
+
+def direct_kernels():
+    """Which direct 3x3 convolution kernels run in float32: "avx512" or "numpy"."""
+    return "numpy" if _direct_mod is _direct_numpy else "avx512"
 
 
 def instruction_set():
@@ -182,6 +190,59 @@ def dense_input_grad(dout, W, dx, lo, hi):
     _dense_checks("dense_input_grad", dout, W, dx, lo, hi, axis=1)
     mod = _dense_mod if W.dtype == np.float32 and dout.shape[0] >= DENSE_MIN_BATCH else _dense_numpy
     mod.input_grad(dout, W, dx, lo, hi)
+    return dx
+
+
+def _direct_checks(name, x, W, lo, hi):
+    """x: a C-contiguous float (N, C, H, W) array with 0 <= lo <= hi <= N, and W: a C-contiguous
+    (F, C', 3, 3) array of its dtype; -> (F, C')."""
+    _chunk_input(name, x, lo, hi)
+    if W.ndim != 4 or W.shape[2:] != (3, 3):
+        raise ValueError(f"{name}: W must be (F, C, 3, 3), got {W.shape}")
+    F, WC = W.shape[:2]
+    if x.dtype not in (np.float32, np.float64):
+        raise ValueError(f"{name}: expected a float32 or float64 array, got {x.dtype}")
+    _check_out(f"{name} W", W, (F, WC, 3, 3), x.dtype)
+    return F, WC
+
+
+def direct_conv_forward(x, W, b, out, lo, hi):
+    """out[lo:hi] = b + sum over taps (i, j) of W[:, :, i, j] @ xp[:, :, i:i + H, j:j + W]: the 3x3
+    convolution (stride 1, padding 1, xp zero-padded) of images lo..hi-1, computed directly.
+    x: (N, C, H, W); W: (F, C, 3, 3); b: (F,); out: (N, F, H, W), written. One float dtype,
+    C-contiguous. Compiled for float32 (direct_kernels())."""
+    F, C = _direct_checks("direct_conv_forward", x, W, lo, hi)
+    if C != x.shape[1]:
+        raise ValueError(f"direct_conv_forward: W {W.shape} does not fit x {x.shape} (C = {x.shape[1]})")
+    _check_out("direct_conv_forward b", b, (F,), x.dtype)
+    _check_out("direct_conv_forward out", out, (x.shape[0], F, *x.shape[2:]), x.dtype)
+    (_direct_mod if x.dtype == np.float32 else _direct_numpy).conv_forward(x, W, b, out, lo, hi)
+    return out
+
+
+def direct_conv_weight_grad(x, dout, dW, db, lo, hi):
+    """dW[:, :, i, j] = sum over images lo..hi-1 of dout[n] . xp[n, :, i:i + H, j:j + W], db = the
+    sum of their dout: written, not added to. x: (N, C, H, W); dout: (N, F, H, W); dW: (F, C, 3, 3);
+    db: (F,). One float dtype, C-contiguous. Compiled for float32 (direct_kernels())."""
+    F, C = _direct_checks("direct_conv_weight_grad", x, dW, lo, hi)
+    if C != x.shape[1]:
+        raise ValueError(f"direct_conv_weight_grad: dW {dW.shape} does not fit x {x.shape} (C = {x.shape[1]})")
+    _check_out("direct_conv_weight_grad dout", dout, (x.shape[0], F, *x.shape[2:]), x.dtype)
+    _check_out("direct_conv_weight_grad db", db, (F,), x.dtype)
+    (_direct_mod if x.dtype == np.float32 else _direct_numpy).conv_weight_grad(x, dout, dW, db, lo, hi)
+    return dW, db
+
+
+def direct_conv_input_grad(dout, W, dx, lo, hi):
+    """dx[lo:hi] = the 3x3 convolution of dout[lo:hi] with W flipped and its channel axes swapped:
+    sum over taps (i, j) of W[:, :, i, j].T @ doutp[:, :, 2 - i:2 - i + H, 2 - j:2 - j + W].
+    dout: (N, F, H, W); W: (F, C, 3, 3); dx: (N, C, H, W), written. One float dtype,
+    C-contiguous. Compiled for float32 (direct_kernels())."""
+    F, C = _direct_checks("direct_conv_input_grad", dout, W, lo, hi)
+    if F != dout.shape[1]:
+        raise ValueError(f"direct_conv_input_grad: W {W.shape} does not fit dout {dout.shape} (F = {dout.shape[1]})")
+    _check_out("direct_conv_input_grad dx", dx, (dout.shape[0], C, *dout.shape[2:]), dout.dtype)
+    (_direct_mod if dout.dtype == np.float32 else _direct_numpy).conv_input_grad(dout, W, dx, lo, hi)
     return dx
 
 

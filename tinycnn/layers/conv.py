@@ -55,6 +55,14 @@ from .base import Layer, check_positive, init_weights, pair
 # thread and 1.10x on two, but 8 -> 12 0.82x and 0.71x, 12 -> 12 1.80x and 1.67x.
 WINOGRAD_MIN_CHANNELS = 12
 
+# Layers with at most this many output channels (3x3, stride 1, padding 1, float32, where the
+# compiled kernels run: kernels.direct_kernels()) take the direct path: im2col's GEMMs are then
+# (F, 9C) @ (9C, P) with F <= 8 rows, which OpenBLAS runs far below its rate. Forward + dW + dx
+# at batch 32, 28x28, one thread, direct vs im2col (medians, AVX-512 Xeon): F <= 8 1.27x to
+# 3.4x for every C from 1 to 32 (8 -> 8 1.81 -> 1.16 ms, 1 -> 8 1.27x, 2 -> 2 3.40x), but
+# F = 12 0.91x to 1.12x, F = 16 0.84x to 1.48x, F = 32 0.64x to 1.14x (1 -> 32 0.71x).
+DIRECT_MAX_CHANNELS = 8
+
 # Up to this many input channels the dW GEMMs read D tile-major, (16, tiles, F), as D_k.T @ V_k.T,
 # which OpenBLAS runs faster than D_k @ V_k.T at these widths. Per image, one thread, batch 32,
 # transforms and GEMMs (us, medians, same run): 32 -> 32 83 vs 106, 32 -> 48 121 vs 153,
@@ -106,11 +114,13 @@ class Conv2D(Layer):
         self.grads = {k: np.zeros_like(v) for k, v in self.params.items()}
         self.x = None        # (N, C, H, W) input of the last training forward
         self._U = None       # outside training: (copy of W, U = G W G^T made from it)
-        # "auto": Winograd where it applies (winograd_applies), else im2col; "im2col": always
-        # im2col. Not part of config(): it changes rounding, not the function.
+        # "auto": Winograd where it applies (winograd_applies), else direct where it applies
+        # (direct_applies), else im2col; "im2col": always im2col; "direct": the direct kernels
+        # (3x3, stride 1, padding 1 only), compiled or not. Not part of config(): it changes
+        # rounding, not the function.
         self.algorithm = "auto"
 
-    ALGORITHMS = ("auto", "im2col")
+    ALGORITHMS = ("auto", "im2col", "direct")
 
     @property
     def algorithm(self):
@@ -120,6 +130,9 @@ class Conv2D(Layer):
     def algorithm(self, value):
         if value not in self.ALGORITHMS:
             raise ValueError(f"Conv2D.algorithm must be one of {self.ALGORITHMS}, got {value!r}")
+        if value == "direct" and not self._three_by_three():
+            raise ValueError(f"Conv2D.algorithm 'direct' needs a 3x3 kernel with stride 1 and padding 1, got "
+                             f"kernel {self.kernel_size}, stride {self.stride}, padding {self.padding}")
         self._algorithm = value
 
     def config(self):
@@ -152,7 +165,8 @@ class Conv2D(Layer):
         # A separate out += b is one more pass over out: forward at batch 32, one thread, that
         # and this in alternating blocks, 1 -> 32 channels 0.33 vs 0.18 ms, 8 -> 8 0.50 vs 0.45.
         winograd = self.winograd_applies()
-        Wb = None if winograd else self._weights_and_bias(x.dtype)   # (F, K + 1) = [W b]
+        direct = not winograd and self.direct_applies(x.dtype)
+        Wb = None if winograd or direct else self._weights_and_bias(x.dtype)   # (F, K + 1) = [W b]
         geometry = (*self.kernel_size, *self.stride, *self.padding)
 
         def images(lo, hi):                                    # images lo..hi-1, one thread
@@ -163,7 +177,13 @@ class Conv2D(Layer):
         out4 = out.reshape(N, F, OH, OW)
         U = self._winograd_weights(x.dtype, training) if winograd else None   # (16, F, C) = G W G^T
         bias = self.params["b"].astype(x.dtype, copy=False)   # (F,), the transforms' dtype
-        if N >= get_threads() and winograd:            # each thread's images are one compiled task
+        if direct:                                     # each thread's images in one call without the GIL
+            W = np.ascontiguousarray(self.params["W"], dtype=x.dtype)   # (F, C, 3, 3)
+
+            def direct_images(lo, hi):                 # out = b + sum over taps (i, j) of W[:, :, i, j] @ xp shifted
+                kernels.direct_conv_forward(x, W, bias, out4, lo, hi)
+            parallel_for(N, direct_images, grain=grain(macs))
+        elif N >= get_threads() and winograd:          # each thread's images are one compiled task
             run_tasks([winograd_conv_task(x, U, out4, lo, hi, bias, slot=i)
                        for i, (lo, hi) in enumerate(split(N, grain(macs, compiled_task=True)))])
         elif N >= get_threads():
@@ -196,8 +216,12 @@ class Conv2D(Layer):
         K, P = W2.shape[1], dout.shape[2]
         group = images_per_call(K * P * x.itemsize)            # im2col path: col of one image
         winograd = self.winograd_applies()
-        if winograd:
+        direct = not winograd and self.direct_applies(x.dtype)
+        if winograd or direct:
             dout4 = dout.reshape(N, F, *x.shape[2:])           # (N, F, H, W)
+        if direct:
+            W = np.ascontiguousarray(self.params["W"], dtype=x.dtype)   # (F, C, 3, 3)
+        elif winograd:
             if need_dx:   # dx = conv(dout, W'), W'[c, f] = W[f, c] flipped: U_flip (16, C, F)
                 U_flip = kernels.winograd_weights(self.params["W"].transpose(1, 0, 2, 3)[:, :, ::-1, ::-1], x.dtype)
         else:
@@ -205,6 +229,13 @@ class Conv2D(Layer):
             Wb = self._weights_and_bias(x.dtype)               # (F, K + 1); dx reads its W part
 
         def images(lo, hi):                                    # images lo..hi-1, one thread
+            if direct:                                         # dW, db and dx of these images, directly
+                dWd, db = (np.empty(W.shape, x.dtype), np.empty(F, x.dtype)) if trainable else (None, None)
+                if trainable:   # dW[:, :, i, j] = sum of dout . xp shifted by (i, j); db = sum of dout
+                    kernels.direct_conv_weight_grad(x, dout4, dWd, db, lo, hi)
+                if need_dx:     # dx = conv(dout, W flipped, channels swapped)
+                    kernels.direct_conv_input_grad(dout4, W, dx, lo, hi)
+                return dWd, db
             if winograd:
                 dWw = winograd_weight_grad(x, dout4, lo, hi) if trainable else None   # (16, F, C)
                 if need_dx:
@@ -222,19 +253,31 @@ class Conv2D(Layer):
             dW = sum(part for part, _ in partial)
             if winograd:                                       # dW = A3^T m A3 per (f, c)
                 dW = kernels.winograd_weight_grad(dW, x.dtype)
-            else:
+            elif not direct:
                 dW = dW.T                                      # (K, F) -> (F, K)
             self.grad_buffer("W")[...] = dW.reshape(self.params["W"].shape)
             self.grad_buffer("b")[...] = sum(db for _, db in partial)
         self.clear_cache()
         return dx
 
+    def _three_by_three(self):
+        return self.kernel_size == (3, 3) and self.stride == (1, 1) and self.padding == (1, 1)
+
     def winograd_applies(self):
         """True if forward, dx and dW take the Winograd path: algorithm "auto", 3x3, stride 1,
         padding 1, at least WINOGRAD_MIN_CHANNELS input and output channels."""
-        return (self.algorithm == "auto" and self.kernel_size == (3, 3) and self.stride == (1, 1)
-                and self.padding == (1, 1)
+        return (self.algorithm == "auto" and self._three_by_three()
                 and min(self.in_channels, self.out_channels) >= WINOGRAD_MIN_CHANNELS)
+
+    def direct_applies(self, dtype=np.float32):
+        """True if forward, dx and dW take the direct path for inputs of dtype: algorithm "direct";
+        or "auto" for a float32 3x3 layer (stride 1, padding 1) with at most DIRECT_MAX_CHANNELS
+        output channels, where the compiled direct kernels run (kernels.direct_kernels())."""
+        if self.algorithm == "direct":
+            return True
+        return (self.algorithm == "auto" and self._three_by_three() and not self.winograd_applies()
+                and self.out_channels <= DIRECT_MAX_CHANNELS and np.dtype(dtype) == np.float32
+                and kernels.direct_kernels() == "avx512")
 
     def _winograd_weights(self, dtype, training):
         """U = G W G^T: (16, F, C) of dtype. Outside training (inference, evaluation) W stays

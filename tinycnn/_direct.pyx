@@ -1,0 +1,294 @@
+# Compiled direct 3x3 convolution (stride 1, padding 1) for float32, with AVX-512 and FMA
+# (setup.py builds this module with -mavx512f -mfma on x86-64 only; tinycnn.kernels imports it
+# only on a CPU that has both). Reference and the formulas: _direct_numpy.py (same signatures).
+#
+# For the layers too thin for Winograd (fewer than WINOGRAD_MIN_CHANNELS channels), where the
+# im2col GEMMs are thin too (K = 9*C = 72 at 8 channels). Each image is first copied into a
+# zero-padded buffer xp (C, H + 2, Wp), so no tap needs a bounds check. An output tile is 16
+# pixels of one row (one vector) times 16 or 8 output channels (one accumulator each): per input
+# channel and tap, one load of 16 shifted pixels and one FMA per output channel with the weight
+# broadcast. Output channels that do not fill a block of 8 take a tile of 4 rows of one channel.
+# The GIL is released throughout; one call per thread covers that thread's images.
+
+cdef extern from "immintrin.h" nogil:
+    ctypedef struct __m512:
+        pass
+    ctypedef unsigned short __mmask16
+    __m512 _mm512_setzero_ps()
+    __m512 _mm512_set1_ps(float)
+    __m512 _mm512_loadu_ps(const void*)
+    __m512 _mm512_maskz_loadu_ps(__mmask16, const void*)
+    __m512 _mm512_fmadd_ps(__m512, __m512, __m512)
+    __m512 _mm512_add_ps(__m512, __m512)
+    void _mm512_storeu_ps(void*, __m512)
+    void _mm512_mask_storeu_ps(void*, __mmask16, __m512)
+    float _mm512_reduce_add_ps(__m512)
+
+from libc.stdlib cimport calloc, free
+from libc.string cimport memcpy
+
+
+cdef inline __mmask16 _lanes(Py_ssize_t n) noexcept nogil:
+    """The first min(n, 16) lanes (none if n <= 0)."""
+    if n >= 16:
+        return 0xFFFF
+    if n <= 0:
+        return 0
+    return <__mmask16> ((1 << n) - 1)
+
+
+cdef inline Py_ssize_t _row_length(Py_ssize_t W) noexcept nogil:
+    """Wp: a padded row holds column -1 (zero), the W columns, and zeros up to what the last
+    16-pixel block's taps read (column 16*ceil(W/16))."""
+    return 16 * ((W + 15) // 16) + 2
+
+
+cdef inline void _pad(const float* x, Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, float* xp, Py_ssize_t Wp) noexcept nogil:
+    """x (C, H, W) into the interior of xp (C, H + 2, Wp): row y + 1, from column 1. The rest of
+    xp stays as it was (zero, from calloc)."""
+    cdef Py_ssize_t c, y
+    for c in range(C):
+        for y in range(H):
+            memcpy(xp + (c * (H + 2) + y + 1) * Wp + 1, x + (c * H + y) * W, W * sizeof(float))
+
+
+cdef inline void _tile(const float* xp, Py_ssize_t C, Py_ssize_t H, Py_ssize_t Wp, const float* Wt, Py_ssize_t Fp,
+                       const float* b, float* out, Py_ssize_t F, Py_ssize_t W, Py_ssize_t y, Py_ssize_t x0,
+                       __mmask16 m, Py_ssize_t f0, const int G) noexcept nogil:
+    """out[f0 + k, y, x0:x0 + 16] for k < G (those below F), masked to m:
+    b[f] + sum over c, taps t of Wt[c, t, f] * xp[c, y + t // 3, x0 + t % 3 + lane]."""
+    cdef __m512 acc[16]
+    cdef __m512 v
+    cdef Py_ssize_t c, t, k
+    cdef const float* w
+    for k in range(G):
+        acc[k] = _mm512_set1_ps(b[f0 + k])
+    for c in range(C):
+        w = Wt + c * 9 * Fp + f0
+        for t in range(9):
+            v = _mm512_loadu_ps(xp + (c * (H + 2) + y + t // 3) * Wp + x0 + t % 3)
+            for k in range(G):
+                acc[k] = _mm512_fmadd_ps(v, _mm512_set1_ps(w[t * Fp + k]), acc[k])
+    for k in range(G):
+        if f0 + k < F:
+            _mm512_mask_storeu_ps(out + ((f0 + k) * H + y) * W + x0, m, acc[k])
+
+
+cdef inline void _tile_rows(const float* xp, Py_ssize_t C, Py_ssize_t H, Py_ssize_t Wp, const float* Wt, Py_ssize_t Fp,
+                            const float* b, float* out, Py_ssize_t W, Py_ssize_t y, Py_ssize_t x0, __mmask16 m,
+                            Py_ssize_t f, const int R) noexcept nogil:
+    """out[f, y + r, x0:x0 + 16] for r < R, masked to m: one output channel, R rows at once (each
+    weight broadcast once for R FMAs)."""
+    cdef __m512 acc[4]
+    cdef __m512 wv
+    cdef Py_ssize_t c, t, r
+    cdef const float* base
+    for r in range(R):
+        acc[r] = _mm512_set1_ps(b[f])
+    for c in range(C):
+        for t in range(9):
+            wv = _mm512_set1_ps(Wt[(c * 9 + t) * Fp + f])
+            base = xp + (c * (H + 2) + y + t // 3) * Wp + x0 + t % 3
+            for r in range(R):
+                acc[r] = _mm512_fmadd_ps(_mm512_loadu_ps(base + r * Wp), wv, acc[r])
+    for r in range(R):
+        _mm512_mask_storeu_ps(out + (f * H + y + r) * W + x0, m, acc[r])
+
+
+cdef void _conv_image(const float* xp, Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, Py_ssize_t Wp,
+                      const float* Wt, Py_ssize_t Fp, const float* b, float* out, Py_ssize_t F) noexcept nogil:
+    """out (F, H, W) = conv of the padded image xp (C, H + 2, Wp) with Wt (C, 9, Fp) + b (Fp,)."""
+    cdef Py_ssize_t y, x0, f0, f, full
+    cdef __mmask16 m
+    full = F if F % 8 >= 4 or F % 8 == 0 else F - F % 8   # channels in blocks of 16 and 8
+    for y in range(H):
+        for x0 in range(0, W, 16):
+            m = _lanes(W - x0)
+            f0 = 0
+            while f0 + 16 <= full:
+                _tile(xp, C, H, Wp, Wt, Fp, b, out, F, W, y, x0, m, f0, 16)
+                f0 += 16
+            while f0 < full:                                  # the last block may run past F
+                _tile(xp, C, H, Wp, Wt, Fp, b, out, F, W, y, x0, m, f0, 8)
+                f0 += 8
+    for f in range(full, F):                                  # 1 to 3 channels: 4 rows at a time
+        for x0 in range(0, W, 16):
+            m = _lanes(W - x0)
+            y = 0
+            while y + 4 <= H:
+                _tile_rows(xp, C, H, Wp, Wt, Fp, b, out, W, y, x0, m, f, 4)
+                y += 4
+            while y < H:
+                _tile_rows(xp, C, H, Wp, Wt, Fp, b, out, W, y, x0, m, f, 1)
+                y += 1
+
+
+cdef int _convolve(const float* x, Py_ssize_t lo, Py_ssize_t hi, Py_ssize_t C, Py_ssize_t H, Py_ssize_t W,
+                   const float* Wt, Py_ssize_t Fp, const float* b, float* out, Py_ssize_t F) noexcept nogil:
+    """out[n] = conv(x[n]) for images lo..hi-1 of x (N, C, H, W) into out (N, F, H, W).
+    Returns 0, or -1 if memory ran out."""
+    cdef Py_ssize_t Wp = _row_length(W), n
+    cdef float* xp = <float*> calloc(C * (H + 2) * Wp + 16, sizeof(float))
+    if xp == NULL:
+        return -1
+    for n in range(lo, hi):
+        _pad(x + n * C * H * W, C, H, W, xp, Wp)
+        _conv_image(xp, C, H, W, Wp, Wt, Fp, b, out + n * F * H * W, F)
+    free(xp)
+    return 0
+
+
+cdef inline Py_ssize_t _blocks8(Py_ssize_t n) noexcept nogil:
+    return 8 * ((n + 7) // 8)
+
+
+def conv_forward(const float[:, :, :, ::1] x, const float[:, :, :, ::1] W, const float[::1] b,
+                 float[:, :, :, ::1] out, Py_ssize_t lo, Py_ssize_t hi):
+    """out[lo:hi] = conv(x[lo:hi], W) + b. x: (N, C, H, W); W: (F, C, 3, 3); b: (F,);
+    out: (N, F, H, W); float32, C-contiguous (kernels.direct_conv_forward checks the shapes)."""
+    cdef Py_ssize_t C = x.shape[1], H = x.shape[2], Wd = x.shape[3], F = W.shape[0], Fp = _blocks8(F)
+    cdef Py_ssize_t f, c, t
+    cdef int status = 0
+    if hi <= lo or C == 0 or H == 0 or Wd == 0:
+        if hi > lo:
+            out[lo:hi] = 0
+            for f in range(F):
+                out[lo:hi, f] = b[f]
+        return
+    # Wt (C, 9, Fp): Wt[c, t, f] = W[f, c, t // 3, t % 3], zero for f >= F; bias likewise
+    cdef float* Wt = <float*> calloc(C * 9 * Fp + Fp, sizeof(float))
+    if Wt == NULL:
+        raise MemoryError("direct conv_forward: out of memory for the packed weights")
+    cdef float* bp = Wt + C * 9 * Fp
+    for f in range(F):
+        bp[f] = b[f]
+        for c in range(C):
+            for t in range(9):
+                Wt[(c * 9 + t) * Fp + f] = W[f, c, t // 3, t % 3]
+    with nogil:
+        status = _convolve(&x[0, 0, 0, 0], lo, hi, C, H, Wd, Wt, Fp, bp, &out[0, 0, 0, 0], F)
+    free(Wt)
+    if status != 0:
+        raise MemoryError("direct conv_forward: out of memory for the padded image")
+
+
+def conv_input_grad(const float[:, :, :, ::1] dout, const float[:, :, :, ::1] W, float[:, :, :, ::1] dx,
+                    Py_ssize_t lo, Py_ssize_t hi):
+    """dx[lo:hi] = conv(dout[lo:hi], W flipped, channels swapped). dout: (N, F, H, W);
+    W: (F, C, 3, 3); dx: (N, C, H, W); float32, C-contiguous."""
+    cdef Py_ssize_t F = dout.shape[1], H = dout.shape[2], Wd = dout.shape[3], C = W.shape[1], Cp = _blocks8(C)
+    cdef Py_ssize_t f, c, t
+    cdef int status = 0
+    if hi <= lo or H == 0 or Wd == 0 or C == 0:
+        return
+    if F == 0:
+        dx[lo:hi] = 0
+        return
+    # Wt (F, 9, Cp): Wt[f, t, c] = W[f, c, 2 - t // 3, 2 - t % 3], zero for c >= C; no bias
+    cdef float* Wt = <float*> calloc(F * 9 * Cp + Cp, sizeof(float))
+    if Wt == NULL:
+        raise MemoryError("direct conv_input_grad: out of memory for the packed weights")
+    for f in range(F):
+        for c in range(C):
+            for t in range(9):
+                Wt[(f * 9 + t) * Cp + c] = W[f, c, 2 - t // 3, 2 - t % 3]
+    with nogil:
+        status = _convolve(&dout[0, 0, 0, 0], lo, hi, F, H, Wd, Wt, Cp, Wt + F * 9 * Cp, &dx[0, 0, 0, 0], C)
+    free(Wt)
+    if status != 0:
+        raise MemoryError("direct conv_input_grad: out of memory for the padded image")
+
+
+cdef inline void _grad_tile(const float* xp, Py_ssize_t H, Py_ssize_t Wp, const float* d, Py_ssize_t W,
+                            float* lanes, Py_ssize_t stride, float* db_lanes, const int G, const bint bias) noexcept nogil:
+    """For G output channels k and one input channel: lanes[k * stride + t * 16 + lane] += the sum over
+    rows and 16-pixel blocks of d[k] (G, H, W) times the padded input xp (H + 2, Wp) shifted by tap
+    t; with bias, db_lanes[k * 16 + lane] += the sum of d[k]. Pixels past W count as zero."""
+    cdef __m512 acc[18]
+    cdef __m512 bacc[2]
+    cdef __m512 dv[2]
+    cdef __m512 v
+    cdef Py_ssize_t y, x0, t, k
+    cdef __mmask16 m
+    cdef float* p
+    for k in range(G * 9):
+        acc[k] = _mm512_setzero_ps()
+    for k in range(G):
+        bacc[k] = _mm512_setzero_ps()
+    for y in range(H):
+        for x0 in range(0, W, 16):
+            m = _lanes(W - x0)
+            for k in range(G):
+                dv[k] = _mm512_maskz_loadu_ps(m, d + (k * H + y) * W + x0)
+                if bias:
+                    bacc[k] = _mm512_add_ps(bacc[k], dv[k])
+            for t in range(9):
+                v = _mm512_maskz_loadu_ps(m, xp + (y + t // 3) * Wp + x0 + t % 3)
+                for k in range(G):
+                    acc[k * 9 + t] = _mm512_fmadd_ps(dv[k], v, acc[k * 9 + t])
+    for k in range(G):
+        for t in range(9):
+            p = lanes + k * stride + t * 16
+            _mm512_storeu_ps(p, _mm512_add_ps(_mm512_loadu_ps(p), acc[k * 9 + t]))
+        if bias:
+            p = db_lanes + k * 16
+            _mm512_storeu_ps(p, _mm512_add_ps(_mm512_loadu_ps(p), bacc[k]))
+
+
+cdef int _weight_grad(const float* x, const float* dout, Py_ssize_t lo, Py_ssize_t hi, Py_ssize_t C, Py_ssize_t H,
+                      Py_ssize_t W, Py_ssize_t F, float* dW, float* db) noexcept nogil:
+    """dW (F, C, 9) and db (F,) from images lo..hi-1. Returns 0, or -1 if memory ran out."""
+    cdef Py_ssize_t Wp = _row_length(W), n, c, f0, i, l
+    cdef Py_ssize_t stride = C * 9 * 16                     # lanes: (F, C, 9, 16), then db's (F, 16)
+    cdef float* xp = <float*> calloc(C * (H + 2) * Wp + 16, sizeof(float))
+    cdef float* lanes = <float*> calloc(F * stride + F * 16, sizeof(float))
+    cdef float* db_lanes
+    cdef const float* d
+    cdef float s
+    if xp == NULL or lanes == NULL:
+        free(xp)
+        free(lanes)
+        return -1
+    db_lanes = lanes + F * stride
+    for n in range(lo, hi):
+        _pad(x + n * C * H * W, C, H, W, xp, Wp)
+        for c in range(C):
+            for f0 in range(0, F, 2):                     # 2 output channels at a time, db with c = 0
+                d = dout + (n * F + f0) * H * W
+                if F - f0 >= 2 and c == 0:
+                    _grad_tile(xp, H, Wp, d, W, lanes + f0 * stride, stride, db_lanes + f0 * 16, 2, True)
+                elif F - f0 >= 2:
+                    _grad_tile(xp + c * (H + 2) * Wp, H, Wp, d, W, lanes + f0 * stride + c * 144, stride, NULL, 2, False)
+                elif c == 0:
+                    _grad_tile(xp, H, Wp, d, W, lanes + f0 * stride, stride, db_lanes + f0 * 16, 1, True)
+                else:
+                    _grad_tile(xp + c * (H + 2) * Wp, H, Wp, d, W, lanes + f0 * stride + c * 144, stride, NULL, 1, False)
+    for i in range(F * C * 9):                               # each sum over its 16 lanes
+        s = 0
+        for l in range(16):
+            s = s + lanes[i * 16 + l]
+        dW[i] = s
+    for i in range(F):
+        s = 0
+        for l in range(16):
+            s = s + db_lanes[i * 16 + l]
+        db[i] = s
+    free(xp)
+    free(lanes)
+    return 0
+
+
+def conv_weight_grad(const float[:, :, :, ::1] x, const float[:, :, :, ::1] dout, float[:, :, :, ::1] dW,
+                     float[::1] db, Py_ssize_t lo, Py_ssize_t hi):
+    """dW, db = the gradients from images lo..hi-1 (written, not added to). x: (N, C, H, W);
+    dout: (N, F, H, W); dW: (F, C, 3, 3); db: (F,); float32, C-contiguous."""
+    cdef Py_ssize_t C = x.shape[1], H = x.shape[2], Wd = x.shape[3], F = dout.shape[1]
+    cdef int status = 0
+    if hi <= lo or H == 0 or Wd == 0 or C == 0 or F == 0:
+        dW[...] = 0
+        db[...] = 0
+        return
+    with nogil:
+        status = _weight_grad(&x[0, 0, 0, 0], &dout[0, 0, 0, 0], lo, hi, C, H, Wd, F, &dW[0, 0, 0, 0], &db[0])
+    if status != 0:
+        raise MemoryError("direct conv_weight_grad: out of memory for its buffers")
