@@ -40,6 +40,15 @@ WINOGRAD_MIN_CHANNELS; Conv2D.algorithm = "im2col" turns it off. With fewer imag
 threads (batch-1 latency), the Winograd path splits each image's rows of 2x2 output tiles over
 the threads (each transforms, multiplies and writes its own rows, with no hand-off between),
 and the im2col path its output channels.
+
+3x3 layers (stride 1, padding 1) with at most DIRECT_MAX_CHANNELS output channels are too thin
+for either: where the compiled kernels run (float32, AVX-512), they compute the convolution
+directly from the input zero-padded by 1 (tinycnn/_direct_numpy.py has the formulas):
+    out[n] = b + sum over taps (i, j) of W[:, :, i, j] @ xp[n, :, i:i+H, j:j+W]
+    dW[:, :, i, j] = sum over n of dout[n] . xp[n, :, i:i+H, j:j+W],  db = sum of dout
+    dx[n] = the same convolution of dout[n] with W flipped and its channel axes swapped
+(kernels.direct_conv_forward, direct_conv_weight_grad, direct_conv_input_grad), each thread's
+images in one call without the GIL.
 """
 import numpy as np
 
