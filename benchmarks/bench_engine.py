@@ -313,12 +313,14 @@ def main():
     result = {"python": platform.python_version(), "numpy": np.__version__,
               "tinycnn_backend": tinycnn.backend(),
               "tinycnn_instruction_set": tinycnn.kernels.instruction_set(),
-              "tinycnn_dense_kernels": tinycnn.kernels.dense_kernels(), "threads": threads, "blas": blas_info(),
+              "tinycnn_dense_kernels": tinycnn.kernels.dense_kernels(),
+              "tinycnn_direct_kernels": tinycnn.kernels.direct_kernels(), "threads": threads, "blas": blas_info(),
               "OPENBLAS_CORETYPE": os.environ.get("OPENBLAS_CORETYPE", "<unset>"),
               "OPENBLAS_L2_SIZE": os.environ.get("OPENBLAS_L2_SIZE", "<unset>"),
               "OPENBLAS_THREAD_TIMEOUT": os.environ["OPENBLAS_THREAD_TIMEOUT"]}
     print(f"tinycnn backend: {result['tinycnn_backend']} ({result['tinycnn_instruction_set']} build, fully "
-          f"connected GEMMs: {result['tinycnn_dense_kernels']}), numpy {np.__version__}, threads {threads}, "
+          f"connected GEMMs: {result['tinycnn_dense_kernels']}, direct convolution of thin layers: "
+          f"{result['tinycnn_direct_kernels']}), numpy {np.__version__}, threads {threads}, "
           f"load average {os.getloadavg()[0]:.2f}")
     result["load_average_start"] = os.getloadavg()
     for pool in result["blas"]:
@@ -436,7 +438,8 @@ def markdown_report(result, command):
              f"set_num_threads; sgemm on {result['threads']} BLAS threads). Load average at start: "
              f"{result['load_average_start'][0]:.2f}.", "",
              f"tinycnn kernels: {result['tinycnn_backend']} ({result['tinycnn_instruction_set']} build; fully connected "
-             f"GEMMs at batch >= {tinycnn.kernels.DENSE_MIN_BATCH}: {result['tinycnn_dense_kernels']}); "
+             f"GEMMs at batch >= {tinycnn.kernels.DENSE_MIN_BATCH}: {result['tinycnn_dense_kernels']}; direct "
+             f"convolution of thin layers: {result.get('tinycnn_direct_kernels', 'not reported')}); "
              f"NumPy {result['numpy']}; BLAS: {blas}; "
              f"PyTorch: {result.get('torch', 'not installed')}", "",
              "| Conv2D 3x3 pad 1, batch 32, 28x28, fwd+bwd | path | GFLOP/s (effective) | same-run sgemm GFLOP/s "
