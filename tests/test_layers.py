@@ -53,22 +53,25 @@ def test_conv2d_winograd_gradcheck(n, c, f, h, w, seed):
         assert_gradcheck(layer, rng.standard_normal((n, c, h, w)))
 
 
-@settings(max_examples=40, deadline=None)
-@given(n=st.integers(1, 4), c=st.integers(1, 5), f=st.integers(1, 5), h=st.integers(1, 9), w=st.integers(1, 9),
-       dtype=dtypes, frozen=st.booleans(), seed=seeds)
-def test_conv2d_winograd_and_im2col_agree(n, c, f, h, w, dtype, frozen, seed):
-    """Same out, dx, dW and db from both algorithms, odd and 1-pixel sizes included."""
+@settings(max_examples=80, deadline=None)
+@given(path=st.sampled_from(["winograd", "direct"]), n=st.integers(1, 5), c=st.integers(1, 9), f=st.integers(1, 9),
+       h=st.integers(1, 9), w=st.integers(1, 20), dtype=dtypes, frozen=st.booleans(),
+       threads=st.sampled_from([1, 2]), seed=seeds)
+def test_conv2d_winograd_and_direct_agree_with_im2col(path, n, c, f, h, w, dtype, frozen, threads, seed):
+    """Same out, dx, dW and db from each 3x3 path as from im2col, odd and 1-pixel sizes included,
+    on one thread and on two (each thread's images in its own call, dW and db summed)."""
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((n, c, h, w)).astype(dtype)
     dout = rng.standard_normal((n, f, h, w)).astype(dtype)
     results = []
-    for algorithm in ("auto", "im2col"):
+    for algorithm in ("auto" if path == "winograd" else "direct", "im2col"):
         layer = Conv2D(c, f, 3, padding=1, rng=seed % 1000, dtype=dtype)
         layer.params["b"][...] = np.arange(f) - 1.5
         layer.trainable = not frozen
         layer.algorithm = algorithm
-        with winograd_always():
+        with winograd_always(), tinycnn.threads(threads):
             assert layer.winograd_applies() == (algorithm == "auto")
+            assert layer.direct_applies(dtype) == (algorithm == "direct")
             out = layer.forward(x, training=True)
             results.append((out, layer.backward(dout)) + (() if frozen else (layer.grads["W"], layer.grads["b"])))
     tol = 2e-5 if dtype == np.float32 else 1e-12
@@ -177,29 +180,6 @@ def test_conv2d_direct_gradcheck(n, c, f, h, w, seed):
     layer.algorithm = "direct"
     layer.params["b"][...] = rng.standard_normal(f)
     assert_gradcheck(layer, rng.standard_normal((n, c, h, w)))
-
-
-@settings(max_examples=40, deadline=None)
-@given(n=st.integers(1, 5), c=st.integers(1, 9), f=st.integers(1, 9), h=st.integers(1, 9), w=st.integers(1, 20),
-       dtype=dtypes, frozen=st.booleans(), threads=st.sampled_from([1, 2]), seed=seeds)
-def test_conv2d_direct_and_im2col_agree(n, c, f, h, w, dtype, frozen, threads, seed):
-    """Same out, dx, dW and db from both algorithms, on one thread and on two (each thread's
-    images in its own call; dW and db summed over the threads' parts)."""
-    rng = np.random.default_rng(seed)
-    x = rng.standard_normal((n, c, h, w)).astype(dtype)
-    dout = rng.standard_normal((n, f, h, w)).astype(dtype)
-    results = []
-    for algorithm in ("direct", "im2col"):
-        layer = Conv2D(c, f, 3, padding=1, rng=seed % 1000, dtype=dtype)
-        layer.params["b"][...] = np.arange(f) - 1.5
-        layer.trainable = not frozen
-        layer.algorithm = algorithm
-        with tinycnn.threads(threads):
-            out = layer.forward(x, training=True)
-            results.append((out, layer.backward(dout)) + (() if frozen else (layer.grads["W"], layer.grads["b"])))
-    tol = 2e-5 if dtype == np.float32 else 1e-12
-    for got, ref in zip(*results):
-        np.testing.assert_allclose(got, ref, rtol=tol, atol=tol * np.abs(ref).max())
 
 
 @pytest.mark.parametrize("kernel,stride,padding", [((3, 2), (2, 1), (1, 2)), (1, 1, 0), ((2, 4), 3, (2, 0)),

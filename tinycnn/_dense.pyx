@@ -14,32 +14,10 @@
 # vs 3.7-4.0; dx 3.9 vs 4.3 in cache, 4.2-4.5 vs 5.4-5.7 after the sweep (measured). Unpacked,
 # dx read W's panel with a 25 KB stride: 5.1-5.4 ms in cache.
 
-cdef extern from "immintrin.h" nogil:
-    ctypedef struct __m512:
-        pass
-    ctypedef unsigned short __mmask16
-    __m512 _mm512_setzero_ps()
-    __m512 _mm512_set1_ps(float)
-    __m512 _mm512_loadu_ps(const void*)
-    __m512 _mm512_maskz_loadu_ps(__mmask16, const void*)
-    __m512 _mm512_fmadd_ps(__m512, __m512, __m512)
-    void _mm512_storeu_ps(void*, __m512)
-    void _mm512_mask_storeu_ps(void*, __mmask16, __m512)
-    void _mm512_stream_ps(void*, __m512)
-    float _mm512_reduce_add_ps(__m512)
-    void _mm_sfence()
+include "_avx512.pxi"
 
 from libc.stdint cimport uintptr_t
 from libc.stdlib cimport free, malloc
-
-
-cdef inline __mmask16 _lanes(Py_ssize_t n) noexcept nogil:
-    """The first min(n, 16) lanes (none if n <= 0)."""
-    if n >= 16:
-        return 0xFFFF
-    if n <= 0:
-        return 0
-    return <__mmask16> ((1 << n) - 1)
 
 
 # --- forward: outT (M, N) = W (M, K) @ xT (K, N) ---------------------------------------------

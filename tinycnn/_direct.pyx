@@ -10,31 +10,10 @@
 # broadcast. Output channels that do not fill a block of 8 take a tile of 4 rows of one channel.
 # The GIL is released throughout; one call per thread covers that thread's images.
 
-cdef extern from "immintrin.h" nogil:
-    ctypedef struct __m512:
-        pass
-    ctypedef unsigned short __mmask16
-    __m512 _mm512_setzero_ps()
-    __m512 _mm512_set1_ps(float)
-    __m512 _mm512_loadu_ps(const void*)
-    __m512 _mm512_maskz_loadu_ps(__mmask16, const void*)
-    __m512 _mm512_fmadd_ps(__m512, __m512, __m512)
-    __m512 _mm512_add_ps(__m512, __m512)
-    void _mm512_storeu_ps(void*, __m512)
-    void _mm512_mask_storeu_ps(void*, __mmask16, __m512)
-    float _mm512_reduce_add_ps(__m512)
+include "_avx512.pxi"
 
 from libc.stdlib cimport calloc, free
 from libc.string cimport memcpy
-
-
-cdef inline __mmask16 _lanes(Py_ssize_t n) noexcept nogil:
-    """The first min(n, 16) lanes (none if n <= 0)."""
-    if n >= 16:
-        return 0xFFFF
-    if n <= 0:
-        return 0
-    return <__mmask16> ((1 << n) - 1)
 
 
 cdef inline Py_ssize_t _row_length(Py_ssize_t W) noexcept nogil:
