@@ -14,10 +14,9 @@ OPENBLAS_CORETYPE=Sandybridge, TINYCNN_KERNELS=numpy and TINYCNN_KERNELS=cython-
     +1.65 +3.80 +6.65 +1.00 +3.20 +2.65 +0.70 +2.60; mean +2.78; mean / se = 4.2; 8 of 8 won
 (Sandybridge: the sixth seed +2.90, mean +2.81, the rest the same). Measured again on
 2026-12-07 on an AVX-512 Xeon, where the direct convolution (kernels.direct_kernels()) runs the
-edge net's thin layers: the fourth seed +1.15 and the fifth +3.25, with the sixth +2.90 (OpenBLAS's
-own kernel choice: mean +2.84, mean / se = 4.3) or +2.65 (Haswell: mean +2.81, 4.2); Sandybridge
-and NumPy gave the first line's figures; cython-baseline (no AVX-512 kernels) the third seed +6.90, mean
-+2.81, 4.1.
+edge net's thin layers: the fifth seed +3.25, the rest as above (mean +2.79, mean / se = 4.2),
+by default and under Haswell and Sandybridge; NumPy gave the first line's figures, cython-baseline
+(no AVX-512 kernels) the third seed +6.90 (mean +2.81, 4.1).
 The margin is thin in points (the paper reports +8.76): docs/REPRODUCTION.md (factors) says
 why our from-scratch baseline is stronger than the paper's.
 """
