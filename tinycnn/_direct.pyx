@@ -2,12 +2,12 @@
 # (setup.py builds this module with -mavx512f -mfma on x86-64 only; tinycnn.kernels imports it
 # only on a CPU that has both). Reference and the formulas: _direct_numpy.py (same signatures).
 #
-# For the layers too thin for Winograd (fewer than WINOGRAD_MIN_CHANNELS channels), where the
-# im2col GEMMs are thin too (K = 9*C = 72 at 8 channels). Each image is first copied into a
+# For 3x3 layers with few output channels (Conv2D's DIRECT_MAX_CHANNELS), whose im2col GEMMs
+# have F <= 8 rows, and which are too thin for Winograd. Each image is first copied into a
 # zero-padded buffer xp (C, H + 2, Wp), so no tap needs a bounds check. An output tile is 16
 # pixels of one row (one vector) times 16 or 8 output channels (one accumulator each): per input
 # channel and tap, one load of 16 shifted pixels and one FMA per output channel with the weight
-# broadcast. Output channels that do not fill a block of 8 take a tile of 4 rows of one channel.
+# broadcast. 1 to 3 channels left over after those blocks take tiles of 4 rows of one channel.
 # The GIL is released throughout; one call per thread covers that thread's images.
 
 include "_avx512.pxi"
