@@ -1024,6 +1024,8 @@ def test_direct_kernels_reject_arrays_that_do_not_fit():
         kernels.direct_conv_forward(x, Wt, b, np.empty((2, 4, 6, 5), np.float32), 0, 2)
     with pytest.raises(ValueError, match="images lo..hi-1 must lie in 0..1, got lo=1, hi=3"):
         kernels.direct_conv_forward(x, Wt, b, out, 1, 3)
+    with pytest.raises(ValueError, match=r"direct_conv_weight_grad: dW \(4, 2, 3, 3\) does not fit x .* \(C = 3\)"):
+        kernels.direct_conv_weight_grad(x, dout, np.empty((4, 2, 3, 3), np.float32), np.empty(4, np.float32), 0, 2)
     with pytest.raises(ValueError, match="direct_conv_weight_grad db must be"):
         kernels.direct_conv_weight_grad(x, dout, np.empty_like(Wt), np.empty(3, np.float32), 0, 2)
     with pytest.raises(ValueError, match=r"direct_conv_input_grad: W \(4, 3, 3, 3\) does not fit dout"):

@@ -244,6 +244,8 @@ cdef int _weight_grad(const float* x, const float* dout, Py_ssize_t lo, Py_ssize
     cdef float* lanes = <float*> calloc(F * stride + F * 16, sizeof(float))
     cdef float* db_lanes
     cdef const float* d
+    cdef const float* xc
+    cdef float* lc
     cdef float s
     if xp == NULL or lanes == NULL:
         free(xp)
@@ -255,14 +257,16 @@ cdef int _weight_grad(const float* x, const float* dout, Py_ssize_t lo, Py_ssize
         for c in range(C):
             for f0 in range(0, F, 2):                     # 2 output channels at a time, db with c = 0
                 d = dout + (n * F + f0) * H * W
+                xc = xp + c * (H + 2) * Wp
+                lc = lanes + f0 * stride + c * 9 * 16
                 if F - f0 >= 2 and c == 0:
-                    _grad_tile(xp, H, Wp, d, W, lanes + f0 * stride, stride, db_lanes + f0 * 16, 2, True)
+                    _grad_tile(xc, H, Wp, d, W, lc, stride, db_lanes + f0 * 16, 2, True)
                 elif F - f0 >= 2:
-                    _grad_tile(xp + c * (H + 2) * Wp, H, Wp, d, W, lanes + f0 * stride + c * 144, stride, NULL, 2, False)
+                    _grad_tile(xc, H, Wp, d, W, lc, stride, NULL, 2, False)
                 elif c == 0:
-                    _grad_tile(xp, H, Wp, d, W, lanes + f0 * stride, stride, db_lanes + f0 * 16, 1, True)
+                    _grad_tile(xc, H, Wp, d, W, lc, stride, db_lanes + f0 * 16, 1, True)
                 else:
-                    _grad_tile(xp + c * (H + 2) * Wp, H, Wp, d, W, lanes + f0 * stride + c * 144, stride, NULL, 1, False)
+                    _grad_tile(xc, H, Wp, d, W, lc, stride, NULL, 1, False)
     for i in range(F * C * 9):                               # each sum over its 16 lanes
         s = 0
         for l in range(16):

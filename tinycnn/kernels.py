@@ -193,17 +193,20 @@ def dense_input_grad(dout, W, dx, lo, hi):
     return dx
 
 
-def _direct_checks(name, x, W, lo, hi):
+def _direct_checks(name, x, W, lo, hi, labels=("W", "x", "C"), axis=1):
     """x: a C-contiguous float (N, C, H, W) array with 0 <= lo <= hi <= N, and W: a C-contiguous
-    (F, C', 3, 3) array of its dtype; -> (F, C')."""
+    (F, C', 3, 3) array of its dtype whose axis `axis` has x's channels; -> (F, C').
+    labels: the names of W, x and that axis in the messages."""
     _chunk_input(name, x, lo, hi)
     if W.ndim != 4 or W.shape[2:] != (3, 3):
-        raise ValueError(f"{name}: W must be (F, C, 3, 3), got {W.shape}")
-    F, WC = W.shape[:2]
+        raise ValueError(f"{name}: {labels[0]} must be (F, C, 3, 3), got {W.shape}")
     if x.dtype not in (np.float32, np.float64):
         raise ValueError(f"{name}: expected a float32 or float64 array, got {x.dtype}")
-    _check_out(f"{name} W", W, (F, WC, 3, 3), x.dtype)
-    return F, WC
+    _check_out(f"{name} {labels[0]}", W, W.shape, x.dtype)
+    if W.shape[axis] != x.shape[1]:
+        raise ValueError(f"{name}: {labels[0]} {W.shape} does not fit {labels[1]} {x.shape} "
+                         f"({labels[2]} = {x.shape[1]})")
+    return W.shape[:2]
 
 
 def direct_conv_forward(x, W, b, out, lo, hi):
@@ -212,8 +215,6 @@ def direct_conv_forward(x, W, b, out, lo, hi):
     x: (N, C, H, W); W: (F, C, 3, 3); b: (F,); out: (N, F, H, W), written. One float dtype,
     C-contiguous. Compiled for float32 (direct_kernels())."""
     F, C = _direct_checks("direct_conv_forward", x, W, lo, hi)
-    if C != x.shape[1]:
-        raise ValueError(f"direct_conv_forward: W {W.shape} does not fit x {x.shape} (C = {x.shape[1]})")
     _check_out("direct_conv_forward b", b, (F,), x.dtype)
     _check_out("direct_conv_forward out", out, (x.shape[0], F, *x.shape[2:]), x.dtype)
     (_direct_mod if x.dtype == np.float32 else _direct_numpy).conv_forward(x, W, b, out, lo, hi)
@@ -224,9 +225,7 @@ def direct_conv_weight_grad(x, dout, dW, db, lo, hi):
     """dW[:, :, i, j] = sum over images lo..hi-1 of dout[n] . xp[n, :, i:i + H, j:j + W], db = the
     sum of their dout: written, not added to. x: (N, C, H, W); dout: (N, F, H, W); dW: (F, C, 3, 3);
     db: (F,). One float dtype, C-contiguous. Compiled for float32 (direct_kernels())."""
-    F, C = _direct_checks("direct_conv_weight_grad", x, dW, lo, hi)
-    if C != x.shape[1]:
-        raise ValueError(f"direct_conv_weight_grad: dW {dW.shape} does not fit x {x.shape} (C = {x.shape[1]})")
+    F, C = _direct_checks("direct_conv_weight_grad", x, dW, lo, hi, labels=("dW", "x", "C"))
     _check_out("direct_conv_weight_grad dout", dout, (x.shape[0], F, *x.shape[2:]), x.dtype)
     _check_out("direct_conv_weight_grad db", db, (F,), x.dtype)
     (_direct_mod if x.dtype == np.float32 else _direct_numpy).conv_weight_grad(x, dout, dW, db, lo, hi)
@@ -238,9 +237,7 @@ def direct_conv_input_grad(dout, W, dx, lo, hi):
     sum over taps (i, j) of W[:, :, i, j].T @ doutp[:, :, 2 - i:2 - i + H, 2 - j:2 - j + W].
     dout: (N, F, H, W); W: (F, C, 3, 3); dx: (N, C, H, W), written. One float dtype,
     C-contiguous. Compiled for float32 (direct_kernels())."""
-    F, C = _direct_checks("direct_conv_input_grad", dout, W, lo, hi)
-    if F != dout.shape[1]:
-        raise ValueError(f"direct_conv_input_grad: W {W.shape} does not fit dout {dout.shape} (F = {dout.shape[1]})")
+    F, C = _direct_checks("direct_conv_input_grad", dout, W, lo, hi, labels=("W", "dout", "F"), axis=0)
     _check_out("direct_conv_input_grad dx", dx, (dout.shape[0], C, *dout.shape[2:]), dout.dtype)
     (_direct_mod if dout.dtype == np.float32 else _direct_numpy).conv_input_grad(dout, W, dx, lo, hi)
     return dx
