@@ -45,9 +45,11 @@ if platform.machine().lower() in ("x86_64", "amd64"):
     # intrinsics: built for x86-64 only, imported only on a CPU with AVX-512F and FMA. They
     # replace BLAS, which rounds differently anyway, so this build may fuse multiply-adds.
     extensions.append(kernel("tinycnn._dense", "tinycnn/_dense.pyx", ["-mavx512f", "-mfma"]))
-    # The direct 3x3 convolution of the layers too thin for Winograd (tinycnn/_direct.pyx): the
-    # same build and the same condition.
+    # The direct 3x3 convolution of the layers too thin for Winograd (tinycnn/_direct.pyx), written
+    # over the vectors of tinycnn/_vec.pxi: built with AVX-512 (imported on CPUs with AVX-512F and
+    # FMA) and with AVX2 (imported on CPUs with AVX2 and FMA but no AVX-512F).
     extensions.append(kernel("tinycnn._direct", "tinycnn/_direct.pyx", ["-mavx512f", "-mfma"]))
+    extensions.append(kernel("tinycnn._avx2._direct", "tinycnn/_avx2/_direct.pyx", ["-mavx2", "-mfma"]))
 
 # The thread pool's Gate (tinycnn.parallel): one build, it has no loops to vectorise.
 extensions.append(kernel("tinycnn._gate", "tinycnn/_gate.pyx"))

@@ -13,6 +13,11 @@ Threads: OMP_NUM_THREADS (default: all cores). tinycnn runs with tinycnn.set_thr
 torch.set_num_threads(n), the sgemm reference with n BLAS threads.
 Peak memory: each library trains CloudCNN for 3 steps in a fresh subprocess, which
 reports its peak RSS (VmHWM in /proc, so Linux only) and its RSS before the first step.
+
+A CPU with AVX2 but no AVX-512, imitated on one that has AVX-512 (every library held to AVX2;
+the run prints what each one used):
+    TINYCNN_KERNELS=cython-avx2 OPENBLAS_CORETYPE=Haswell ATEN_CPU_CAPABILITY=avx2 \
+        ONEDNN_MAX_CPU_ISA=AVX2 MKL_ENABLE_INSTRUCTIONS=AVX2 python benchmarks/bench_engine.py
 """
 import argparse
 import json
@@ -37,6 +42,8 @@ from cloudedge.system.models import DEFAULT_PRESET, cloud_cnn, edge_cnn, shared_
 
 CONV_SHAPES = [(1, 32), (32, 32), (32, 48), (48, 80), (80, 80), (80, 128), (128, 128)]  # the paper plan's; 3x3, pad 1
 BATCH, SIZE = 32, 28
+# Environment variables that hold a library to an instruction set; the run records those set.
+ISA_LIMITS = ("TINYCNN_KERNELS", "ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS")
 
 
 def median_seconds(fn, repeat, warmup=1):
@@ -317,7 +324,8 @@ def main():
               "tinycnn_direct_kernels": tinycnn.kernels.direct_kernels(), "threads": threads, "blas": blas_info(),
               "OPENBLAS_CORETYPE": os.environ.get("OPENBLAS_CORETYPE", "<unset>"),
               "OPENBLAS_L2_SIZE": os.environ.get("OPENBLAS_L2_SIZE", "<unset>"),
-              "OPENBLAS_THREAD_TIMEOUT": os.environ["OPENBLAS_THREAD_TIMEOUT"]}
+              "OPENBLAS_THREAD_TIMEOUT": os.environ["OPENBLAS_THREAD_TIMEOUT"],
+              "isa_limits": {k: os.environ[k] for k in ISA_LIMITS if k in os.environ}}
     print(f"tinycnn backend: {result['tinycnn_backend']} ({result['tinycnn_instruction_set']} build, fully "
           f"connected GEMMs: {result['tinycnn_dense_kernels']}, direct convolution of thin layers: "
           f"{result['tinycnn_direct_kernels']}), numpy {np.__version__}, threads {threads}, "
@@ -326,7 +334,8 @@ def main():
     for pool in result["blas"]:
         print(f"BLAS: {pool}")
     print(f"OPENBLAS_CORETYPE={result['OPENBLAS_CORETYPE']} OPENBLAS_L2_SIZE={result['OPENBLAS_L2_SIZE']} "
-          f"OPENBLAS_THREAD_TIMEOUT={result['OPENBLAS_THREAD_TIMEOUT']}")
+          f"OPENBLAS_THREAD_TIMEOUT={result['OPENBLAS_THREAD_TIMEOUT']}"
+          + "".join(f" {k}={v}" for k, v in result["isa_limits"].items()))
 
     sgemm = sgemm_step(threads)
     print(f"\nConv2D 3x3 pad 1, batch {BATCH}, {SIZE}x{SIZE}, forward+backward, timed in turn with "
@@ -354,7 +363,7 @@ def main():
     try:
         import torch
         torch.set_num_threads(threads)
-        result["torch"] = torch.__version__
+        result["torch"] = f"{torch.__version__} (ATen {torch.backends.cpu.get_cpu_capability()})"
     except ImportError:
         torch = None
         print("\ntorch not importable: skipping the PyTorch comparison")
@@ -433,7 +442,8 @@ def markdown_report(result, command):
                      for p in result["blas"])
     lines = [f"Command: `{command}` (with OPENBLAS_CORETYPE={result['OPENBLAS_CORETYPE']}, "
              f"OPENBLAS_L2_SIZE={result['OPENBLAS_L2_SIZE']}, "
-             f"OPENBLAS_THREAD_TIMEOUT={result['OPENBLAS_THREAD_TIMEOUT']})", "",
+             f"OPENBLAS_THREAD_TIMEOUT={result['OPENBLAS_THREAD_TIMEOUT']}"
+             + "".join(f", {k}={v}" for k, v in result.get("isa_limits", {}).items()) + ")", "",
              f"Threads: {result['threads']} (tinycnn.set_threads, BLAS single-threaded inside; PyTorch "
              f"set_num_threads; sgemm on {result['threads']} BLAS threads). Load average at start: "
              f"{result['load_average_start'][0]:.2f}.", "",

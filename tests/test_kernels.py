@@ -50,19 +50,27 @@ def cy_pool(build):
 def test_compiled_backend_is_active_when_required():
     assert tinycnn.backend() == "cython", (
         f"TINYCNN_REQUIRE_COMPILED=1 but tinycnn.backend() is {tinycnn.backend()!r}")
-    if kernels.instruction_set() == "avx2" and kernels.cpu_has_avx512():
+    if kernels.instruction_set() == "avx2" and kernels._CHOICE != "cython-avx2" and kernels.cpu_has_avx512():
         assert kernels.dense_kernels() == kernels.direct_kernels() == "avx512", (
             "TINYCNN_REQUIRE_COMPILED=1 and this CPU has AVX-512F and FMA, but tinycnn._dense or "
             "tinycnn._direct did not load")
+    elif kernels.instruction_set() == "avx2" and kernels.cpu_has_fma():
+        assert kernels.direct_kernels() == "avx2", (
+            "TINYCNN_REQUIRE_COMPILED=1 and this CPU has AVX2 and FMA, but tinycnn._avx2._direct did not load")
 
 
 @pytest.mark.parametrize("name,which", [("_dense", "dense_kernels"), ("_direct", "direct_kernels")])
-def test_avx512_kernels_follow_the_cpu_and_the_build(name, which):
-    """The AVX-512 Dense and direct convolution kernels run only beside the AVX2 build, on a CPU
-    with AVX-512F and FMA."""
-    expected = "avx512" if kernels.instruction_set() == "avx2" and kernels.cpu_has_avx512() else "numpy"
-    if expected == "avx512" and importlib.util.find_spec(f"tinycnn.{name}") is None:
-        pytest.skip(f"tinycnn.{name} is not built here")
+def test_avx512_and_fma_kernels_follow_the_cpu_and_the_build(name, which):
+    """The Dense and direct convolution kernels run only beside the AVX2 build: their AVX-512
+    builds on a CPU with AVX-512F and FMA (unless TINYCNN_KERNELS=cython-avx2), else the direct
+    convolution's AVX2 build on a CPU with FMA."""
+    expected, module = "numpy", None
+    if kernels.instruction_set() == "avx2" and kernels._CHOICE != "cython-avx2" and kernels.cpu_has_avx512():
+        expected, module = "avx512", f"tinycnn.{name}"
+    elif kernels.instruction_set() == "avx2" and name == "_direct" and kernels.cpu_has_fma():
+        expected, module = "avx2", f"tinycnn._avx2.{name}"
+    if module is not None and importlib.util.find_spec(module) is None:
+        pytest.skip(f"{module} is not built here")
     assert getattr(kernels, which)() == expected
 
 
@@ -91,6 +99,20 @@ def test_the_avx2_build_is_chosen_exactly_when_the_cpu_has_avx2():
         assert best[:2] == ("cython", "avx2") and best[5].__name__ == "tinycnn._avx2._sgd"
     else:
         assert best[:2] == ("cython", "baseline")
+
+
+def test_cython_avx2_runs_the_avx2_build_without_the_avx512_kernels():
+    """What a CPU with AVX2 but no AVX-512 runs, on any CPU with AVX2."""
+    pytest.importorskip("tinycnn._sgd")
+    if not (kernels.cpu_has_avx2() and importlib.util.find_spec("tinycnn._avx2._sgd")):
+        with pytest.raises(ImportError):
+            kernels._select("cython-avx2")
+        return
+    assert kernels._select("cython-avx2")[:2] == ("cython", "avx2")
+    assert kernels._select_avx512("_dense", _dense_numpy, choice="cython-avx2") is _dense_numpy
+    assert kernels._select_avx512("_direct", _direct_numpy, choice="cython-avx2") is _direct_numpy
+    if kernels.cpu_has_avx512() and kernels.instruction_set() == "avx2" and importlib.util.find_spec("tinycnn._dense"):
+        assert kernels._select_avx512("_dense", _dense_numpy, choice="cython").__name__ == "tinycnn._dense"
 
 
 def test_without_numpys_cpu_table_the_baseline_build_is_assumed(monkeypatch):
@@ -950,11 +972,21 @@ def test_dense_kernels_compute_and_reject_wrong_arrays():
 
 # --- direct 3x3 convolution ------------------------------------------------------------------
 
-def _direct_compiled():
-    if kernels.direct_kernels() != "avx512":
-        pytest.skip("tinycnn._direct (AVX-512) is loaded only on an x86-64 CPU with AVX-512F and FMA; "
-                    f"here the direct convolution runs as {kernels.direct_kernels()}")
-    return importlib.import_module("tinycnn._direct")
+def _direct_builds():
+    """The compiled builds of the direct convolution this CPU can run (both on an AVX-512 one)."""
+    builds = []
+    if kernels.cpu_has_avx512():
+        builds.append("tinycnn._direct")
+    if kernels.cpu_has_avx2() and kernels.cpu_has_fma():
+        builds.append("tinycnn._avx2._direct")
+    return [b for b in builds if importlib.util.find_spec(b) is not None]
+
+
+def _direct_build(name):
+    if name not in _direct_builds():
+        pytest.skip(f"{name} needs {'AVX-512F' if name == 'tinycnn._direct' else 'AVX2'} and FMA on this CPU, "
+                    "and to be built")
+    return importlib.import_module(name)
 
 
 def _direct_case(N, C, F, H, W, seed, dtype=np.float32):
@@ -991,11 +1023,13 @@ def test_direct_reference_is_the_convolution_and_its_gradients(N, C, F, H, W, se
 @given(N=st.integers(1, 4), C=st.integers(1, 10), F=st.one_of(st.integers(1, 20), st.sampled_from([8, 16, 32])),
        H=st.integers(1, 9), W=st.one_of(st.integers(1, 40), st.sampled_from([16, 28, 32])),
        span=st.tuples(st.integers(0, 4), st.integers(0, 4)), seed=seeds)
-def test_direct_kernels_compiled_match_reference(N, C, F, H, W, span, seed):
-    """tinycnn._direct's forward, weight_grad and input_grad equal their NumPy twins (float32, to
-    rounding) on images lo..hi-1, across its blocks (16 and 8 output channels, 1 to 3 left over as
-    4-row tiles; 16-pixel blocks, the last one masked), and write nothing outside those images."""
-    compiled = _direct_compiled()
+@pytest.mark.parametrize("build", ["tinycnn._direct", "tinycnn._avx2._direct"])
+def test_direct_kernels_compiled_match_reference(build, N, C, F, H, W, span, seed):
+    """Each build's forward, weight_grad and input_grad equal their NumPy twins (float32, to
+    rounding) on images lo..hi-1, across its blocks (16 and 8 output channels with AVX-512, 8 and 4
+    with AVX2; the few left over as 4-row tiles; vectors of 16 or 8 pixels, the last one masked),
+    and write nothing outside those images."""
+    compiled = _direct_build(build)
     x, Wt, b, dout = _direct_case(N, C, F, H, W, seed)
     lo, hi = sorted(min(v, N) for v in span)
     tol = 1e-5 * np.sqrt(9 * max(C, F))

@@ -153,10 +153,11 @@ def test_winograd_applies_only_to_3x3_stride_1_padding_1_with_enough_channels():
 
 
 def test_direct_applies_to_thin_3x3_float32_layers_where_its_kernels_are_compiled():
-    thin = conv_module.DIRECT_MAX_CHANNELS
-    compiled = tinycnn.kernels.direct_kernels() == "avx512"
+    compiled = tinycnn.kernels.direct_kernels() != "numpy"
+    thin = conv_module.DIRECT_MAX_CHANNELS.get(tinycnn.kernels.direct_kernels(), 8)
     assert Conv2D(1, thin, 3, padding=1).direct_applies() == compiled
-    assert Conv2D(40, thin, 3, padding=1).direct_applies() == compiled
+    wide = 40 if thin < conv_module.WINOGRAD_MIN_CHANNELS else conv_module.WINOGRAD_MIN_CHANNELS - 1
+    assert Conv2D(wide, thin, 3, padding=1).direct_applies() == compiled
     assert not Conv2D(1, thin + 1, 3, padding=1).direct_applies()      # im2col's GEMMs are not thin then
     assert not Conv2D(1, thin, 3, padding=1).direct_applies(np.float64)
     for kw in ({"kernel_size": 5, "padding": 2}, {"kernel_size": 3, "padding": 0},

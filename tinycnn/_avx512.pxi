@@ -1,5 +1,6 @@
 # The AVX-512 intrinsics the float32 kernels use, and the lane mask of a partial vector.
-# Included by _dense.pyx and _direct.pyx (built with -mavx512f -mfma: setup.py).
+# Included by _dense.pyx (built with -mavx512f -mfma: setup.py). The direct convolution uses
+# _vec.pxi instead, whose vectors are 16 or 8 lanes wide by the build.
 cdef extern from "immintrin.h" nogil:
     ctypedef struct __m512:
         pass

@@ -1,16 +1,18 @@
-# Compiled direct 3x3 convolution (stride 1, padding 1) for float32, with AVX-512 and FMA
-# (setup.py builds this module with -mavx512f -mfma on x86-64 only; tinycnn.kernels imports it
-# only on a CPU that has both). Reference and the formulas: _direct_numpy.py (same signatures).
+# Compiled direct 3x3 convolution (stride 1, padding 1) for float32, written once over the
+# vectors of _vec.pxi and built twice (setup.py): tinycnn._direct with -mavx512f -mfma (16
+# lanes) and tinycnn._avx2._direct with -mavx2 -mfma (8 lanes); tinycnn.kernels imports the
+# widest one this CPU runs. Reference and the formulas: _direct_numpy.py (same signatures).
 #
 # For 3x3 layers with few output channels (Conv2D's DIRECT_MAX_CHANNELS), whose im2col GEMMs
 # have F <= 8 rows, and which are too thin for Winograd. Each image is first copied into a
-# zero-padded buffer xp (C, H + 2, Wp), so no tap needs a bounds check. An output tile is 16
-# pixels of one row (one vector) times 16 or 8 output channels (one accumulator each): per input
-# channel and tap, one load of 16 shifted pixels and one FMA per output channel with the weight
-# broadcast. 1 to 3 channels left over after those blocks take tiles of 4 rows of one channel.
+# zero-padded buffer xp (C, H + 2, Wp), so no tap needs a bounds check. An output tile is one
+# vector of pixels of one row times T or T / 2 output channels (T = VEC_TILE_CHANNELS, one
+# accumulator each): per input channel and tap, one load of the shifted pixels and one FMA per
+# output channel with the weight broadcast. The fewer than T / 4 channels left over after those
+# blocks take tiles of 4 rows of one channel.
 # The GIL is released throughout; one call per thread covers that thread's images.
 
-include "_avx512.pxi"
+include "_vec.pxi"
 
 from libc.stdlib cimport calloc, free
 from libc.string cimport memcpy
@@ -18,8 +20,8 @@ from libc.string cimport memcpy
 
 cdef inline Py_ssize_t _row_length(Py_ssize_t W) noexcept nogil:
     """Wp: a padded row holds column -1 (zero), the W columns, and zeros up to what the last
-    16-pixel block's taps read (column 16*ceil(W/16))."""
-    return 16 * ((W + 15) // 16) + 2
+    vector's taps read (column L * ceil(W / L), L = VEC_LANES)."""
+    return VEC_LANES * ((W + VEC_LANES - 1) // VEC_LANES) + 2
 
 
 cdef inline void _pad(const float* x, Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, float* xp, Py_ssize_t Wp) noexcept nogil:
@@ -33,66 +35,69 @@ cdef inline void _pad(const float* x, Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, 
 
 cdef inline void _tile(const float* xp, Py_ssize_t C, Py_ssize_t H, Py_ssize_t Wp, const float* Wt, Py_ssize_t Fp,
                        const float* b, float* out, Py_ssize_t F, Py_ssize_t W, Py_ssize_t y, Py_ssize_t x0,
-                       __mmask16 m, Py_ssize_t f0, const int G) noexcept nogil:
-    """out[f0 + k, y, x0:x0 + 16] for k < G (those below F), masked to m:
+                       vec_mask_t m, Py_ssize_t f0, const int G) noexcept nogil:
+    """out[f0 + k, y, x0:x0 + VEC_LANES] for k < G (those below F), masked to m:
     b[f] + sum over c, taps t of Wt[c, t, f] * xp[c, y + t // 3, x0 + t % 3 + lane]."""
-    cdef __m512 acc[16]
-    cdef __m512 v
+    cdef vec_t acc[VEC_TILE_CHANNELS]
+    cdef vec_t v
     cdef Py_ssize_t c, t, k
     cdef const float* w
     for k in range(G):
-        acc[k] = _mm512_set1_ps(b[f0 + k])
+        acc[k] = vec_set1(b[f0 + k])
     for c in range(C):
         w = Wt + c * 9 * Fp + f0
         for t in range(9):
-            v = _mm512_loadu_ps(xp + (c * (H + 2) + y + t // 3) * Wp + x0 + t % 3)
+            v = vec_load(xp + (c * (H + 2) + y + t // 3) * Wp + x0 + t % 3)
             for k in range(G):
-                acc[k] = _mm512_fmadd_ps(v, _mm512_set1_ps(w[t * Fp + k]), acc[k])
+                acc[k] = vec_fmadd(v, vec_set1(w[t * Fp + k]), acc[k])
     for k in range(G):
         if f0 + k < F:
-            _mm512_mask_storeu_ps(out + ((f0 + k) * H + y) * W + x0, m, acc[k])
+            vec_mask_store(out + ((f0 + k) * H + y) * W + x0, m, acc[k])
 
 
 cdef inline void _tile_rows(const float* xp, Py_ssize_t C, Py_ssize_t H, Py_ssize_t Wp, const float* Wt, Py_ssize_t Fp,
-                            const float* b, float* out, Py_ssize_t W, Py_ssize_t y, Py_ssize_t x0, __mmask16 m,
+                            const float* b, float* out, Py_ssize_t W, Py_ssize_t y, Py_ssize_t x0, vec_mask_t m,
                             Py_ssize_t f, const int R) noexcept nogil:
-    """out[f, y + r, x0:x0 + 16] for r < R, masked to m: one output channel, R rows at once (each
-    weight broadcast once for R FMAs)."""
-    cdef __m512 acc[4]
-    cdef __m512 wv
+    """out[f, y + r, x0:x0 + VEC_LANES] for r < R, masked to m: one output channel, R rows at once
+    (each weight broadcast once for R FMAs)."""
+    cdef vec_t acc[4]
+    cdef vec_t wv
     cdef Py_ssize_t c, t, r
     cdef const float* base
     for r in range(R):
-        acc[r] = _mm512_set1_ps(b[f])
+        acc[r] = vec_set1(b[f])
     for c in range(C):
         for t in range(9):
-            wv = _mm512_set1_ps(Wt[(c * 9 + t) * Fp + f])
+            wv = vec_set1(Wt[(c * 9 + t) * Fp + f])
             base = xp + (c * (H + 2) + y + t // 3) * Wp + x0 + t % 3
             for r in range(R):
-                acc[r] = _mm512_fmadd_ps(_mm512_loadu_ps(base + r * Wp), wv, acc[r])
+                acc[r] = vec_fmadd(vec_load(base + r * Wp), wv, acc[r])
     for r in range(R):
-        _mm512_mask_storeu_ps(out + (f * H + y + r) * W + x0, m, acc[r])
+        vec_mask_store(out + (f * H + y + r) * W + x0, m, acc[r])
 
 
 cdef void _conv_image(const float* xp, Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, Py_ssize_t Wp,
                       const float* Wt, Py_ssize_t Fp, const float* b, float* out, Py_ssize_t F) noexcept nogil:
     """out (F, H, W) = conv of the padded image xp (C, H + 2, Wp) with Wt (C, 9, Fp) + b (Fp,)."""
-    cdef Py_ssize_t y, x0, f0, f, full
-    cdef __mmask16 m
-    full = F if F % 8 >= 4 or F % 8 == 0 else F - F % 8   # channels in blocks of 16 and 8
+    cdef Py_ssize_t y, x0, f0, f, full, blk, T = VEC_TILE_CHANNELS, half = VEC_TILE_CHANNELS // 2
+    cdef vec_mask_t m
+    # channels in blocks of T and T / 2; the last block may run past F (Wt is zero there)
+    full = F if F % half >= half // 2 or F % half == 0 else F - F % half
     for y in range(H):
-        for x0 in range(0, W, 16):
-            m = _lanes(W - x0)
+        for blk in range((W + VEC_LANES - 1) // VEC_LANES):
+            x0 = blk * VEC_LANES
+            m = vec_mask(W - x0)
             f0 = 0
-            while f0 + 16 <= full:
-                _tile(xp, C, H, Wp, Wt, Fp, b, out, F, W, y, x0, m, f0, 16)
-                f0 += 16
-            while f0 < full:                                  # the last block may run past F
-                _tile(xp, C, H, Wp, Wt, Fp, b, out, F, W, y, x0, m, f0, 8)
-                f0 += 8
-    for f in range(full, F):                                  # 1 to 3 channels: 4 rows at a time
-        for x0 in range(0, W, 16):
-            m = _lanes(W - x0)
+            while f0 + T <= full:
+                _tile(xp, C, H, Wp, Wt, Fp, b, out, F, W, y, x0, m, f0, VEC_TILE_CHANNELS)
+                f0 += T
+            while f0 < full:
+                _tile(xp, C, H, Wp, Wt, Fp, b, out, F, W, y, x0, m, f0, VEC_TILE_CHANNELS // 2)
+                f0 += half
+    for f in range(full, F):                                  # the few left: 4 rows at a time
+        for blk in range((W + VEC_LANES - 1) // VEC_LANES):
+            x0 = blk * VEC_LANES
+            m = vec_mask(W - x0)
             y = 0
             while y + 4 <= H:
                 _tile_rows(xp, C, H, Wp, Wt, Fp, b, out, W, y, x0, m, f, 4)
@@ -107,7 +112,7 @@ cdef int _convolve(const float* x, Py_ssize_t lo, Py_ssize_t hi, Py_ssize_t C, P
     """out[n] = conv(x[n]) for images lo..hi-1 of x (N, C, H, W) into out (N, F, H, W).
     Returns 0, or -1 if memory ran out."""
     cdef Py_ssize_t Wp = _row_length(W), n
-    cdef float* xp = <float*> calloc(C * (H + 2) * Wp + 16, sizeof(float))
+    cdef float* xp = <float*> calloc(C * (H + 2) * Wp + VEC_LANES, sizeof(float))
     if xp == NULL:
         return -1
     for n in range(lo, hi):
@@ -180,68 +185,71 @@ def conv_input_grad(const float[:, :, :, ::1] dout, const float[:, :, :, ::1] W,
 
 cdef inline void _grad_tile(const float* xp, Py_ssize_t H, Py_ssize_t Wp, const float* d, Py_ssize_t W,
                             float* lanes, Py_ssize_t stride, float* db_lanes, const int G, const bint bias) noexcept nogil:
-    """For G output channels k and one input channel: lanes[k * stride + t * 16 + lane] += the sum over
-    rows and 16-pixel blocks of d[k] (G, H, W) times the padded input xp (H + 2, Wp) shifted by tap
-    t; with bias, db_lanes[k * 16 + lane] += the sum of d[k]. Pixels past W count as zero. Two rows
-    at a time: 12 loads of xp and 4 of d for 36 FMAs, where one row took 9 and 2 for 18 (dW alone
-    at batch 32, one thread, 7 alternating rounds: 8 -> 8 channels 0.41 vs 0.49 ms, 1.14x-1.19x
-    at 1 -> 8, 4 -> 4 and 8 -> 2; the laptop EdgeCNN-3's training step 1.02x, 1.03x on two)."""
-    cdef __m512 acc[18]
-    cdef __m512 bacc[2]
-    cdef __m512 dv[4]
-    cdef __m512 v
-    cdef Py_ssize_t y, x0, t, k, r, xr, i, j
-    cdef __mmask16 m
+    """For G output channels k and one input channel: lanes[k * stride + t * L + lane] += the sum
+    over rows and L-pixel blocks (L = VEC_LANES) of d[k] (G, H, W) times the padded input xp
+    (H + 2, Wp) shifted by tap t; with bias, db_lanes[k * L + lane] += the sum of d[k]. Pixels past
+    W count as zero. Two rows at a time: 12 loads of xp and 2G of d for 18G FMAs, where one row
+    took 9 and G for 9G (dW alone at batch 32, one thread, 7 alternating rounds, AVX-512: 8 -> 8
+    channels 0.41 vs 0.49 ms, 1.14x-1.19x at 1 -> 8, 4 -> 4 and 8 -> 2; the laptop EdgeCNN-3's
+    training step 1.02x, 1.03x on two)."""
+    cdef vec_t acc[9 * VEC_GRAD_CHANNELS]
+    cdef vec_t bacc[VEC_GRAD_CHANNELS]
+    cdef vec_t dv[2 * VEC_GRAD_CHANNELS]
+    cdef vec_t v
+    cdef Py_ssize_t y, x0, t, k, r, xr, i, j, blk
+    cdef vec_mask_t m
     cdef float* p
     for k in range(G * 9):
-        acc[k] = _mm512_setzero_ps()
+        acc[k] = vec_zero()
     for k in range(G):
-        bacc[k] = _mm512_setzero_ps()
+        bacc[k] = vec_zero()
     y = 0
     while y + 2 <= H:                                   # two rows: each load of xp serves both
-        for x0 in range(0, W, 16):
-            m = _lanes(W - x0)
+        for blk in range((W + VEC_LANES - 1) // VEC_LANES):
+            x0 = blk * VEC_LANES
+            m = vec_mask(W - x0)
             for r in range(2):
                 for k in range(G):
-                    dv[r * 2 + k] = _mm512_maskz_loadu_ps(m, d + (k * H + y + r) * W + x0)
+                    dv[r * G + k] = vec_maskz_load(m, d + (k * H + y + r) * W + x0)
                     if bias:
-                        bacc[k] = _mm512_add_ps(bacc[k], dv[r * 2 + k])
+                        bacc[k] = vec_add(bacc[k], dv[r * G + k])
             for xr in range(4):                          # xp rows y .. y + 3; row y + r takes tap row xr - r
                 for j in range(3):
-                    v = _mm512_maskz_loadu_ps(m, xp + (y + xr) * Wp + x0 + j)
+                    v = vec_maskz_load(m, xp + (y + xr) * Wp + x0 + j)
                     for r in range(2):
                         i = xr - r
                         if 0 <= i <= 2:
                             for k in range(G):
-                                acc[k * 9 + i * 3 + j] = _mm512_fmadd_ps(dv[r * 2 + k], v, acc[k * 9 + i * 3 + j])
+                                acc[k * 9 + i * 3 + j] = vec_fmadd(dv[r * G + k], v, acc[k * 9 + i * 3 + j])
         y += 2
     if y < H:                                            # an odd last row
-        for x0 in range(0, W, 16):
-            m = _lanes(W - x0)
+        for blk in range((W + VEC_LANES - 1) // VEC_LANES):
+            x0 = blk * VEC_LANES
+            m = vec_mask(W - x0)
             for k in range(G):
-                dv[k] = _mm512_maskz_loadu_ps(m, d + (k * H + y) * W + x0)
+                dv[k] = vec_maskz_load(m, d + (k * H + y) * W + x0)
                 if bias:
-                    bacc[k] = _mm512_add_ps(bacc[k], dv[k])
+                    bacc[k] = vec_add(bacc[k], dv[k])
             for t in range(9):
-                v = _mm512_maskz_loadu_ps(m, xp + (y + t // 3) * Wp + x0 + t % 3)
+                v = vec_maskz_load(m, xp + (y + t // 3) * Wp + x0 + t % 3)
                 for k in range(G):
-                    acc[k * 9 + t] = _mm512_fmadd_ps(dv[k], v, acc[k * 9 + t])
+                    acc[k * 9 + t] = vec_fmadd(dv[k], v, acc[k * 9 + t])
     for k in range(G):
         for t in range(9):
-            p = lanes + k * stride + t * 16
-            _mm512_storeu_ps(p, _mm512_add_ps(_mm512_loadu_ps(p), acc[k * 9 + t]))
+            p = lanes + k * stride + t * VEC_LANES
+            vec_store(p, vec_add(vec_load(p), acc[k * 9 + t]))
         if bias:
-            p = db_lanes + k * 16
-            _mm512_storeu_ps(p, _mm512_add_ps(_mm512_loadu_ps(p), bacc[k]))
+            p = db_lanes + k * VEC_LANES
+            vec_store(p, vec_add(vec_load(p), bacc[k]))
 
 
 cdef int _weight_grad(const float* x, const float* dout, Py_ssize_t lo, Py_ssize_t hi, Py_ssize_t C, Py_ssize_t H,
                       Py_ssize_t W, Py_ssize_t F, float* dW, float* db) noexcept nogil:
     """dW (F, C, 9) and db (F,) from images lo..hi-1. Returns 0, or -1 if memory ran out."""
-    cdef Py_ssize_t Wp = _row_length(W), n, c, f0, i, l
-    cdef Py_ssize_t stride = C * 9 * 16                     # lanes: (F, C, 9, 16), then db's (F, 16)
-    cdef float* xp = <float*> calloc(C * (H + 2) * Wp + 16, sizeof(float))
-    cdef float* lanes = <float*> calloc(F * stride + F * 16, sizeof(float))
+    cdef Py_ssize_t Wp = _row_length(W), n, c, f0, blk, i, l, L = VEC_LANES, G = VEC_GRAD_CHANNELS
+    cdef Py_ssize_t stride = C * 9 * L                      # lanes: (F, C, 9, L), then db's (F, L)
+    cdef float* xp = <float*> calloc(C * (H + 2) * Wp + L, sizeof(float))
+    cdef float* lanes = <float*> calloc(F * stride + F * L, sizeof(float))
     cdef float* db_lanes
     cdef const float* d
     cdef const float* xc
@@ -255,27 +263,28 @@ cdef int _weight_grad(const float* x, const float* dout, Py_ssize_t lo, Py_ssize
     for n in range(lo, hi):
         _pad(x + n * C * H * W, C, H, W, xp, Wp)
         for c in range(C):
-            for f0 in range(0, F, 2):                     # 2 output channels at a time, db with c = 0
+            for blk in range((F + G - 1) // G):           # G output channels at a time, db with c = 0
+                f0 = blk * G
                 d = dout + (n * F + f0) * H * W
                 xc = xp + c * (H + 2) * Wp
-                lc = lanes + f0 * stride + c * 9 * 16
-                if F - f0 >= 2 and c == 0:
-                    _grad_tile(xc, H, Wp, d, W, lc, stride, db_lanes + f0 * 16, 2, True)
-                elif F - f0 >= 2:
-                    _grad_tile(xc, H, Wp, d, W, lc, stride, NULL, 2, False)
+                lc = lanes + f0 * stride + c * 9 * L
+                if F - f0 >= G and c == 0:
+                    _grad_tile(xc, H, Wp, d, W, lc, stride, db_lanes + f0 * L, VEC_GRAD_CHANNELS, True)
+                elif F - f0 >= G:
+                    _grad_tile(xc, H, Wp, d, W, lc, stride, NULL, VEC_GRAD_CHANNELS, False)
                 elif c == 0:
-                    _grad_tile(xc, H, Wp, d, W, lc, stride, db_lanes + f0 * 16, 1, True)
+                    _grad_tile(xc, H, Wp, d, W, lc, stride, db_lanes + f0 * L, 1, True)
                 else:
                     _grad_tile(xc, H, Wp, d, W, lc, stride, NULL, 1, False)
-    for i in range(F * C * 9):                               # each sum over its 16 lanes
+    for i in range(F * C * 9):                               # each sum over its L lanes
         s = 0
-        for l in range(16):
-            s = s + lanes[i * 16 + l]
+        for l in range(L):
+            s = s + lanes[i * L + l]
         dW[i] = s
     for i in range(F):
         s = 0
-        for l in range(16):
-            s = s + db_lanes[i * 16 + l]
+        for l in range(L):
+            s = s + db_lanes[i * L + l]
         db[i] = s
     free(xp)
     free(lanes)

@@ -4,6 +4,9 @@
     unset / "auto"     compiled if the extension was built, else NumPy with a warning
     "cython"           compiled, or ImportError (CI uses this: no silent fallback)
     "cython-baseline"  compiled, the baseline build even where the AVX2 one would run
+    "cython-avx2"      compiled, the AVX2 build without the AVX-512 kernels below (the direct
+                       convolution's AVX2 build instead): what a CPU with AVX2 and FMA but no
+                       AVX-512 runs (ImportError where AVX2 is missing)
     "numpy"            the NumPy reference
 
 The compiled kernels exist in two builds of the same source on x86-64 (setup.py): the
@@ -14,8 +17,10 @@ The fully connected layer's float32 GEMMs at batch >= DENSE_MIN_BATCH (and its f
 batch 1) have compiled kernels of their own, ``tinycnn._dense`` (AVX-512 and FMA), loaded with
 the AVX2 build on a CPU that has AVX-512F and FMA; elsewhere (and at other batches) their
 NumPy reference runs, one np.matmul each. ``dense_kernels()`` says which. The direct 3x3
-convolution of thin layers, ``tinycnn._direct``, is built and loaded the same way
-(``direct_kernels()``); its NumPy reference is nine shifted matrix products.
+convolution of thin layers, ``tinycnn._direct``, is built and loaded the same way, and built a
+second time with AVX2 and FMA (``tinycnn._avx2._direct``, 8 lanes instead of 16) for CPUs with
+those but no AVX-512 (``direct_kernels()`` says which); its NumPy reference is nine shifted
+matrix products.
 
 Both sets share one signature per kernel; see ``_dense_numpy``, ``_direct_numpy``, ``_im2col_numpy``,
 ``_pool_numpy``, ``_relu_numpy``, ``_sgd_numpy`` and ``_winograd_numpy``.
@@ -28,7 +33,7 @@ import numpy as np
 
 from . import _dense_numpy, _direct_numpy, _im2col_numpy, _pool_numpy, _relu_numpy, _sgd_numpy, _winograd_numpy
 
-_CHOICES = ("auto", "cython", "cython-baseline", "numpy")
+_CHOICES = ("auto", "cython", "cython-baseline", "cython-avx2", "numpy")
 _NAMES = ("_im2col", "_pool", "_relu", "_sgd", "_winograd")
 
 
@@ -55,6 +60,11 @@ def cpu_has_avx512():
     return bool(features.get("AVX512F", False) and features.get("FMA3", False))
 
 
+def cpu_has_fma():
+    """True if NumPy found FMA on this CPU (what tinycnn._avx2._direct needs beside AVX2)."""
+    return bool(_cpu_features().get("FMA3", False))
+
+
 def _select(choice):
     """-> (backend, instruction set, the five kernel modules)."""
     if choice not in _CHOICES:
@@ -76,18 +86,21 @@ def _select(choice):
         try:
             return ("cython", "avx2", *[importlib.import_module(f"tinycnn._avx2.{name}") for name in _NAMES])
         except ImportError:  # not built (not x86-64 when installed): the baseline build runs
-            pass
+            if choice == "cython-avx2":
+                raise
+    if choice == "cython-avx2":
+        raise ImportError("TINYCNN_KERNELS=cython-avx2 but NumPy reports no AVX2 on this CPU")
     return ("cython", "baseline", *baseline)
 
 
-_BACKEND, _ISA, _im2col_mod, _pool_mod, _relu_mod, _sgd_mod, _winograd_mod = _select(
-    os.environ.get("TINYCNN_KERNELS", "auto").lower())
+_CHOICE = os.environ.get("TINYCNN_KERNELS", "auto").lower()
+_BACKEND, _ISA, _im2col_mod, _pool_mod, _relu_mod, _sgd_mod, _winograd_mod = _select(_CHOICE)
 
 
-def _select_avx512(name, reference):
+def _select_avx512(name, reference, choice=_CHOICE):
     """The compiled AVX-512 module tinycnn.<name> where it can run (with the AVX2 build, on a CPU
-    with AVX-512F and FMA), else its NumPy reference."""
-    if _ISA == "avx2" and cpu_has_avx512():
+    with AVX-512F and FMA, unless TINYCNN_KERNELS=cython-avx2), else its NumPy reference."""
+    if _ISA == "avx2" and choice != "cython-avx2" and cpu_has_avx512():
         try:
             return importlib.import_module(f"tinycnn.{name}")
         except ImportError:  # not built (not x86-64 when installed)
@@ -95,8 +108,21 @@ def _select_avx512(name, reference):
     return reference
 
 
+def _select_direct(choice=_CHOICE):
+    """The widest compiled build of the direct convolution this CPU runs: tinycnn._direct
+    (AVX-512), else tinycnn._avx2._direct (with the AVX2 build, on a CPU with FMA), else its
+    NumPy reference."""
+    module = _select_avx512("_direct", _direct_numpy, choice)
+    if module is _direct_numpy and _ISA == "avx2" and cpu_has_fma():
+        try:
+            return importlib.import_module("tinycnn._avx2._direct")
+        except ImportError:  # not built (not x86-64 when installed)
+            pass
+    return module
+
+
 _dense_mod = _select_avx512("_dense", _dense_numpy)
-_direct_mod = _select_avx512("_direct", _direct_numpy)
+_direct_mod = _select_direct()
 
 # Below this batch the fully connected GEMMs go to BLAS (the NumPy reference) even where the
 # compiled kernels run: they compute 32 samples per pass, and at batch 16 that already wastes
@@ -121,8 +147,10 @@ def dense_kernels():
 
 
 def direct_kernels():
-    """Which direct 3x3 convolution kernels run in float32: "avx512" or "numpy"."""
-    return "numpy" if _direct_mod is _direct_numpy else "avx512"
+    """Which direct 3x3 convolution kernels run in float32: "avx512", "avx2" or "numpy"."""
+    if _direct_mod is _direct_numpy:
+        return "numpy"
+    return "avx2" if _direct_mod.__name__ == "tinycnn._avx2._direct" else "avx512"
 
 
 def instruction_set():

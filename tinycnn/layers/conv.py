@@ -42,7 +42,7 @@ the threads (each transforms, multiplies and writes its own rows, with no hand-o
 and the im2col path its output channels.
 
 3x3 layers (stride 1, padding 1) with at most DIRECT_MAX_CHANNELS output channels are too thin
-for either: where the compiled kernels run (float32, AVX-512), they compute the convolution
+for either: where the compiled kernels run (float32, AVX-512 or AVX2), they compute the convolution
 directly from the input zero-padded by 1 (tinycnn/_direct_numpy.py has the formulas):
     out[n] = b + sum over taps (i, j) of W[:, :, i, j] @ xp[n, :, i:i+H, j:j+W]
     dW[:, :, i, j] = sum over n of dout[n] . xp[n, :, i:i+H, j:j+W],  db = sum of dout
@@ -64,13 +64,17 @@ from .base import Layer, check_positive, init_weights, pair
 # thread and 1.10x on two, but 8 -> 12 0.82x and 0.71x, 12 -> 12 1.80x and 1.67x.
 WINOGRAD_MIN_CHANNELS = 12
 
-# Layers with at most this many output channels (3x3, stride 1, padding 1, float32, where the
-# compiled kernels run: kernels.direct_kernels()) take the direct path: im2col's GEMMs are then
-# (F, 9C) @ (9C, P) with F <= 8 rows, which OpenBLAS runs far below its rate. Forward + dW + dx
-# at batch 32, 28x28, one thread, direct vs im2col (medians, AVX-512 Xeon): F <= 8 1.27x to
-# 3.4x for every C from 1 to 32 (8 -> 8 1.81 -> 1.16 ms, 1 -> 8 1.27x, 2 -> 2 3.40x), but
-# F = 12 0.91x to 1.12x, F = 16 0.84x to 1.48x, F = 32 0.64x to 1.14x (1 -> 32 0.71x).
-DIRECT_MAX_CHANNELS = 8
+# Layers with at most this many output channels (3x3, stride 1, padding 1, float32, not Winograd's)
+# take the direct path, by the build of its kernels that runs (kernels.direct_kernels()): im2col's
+# GEMMs are then (F, 9C) @ (9C, P) with few rows, which OpenBLAS runs far below its rate. Forward
+# + dW + dx at batch 32, 28x28, one thread, direct vs im2col, medians (ms):
+#   AVX-512 (Xeon, OpenBLAS SkylakeX): F <= 8 1.27x to 3.4x for every C from 1 to 32 (8 -> 8
+#   1.81 -> 1.16 ms, 1 -> 8 1.27x, 2 -> 2 3.40x), but F = 12 0.91x to 1.12x, F = 16 0.84x to
+#   1.48x, F = 32 0.64x to 1.14x (1 -> 32 0.71x).
+#   AVX2 (the same Xeon held to AVX2, OpenBLAS Haswell): F <= 8 1.72x to 3.31x (8 -> 8 3.44 ->
+#   1.99 ms), F = 12 1.31x to 1.83x, F = 16 1.03x to 1.51x, 8 -> 20 1.05x, 3 -> 32 0.90x, 8 -> 32
+#   0.86x.
+DIRECT_MAX_CHANNELS = {"avx512": 8, "avx2": 16}
 
 # Up to this many input channels the dW GEMMs read D tile-major, (16, tiles, F), as D_k.T @ V_k.T,
 # which OpenBLAS runs faster than D_k @ V_k.T at these widths. Per image, one thread, batch 32,
@@ -280,13 +284,14 @@ class Conv2D(Layer):
 
     def direct_applies(self, dtype=np.float32):
         """True if forward, dx and dW take the direct path for inputs of dtype: algorithm "direct";
-        or "auto" for a float32 3x3 layer (stride 1, padding 1) with at most DIRECT_MAX_CHANNELS
-        output channels, where the compiled direct kernels run (kernels.direct_kernels())."""
+        or "auto" for a float32 3x3 layer (stride 1, padding 1) with at most
+        DIRECT_MAX_CHANNELS[build] output channels, where a compiled build of the direct kernels
+        runs (kernels.direct_kernels())."""
         if self.algorithm == "direct":
             return True
         return (self.algorithm == "auto" and self._three_by_three() and not self.winograd_applies()
-                and self.out_channels <= DIRECT_MAX_CHANNELS and np.dtype(dtype) == np.float32
-                and kernels.direct_kernels() == "avx512")
+                and self.out_channels <= DIRECT_MAX_CHANNELS.get(kernels.direct_kernels(), 0)
+                and np.dtype(dtype) == np.float32)
 
     def _winograd_weights(self, dtype, training):
         """U = G W G^T: (16, F, C) of dtype. Outside training (inference, evaluation) W stays
