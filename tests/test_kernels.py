@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import tinycnn
-from tinycnn import _dense_numpy, _direct_numpy, _im2col_numpy, _pool_numpy, _relu_numpy, _winograd_numpy, kernels
+from tinycnn import _dense_numpy, _direct_numpy, _gemm_numpy, _im2col_numpy, _pool_numpy, _relu_numpy, _winograd_numpy, kernels
 from conftest import conv_geometries, conv_naive, dtypes, out_size, pool_geometries, seeds
 
 
@@ -72,6 +72,19 @@ def test_avx512_and_fma_kernels_follow_the_cpu_and_the_build(name, which):
     if module is not None and importlib.util.find_spec(module) is None:
         pytest.skip(f"{module} is not built here")
     assert getattr(kernels, which)() == expected
+
+
+def test_the_winograd_gemm_runs_exactly_where_the_avx2_direct_build_does():
+    """tinycnn._avx2._gemm replaces BLAS in the Winograd forward on CPUs with AVX2 and FMA but no
+    AVX-512 (or TINYCNN_KERNELS=cython-avx2), the same rule as the direct convolution's AVX2 build."""
+    expected = {"avx2": "avx2", "avx512": "blas", "numpy": "blas" if kernels.backend() == "cython" else "numpy"}
+    if importlib.util.find_spec("tinycnn._avx2._gemm") is None:
+        pytest.skip("tinycnn._avx2._gemm is not built here")
+    assert kernels.winograd_gemm() == expected[kernels.direct_kernels()]
+    if kernels.instruction_set() == "avx2" and kernels.cpu_has_fma():
+        assert kernels._select_gemm("cython-avx2").__name__ == "tinycnn._avx2._gemm"
+        if kernels.cpu_has_avx512():
+            assert kernels._select_gemm("cython") is None
 
 
 def test_backend_is_one_of_the_known_names():
@@ -968,6 +981,69 @@ def test_dense_kernels_compute_and_reject_wrong_arrays():
         kernels.dense_weight_grad(W, xT, np.empty((5, 3), np.float32), 2, 6)
     with pytest.raises(ValueError, match=r"dense_input_grad: columns lo..hi-1 must lie in 0..2, got lo=0, hi=4"):
         kernels.dense_input_grad(W, xT, np.empty((5, 3), np.float32), 0, 4)
+
+
+# --- the Winograd products' GEMM (AVX2 and FMA) ------------------------------------------------
+
+def _gemm_build():
+    if not (kernels.cpu_has_avx2() and kernels.cpu_has_fma()):
+        pytest.skip("tinycnn._avx2._gemm needs AVX2 and FMA on this CPU")
+    return _compiled("_gemm", "tinycnn._avx2")
+
+
+@settings(max_examples=80, deadline=None)
+@given(M=st.integers(1, 20), N=st.integers(1, 70), K=st.integers(1, 40), seed=seeds)
+def test_winograd_gemm_compiled_matches_reference(M, N, K, seed):
+    """tinycnn._avx2._gemm's matmul and its NumPy twin equal the float64 product (float32, to
+    rounding) across its tiles: 6 rows and the 1 to 5 left, panels of 16 columns and the masked
+    last one."""
+    compiled = _gemm_build()
+    rng = np.random.default_rng(seed)
+    A, B = rng.standard_normal((M, K)).astype(np.float32), rng.standard_normal((K, N)).astype(np.float32)
+    ref = A.astype(np.float64) @ B.astype(np.float64)
+    for mod in (compiled, _gemm_numpy):
+        C = np.full((M, N), 7, np.float32)
+        mod.matmul(A, B, C)
+        np.testing.assert_allclose(C, ref, rtol=1e-5, atol=1e-6 * K)
+
+
+def test_winograd_gemm_handles_empty_operands_and_rejects_mismatches():
+    compiled = _gemm_build()
+    C = np.full((3, 4), 7, np.float32)
+    compiled.matmul(np.empty((3, 0), np.float32), np.empty((0, 4), np.float32), C)
+    assert (C == 0).all()
+    with pytest.raises(ValueError, match=r"matmul: A \(M, K\), B \(K, N\) and C \(M, N\) must agree, got A \(3, 2\), "
+                                         r"B \(5, 4\), C \(3, 4\)"):
+        compiled.matmul(np.ones((3, 2), np.float32), np.ones((5, 4), np.float32), C)
+
+
+@settings(max_examples=40, deadline=None)
+@given(n=st.integers(1, 3), c=st.integers(1, 8), f=st.integers(1, 14), h=st.integers(1, 12), w=st.integers(1, 12),
+       group=st.integers(1, 3), bias=st.booleans(), seed=seeds)
+def test_winograd_forward_through_its_own_gemm_matches_reference(n, c, f, h, w, group, bias, seed):
+    """The AVX2 build's conv_forward with its products routed through tinycnn._avx2._gemm
+    (set_sgemm, as tinycnn.kernels does on CPUs with AVX2 and FMA but no AVX-512) agrees with the
+    NumPy twin; set_sgemm(0) routes them back to BLAS."""
+    gemm, wino = _gemm_build(), _compiled("_winograd", "tinycnn._avx2")
+    rng = np.random.default_rng(seed)
+    T = kernels.winograd_tile_count(h, w)
+    x = rng.standard_normal((n, c, h, w)).astype(np.float32)
+    U = kernels.winograd_weights(rng.standard_normal((f, c, 3, 3)), np.float32)
+    b = rng.standard_normal(f).astype(np.float32) if bias else None
+    ref = np.empty((n, f, h, w), np.float32)
+    _winograd_numpy.conv_forward(x, U, b, ref, np.empty((16, c, group * T), np.float32),
+                                 np.empty((16, f, group * T), np.float32), 0, n)
+    previous = wino.sgemm_address()
+    try:
+        for address in (gemm.address(), 0):
+            wino.set_sgemm(address)
+            assert wino.sgemm_address() == address
+            out = np.empty_like(ref)
+            wino.conv_forward(x, U, b, out, np.empty((16, c, group * T), np.float32),
+                              np.empty((16, f, group * T), np.float32), 0, n)
+            np.testing.assert_allclose(out, ref, rtol=1e-5, atol=1e-5 * np.sqrt(9 * c) * max(1, np.abs(ref).max()))
+    finally:
+        wino.set_sgemm(previous)
 
 
 # --- direct 3x3 convolution ------------------------------------------------------------------

@@ -22,6 +22,7 @@ cdef extern from *:
     static inline void vec_mask_store(float* p, vec_mask_t m, vec_t v) { _mm512_mask_storeu_ps(p, m, v); }
     static inline vec_t vec_fmadd(vec_t a, vec_t b, vec_t c) { return _mm512_fmadd_ps(a, b, c); }
     static inline vec_t vec_add(vec_t a, vec_t b) { return _mm512_add_ps(a, b); }
+    static inline vec_t vec_mul(vec_t a, vec_t b) { return _mm512_mul_ps(a, b); }
     #elif defined(__AVX2__) && defined(__FMA__)
     #define VEC_LANES 8
     #define VEC_TILE_CHANNELS 8
@@ -40,6 +41,7 @@ cdef extern from *:
     static inline void vec_mask_store(float* p, vec_mask_t m, vec_t v) { _mm256_maskstore_ps(p, m, v); }
     static inline vec_t vec_fmadd(vec_t a, vec_t b, vec_t c) { return _mm256_fmadd_ps(a, b, c); }
     static inline vec_t vec_add(vec_t a, vec_t b) { return _mm256_add_ps(a, b); }
+    static inline vec_t vec_mul(vec_t a, vec_t b) { return _mm256_mul_ps(a, b); }
     #else
     #error "this module needs -mavx512f -mfma or -mavx2 -mfma (setup.py)"
     #endif
@@ -61,3 +63,4 @@ cdef extern from *:
     void vec_mask_store(float* p, vec_mask_t m, vec_t v) noexcept nogil
     vec_t vec_fmadd(vec_t a, vec_t b, vec_t c) noexcept nogil  # a * b + c, rounded once
     vec_t vec_add(vec_t a, vec_t b) noexcept nogil
+    vec_t vec_mul(vec_t a, vec_t b) noexcept nogil

@@ -15,6 +15,24 @@ include "_blas.pxi"
 
 cnp.import_array()
 
+# The float32 GEMM of the forward's 16 products M_k = U_k @ V_k (row-major C (M, N) = A (M, K) @
+# B (K, N)): BLAS while NULL, else the function set_sgemm gave (tinycnn._avx2._gemm, which
+# tinycnn.kernels sets once at import on CPUs where it beats BLAS).
+ctypedef void (*sgemm_fn)(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K, const float* A, Py_ssize_t lda,
+                          const float* B, Py_ssize_t ldb, float* C, Py_ssize_t ldc) noexcept nogil
+cdef sgemm_fn _sgemm = NULL
+
+
+def set_sgemm(uintptr_t address):
+    """Route the float32 products of conv_forward through the C function at address (0: BLAS)."""
+    global _sgemm
+    _sgemm = <sgemm_fn> address
+
+
+def sgemm_address():
+    """The address set_sgemm last set (0: BLAS)."""
+    return <uintptr_t> _sgemm
+
 
 cdef int _input_core(const floating* x, Py_ssize_t N, Py_ssize_t C, Py_ssize_t H, Py_ssize_t W,
                      floating* V, Py_ssize_t ldV, Py_ssize_t ty0, Py_ssize_t ty1) noexcept nogil:
@@ -410,8 +428,11 @@ cdef int _conv_forward_core(const floating* x, const floating* U, Py_ssize_t ldk
         if status != 0:
             return status
         for k in range(16):                        # M_k = U_k @ V_k
-            _matmul("N", "N", <int> F, ld, <int> C, U + k * ldk, <int> ldU, V + k * C * ld, ld, 0,
-                    M + k * F * ld, ld)
+            if floating is float and _sgemm != NULL:
+                _sgemm(F, ld, C, U + k * ldk, ldU, V + k * C * ld, ld, M + k * F * ld, ld)
+            else:
+                _matmul("N", "N", <int> F, ld, <int> C, U + k * ldk, <int> ldU, V + k * C * ld, ld, 0,
+                        M + k * F * ld, ld)
         status = _output_core(M, ld, out + n * F * H * W, m, F, H, W, bias, ty0, ty1)
         if status != 0:
             return status

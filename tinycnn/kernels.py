@@ -20,7 +20,8 @@ NumPy reference runs, one np.matmul each. ``dense_kernels()`` says which. The di
 convolution of thin layers, ``tinycnn._direct``, is built and loaded the same way, and built a
 second time with AVX2 and FMA (``tinycnn._avx2._direct``, 8 lanes instead of 16) for CPUs with
 those but no AVX-512 (``direct_kernels()`` says which); its NumPy reference is nine shifted
-matrix products.
+matrix products. On those CPUs the Winograd forward also runs its float32 products through
+``tinycnn._avx2._gemm`` instead of BLAS (``winograd_gemm()``; reference ``_gemm_numpy``).
 
 Both sets share one signature per kernel; see ``_dense_numpy``, ``_direct_numpy``, ``_im2col_numpy``,
 ``_pool_numpy``, ``_relu_numpy``, ``_sgd_numpy`` and ``_winograd_numpy``.
@@ -121,8 +122,23 @@ def _select_direct(choice=_CHOICE):
     return module
 
 
+def _select_gemm(choice=_CHOICE):
+    """tinycnn._avx2._gemm for the Winograd products' float32 GEMMs where it beats BLAS: with the
+    AVX2 build, on a CPU with FMA whose AVX-512 kernels do not run (with AVX-512, OpenBLAS's
+    SkylakeX kernel was faster: _gemm.pyx); else None, and BLAS runs them."""
+    if _ISA == "avx2" and cpu_has_fma() and (choice == "cython-avx2" or not cpu_has_avx512()):
+        try:
+            return importlib.import_module("tinycnn._avx2._gemm")
+        except ImportError:  # not built (not x86-64 when installed)
+            pass
+    return None
+
+
 _dense_mod = _select_avx512("_dense", _dense_numpy)
 _direct_mod = _select_direct()
+_gemm_mod = _select_gemm()
+if _gemm_mod is not None:
+    _winograd_mod.set_sgemm(_gemm_mod.address())
 
 # Below this batch the fully connected GEMMs go to BLAS (the NumPy reference) even where the
 # compiled kernels run: they compute 32 samples per pass, and at batch 16 that already wastes
@@ -151,6 +167,14 @@ def direct_kernels():
     if _direct_mod is _direct_numpy:
         return "numpy"
     return "avx2" if _direct_mod.__name__ == "tinycnn._avx2._direct" else "avx512"
+
+
+def winograd_gemm():
+    """Which GEMM the compiled Winograd forward (and dx) runs its float32 products with: "avx2"
+    (tinycnn._avx2._gemm), "blas", or "numpy" (the NumPy reference runs)."""
+    if _BACKEND == "numpy":
+        return "numpy"
+    return "avx2" if _winograd_mod.sgemm_address() != 0 else "blas"
 
 
 def instruction_set():
