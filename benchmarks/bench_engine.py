@@ -321,14 +321,16 @@ def main():
               "tinycnn_backend": tinycnn.backend(),
               "tinycnn_instruction_set": tinycnn.kernels.instruction_set(),
               "tinycnn_dense_kernels": tinycnn.kernels.dense_kernels(),
-              "tinycnn_direct_kernels": tinycnn.kernels.direct_kernels(), "threads": threads, "blas": blas_info(),
+              "tinycnn_direct_kernels": tinycnn.kernels.direct_kernels(),
+              "tinycnn_winograd_gemm": tinycnn.kernels.winograd_gemm(), "threads": threads, "blas": blas_info(),
               "OPENBLAS_CORETYPE": os.environ.get("OPENBLAS_CORETYPE", "<unset>"),
               "OPENBLAS_L2_SIZE": os.environ.get("OPENBLAS_L2_SIZE", "<unset>"),
               "OPENBLAS_THREAD_TIMEOUT": os.environ["OPENBLAS_THREAD_TIMEOUT"],
               "isa_limits": {k: os.environ[k] for k in ISA_LIMITS if k in os.environ}}
     print(f"tinycnn backend: {result['tinycnn_backend']} ({result['tinycnn_instruction_set']} build, fully "
           f"connected GEMMs: {result['tinycnn_dense_kernels']}, direct convolution of thin layers: "
-          f"{result['tinycnn_direct_kernels']}), numpy {np.__version__}, threads {threads}, "
+          f"{result['tinycnn_direct_kernels']}, Winograd products: {result['tinycnn_winograd_gemm']}), "
+          f"numpy {np.__version__}, threads {threads}, "
           f"load average {os.getloadavg()[0]:.2f}")
     result["load_average_start"] = os.getloadavg()
     for pool in result["blas"]:
@@ -449,7 +451,8 @@ def markdown_report(result, command):
              f"{result['load_average_start'][0]:.2f}.", "",
              f"tinycnn kernels: {result['tinycnn_backend']} ({result['tinycnn_instruction_set']} build; fully connected "
              f"GEMMs at batch >= {tinycnn.kernels.DENSE_MIN_BATCH}: {result['tinycnn_dense_kernels']}; direct "
-             f"convolution of thin layers: {result.get('tinycnn_direct_kernels', 'not reported')}); "
+             f"convolution of thin layers: {result.get('tinycnn_direct_kernels', 'not reported')}; Winograd "
+             f"products: {result.get('tinycnn_winograd_gemm', 'not reported')}); "
              f"NumPy {result['numpy']}; BLAS: {blas}; "
              f"PyTorch: {result.get('torch', 'not installed')}", "",
              "| Conv2D 3x3 pad 1, batch 32, 28x28, fwd+bwd | path | GFLOP/s (effective) | same-run sgemm GFLOP/s "
