@@ -44,12 +44,15 @@ def test_the_markdown_report_gives_each_latency_ratio_its_floor(bench):
     result = {"blas": [{"internal_api": "openblas", "version": "0", "architecture": "X", "num_threads": 1}],
               "OPENBLAS_CORETYPE": "<unset>", "OPENBLAS_L2_SIZE": "<unset>", "OPENBLAS_THREAD_TIMEOUT": "4",
               "threads": 1, "load_average_start": (0.5, 0.5, 0.5), "tinycnn_backend": "cython",
-              "tinycnn_instruction_set": "avx2", "tinycnn_dense_kernels": "avx512", "tinycnn_direct_kernels": "avx512", "numpy": np.__version__, "torch": "2.13.0",
+              "tinycnn_instruction_set": "avx2", "tinycnn_dense_kernels": "avx512", "tinycnn_direct_kernels": "avx512",
+              "tinycnn_winograd_gemm": "blas", "isa_limits": {"TINYCNN_KERNELS": "cython"}, "numpy": np.__version__, "torch": "2.13.0",
               "conv": [], "nets": {"EdgeCNN-3": net}, "sgemm_gflops": 93.5,
               "memory": {"tinycnn": {"rss_before_bytes": 2 ** 28, "peak_rss_bytes": 2 ** 29}}}
     report = bench.markdown_report(result, "bench_engine.py")
     row = next(line for line in report.splitlines() if line.startswith("| EdgeCNN-3 |"))
     assert row.endswith("| 1.34 | 0.70 | 6272 -> 1024: 1.23 / 0.46 |")
-    assert "(avx2 build; fully connected GEMMs at batch >= 16: avx512; direct convolution of thin layers: avx512)" in report
+    assert ("(avx2 build; fully connected GEMMs at batch >= 16: avx512; direct convolution of thin layers: avx512; "
+            "Winograd products: blas)") in report
+    assert "OPENBLAS_THREAD_TIMEOUT=4, TINYCNN_KERNELS=cython)" in report
     header = next(line for line in report.splitlines() if line.startswith("| net |"))
     assert header.count("|") == row.count("|")
