@@ -1019,29 +1019,39 @@ def test_winograd_gemm_handles_empty_operands_and_rejects_mismatches():
 
 @settings(max_examples=40, deadline=None)
 @given(n=st.integers(1, 3), c=st.integers(1, 8), f=st.integers(1, 14), h=st.integers(1, 12), w=st.integers(1, 12),
-       group=st.integers(1, 3), bias=st.booleans(), seed=seeds)
-def test_winograd_forward_through_its_own_gemm_matches_reference(n, c, f, h, w, group, bias, seed):
-    """The AVX2 build's conv_forward with its products routed through tinycnn._avx2._gemm
-    (set_sgemm, as tinycnn.kernels does on CPUs with AVX2 and FMA but no AVX-512) agrees with the
-    NumPy twin; set_sgemm(0) routes them back to BLAS."""
+       group=st.integers(1, 3), bias=st.booleans(), tile_major=st.booleans(), seed=seeds)
+def test_winograd_kernels_through_their_own_gemm_match_reference(n, c, f, h, w, group, bias, tile_major, seed):
+    """The AVX2 build's conv_forward and weight_products with their products routed through
+    tinycnn._avx2._gemm (set_sgemm, as tinycnn.kernels does on CPUs with AVX2 and FMA but no
+    AVX-512; dW takes it with D tile-major) agree with the NumPy twins; set_sgemm(0) routes them
+    back to BLAS."""
     gemm, wino = _gemm_build(), _compiled("_winograd", "tinycnn._avx2")
     rng = np.random.default_rng(seed)
     T = kernels.winograd_tile_count(h, w)
     x = rng.standard_normal((n, c, h, w)).astype(np.float32)
+    dout = rng.standard_normal((n, f, h, w)).astype(np.float32)
     U = kernels.winograd_weights(rng.standard_normal((f, c, 3, 3)), np.float32)
     b = rng.standard_normal(f).astype(np.float32) if bias else None
-    ref = np.empty((n, f, h, w), np.float32)
-    _winograd_numpy.conv_forward(x, U, b, ref, np.empty((16, c, group * T), np.float32),
-                                 np.empty((16, f, group * T), np.float32), 0, n)
+
+    def run(mod):
+        out, acc = np.empty((n, f, h, w), np.float32), np.ones((16, f, c), np.float32)
+        V, M = np.empty((16, c, group * T), np.float32), np.empty((16, f, group * T), np.float32)
+        D = np.empty((16, group * T, f) if tile_major else (16, f, group * T), np.float32)
+        mod.conv_forward(x, U, b, out, V, M, 0, n)
+        mod.weight_products(x, dout, acc, V, D, 0, n, tile_major)
+        return out, acc
+
+    ref_out, ref_acc = run(_winograd_numpy)
     previous = wino.sgemm_address()
     try:
         for address in (gemm.address(), 0):
             wino.set_sgemm(address)
             assert wino.sgemm_address() == address
-            out = np.empty_like(ref)
-            wino.conv_forward(x, U, b, out, np.empty((16, c, group * T), np.float32),
-                              np.empty((16, f, group * T), np.float32), 0, n)
-            np.testing.assert_allclose(out, ref, rtol=1e-5, atol=1e-5 * np.sqrt(9 * c) * max(1, np.abs(ref).max()))
+            out, acc = run(wino)
+            np.testing.assert_allclose(out, ref_out, rtol=1e-5,
+                                       atol=1e-5 * np.sqrt(9 * c) * max(1, np.abs(ref_out).max()))
+            np.testing.assert_allclose(acc, ref_acc, rtol=1e-5,
+                                       atol=1e-5 * np.sqrt(n * T) * max(1, np.abs(ref_acc).max()))
     finally:
         wino.set_sgemm(previous)
 

@@ -1,6 +1,7 @@
-# A float32 GEMM for small K, row-major, with no packing: C (M, N) = A (M, K) @ B (K, N), the 16
-# products M_k = U_k @ V_k of the Winograd path (forward and dx), where K is the layer's input
-# channels (at most a few hundred) and both operands fit in L1 or L2. Reference: _gemm_numpy.py.
+# A float32 GEMM for the Winograd path's 16 products, row-major, with no packing (both operands fit
+# in L1 or L2): C (M, N) = A (M, K) @ B (K, N). The forward's and dx's M_k = U_k @ V_k (K: the
+# input channels), and dW's acc_k.T = V_k @ D_k with D tile-major (K: the tiles). Reference:
+# _gemm_numpy.py.
 #
 # Written over the vectors of _vec.pxi and built with AVX2 and FMA (tinycnn._avx2._gemm, setup.py);
 # tinycnn.kernels hands it to the Winograd kernels on CPUs with AVX2 and FMA but no AVX-512. There
@@ -138,4 +139,3 @@ def matmul(const float[:, ::1] A, const float[:, ::1] B, float[:, ::1] C):
         return
     with nogil:
         gemm_nn(M, N, K, &A[0, 0], K, &B[0, 0], N, &C[0, 0], N)
-

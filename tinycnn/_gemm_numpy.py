@@ -1,4 +1,4 @@
-"""NumPy reference for the small-K GEMM of ``_gemm.pyx``; the same signature."""
+"""NumPy reference for the Winograd products' GEMM of ``_gemm.pyx``; the same signature."""
 import numpy as np
 
 

@@ -15,16 +15,18 @@ include "_blas.pxi"
 
 cnp.import_array()
 
-# The float32 GEMM of the forward's 16 products M_k = U_k @ V_k (row-major C (M, N) = A (M, K) @
-# B (K, N)): BLAS while NULL, else the function set_sgemm gave (tinycnn._avx2._gemm, which
-# tinycnn.kernels sets once at import on CPUs where it beats BLAS).
+# The float32 GEMM of the 16 products, row-major C (M, N) = A (M, K) @ B (K, N): the forward's
+# M_k = U_k @ V_k, and dW's acc_k.T = V_k @ D_k with D tile-major. BLAS while NULL, else the
+# function set_sgemm gave (tinycnn._avx2._gemm, which tinycnn.kernels sets once at import on CPUs
+# where it beats BLAS).
 ctypedef void (*sgemm_fn)(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K, const float* A, Py_ssize_t lda,
                           const float* B, Py_ssize_t ldb, float* C, Py_ssize_t ldc) noexcept nogil
 cdef sgemm_fn _sgemm = NULL
 
 
 def set_sgemm(uintptr_t address):
-    """Route the float32 products of conv_forward through the C function at address (0: BLAS)."""
+    """Route the float32 products of conv_forward and weight_products (D tile-major) through the
+    C function at address (0: BLAS)."""
     global _sgemm
     _sgemm = <sgemm_fn> address
 
@@ -555,15 +557,22 @@ def weight_products(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1]
 
     x: (N, C, H, W); dout: (N, F, H, W); acc: (16, F, C), added to; V: (16, C, m*T) and D scratch
     for m >= 1 images per call: (16, F, m*T), or (16, m*T, F) if tile_major, and then each GEMM
-    reads D_k transposed (acc_k += D_k.T @ V_k.T). One dtype.
+    reads D_k transposed (acc_k += D_k.T @ V_k.T; through the GEMM set_sgemm gave, acc_k.T +=
+    V_k @ D_k). One dtype.
     """
     cdef Py_ssize_t C = x.shape[1], H = x.shape[2], W = x.shape[3], Fs = dout.shape[1]
     cdef Py_ssize_t T = ((H + 1) // 2) * ((W + 1) // 2), group = V.shape[2] // T, n = lo
     cdef int F = Fs, Ci = C, m, ld, k, status = 0
+    cdef Py_ssize_t c, f
     cdef floating* Vp
     cdef floating* Dp
+    cdef float* prod = NULL                        # (C, F): one product of the GEMM set_sgemm gave
     if hi <= lo or T == 0:
         return
+    if floating is float and _sgemm != NULL and tile_major:
+        prod = <float*> malloc(max(Ci * F, 1) * sizeof(float))
+        if prod == NULL:
+            raise MemoryError()
     with nogil:
         Vp = &V[0, 0, 0]
         Dp = &D[0, 0, 0]
@@ -579,10 +588,16 @@ def weight_products(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1]
             if status != 0:
                 break
             for k in range(16):                    # acc_k += D_k @ V_k.T
-                if tile_major:
+                if floating is float and _sgemm != NULL and tile_major:
+                    _sgemm(Ci, F, ld, <float*> Vp + k * C * ld, ld, <float*> Dp + k * Fs * ld, F, <float*> prod, F)
+                    for c in range(Ci):            # prod (C, F) = V_k @ D_k = acc_k.T's increment
+                        for f in range(F):
+                            acc[k, f, c] += prod[c * F + f]
+                elif tile_major:
                     _matmul("T", "T", F, Ci, ld, Dp + k * Fs * ld, F, Vp + k * C * ld, ld, 1, &acc[k, 0, 0], Ci)
                 else:
                     _matmul("N", "T", F, Ci, ld, Dp + k * Fs * ld, ld, Vp + k * C * ld, ld, 1, &acc[k, 0, 0], Ci)
             n += m
+    free(prod)
     if status != 0:
         raise MemoryError()

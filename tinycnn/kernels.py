@@ -20,7 +20,7 @@ NumPy reference runs, one np.matmul each. ``dense_kernels()`` says which. The di
 convolution of thin layers, ``tinycnn._direct``, is built and loaded the same way, and built a
 second time with AVX2 and FMA (``tinycnn._avx2._direct``, 8 lanes instead of 16) for CPUs with
 those but no AVX-512 (``direct_kernels()`` says which); its NumPy reference is nine shifted
-matrix products. On those CPUs the Winograd forward also runs its float32 products through
+matrix products. On those CPUs the Winograd kernels also run their float32 products through
 ``tinycnn._avx2._gemm`` instead of BLAS (``winograd_gemm()``; reference ``_gemm_numpy``).
 
 Both sets share one signature per kernel; see ``_dense_numpy``, ``_direct_numpy``, ``_im2col_numpy``,
@@ -170,7 +170,7 @@ def direct_kernels():
 
 
 def winograd_gemm():
-    """Which GEMM the compiled Winograd forward (and dx) runs its float32 products with: "avx2"
+    """Which GEMM the compiled Winograd kernels run their float32 products with: "avx2"
     (tinycnn._avx2._gemm), "blas", or "numpy" (the NumPy reference runs)."""
     if _BACKEND == "numpy":
         return "numpy"
