@@ -16,7 +16,9 @@ OPENBLAS_CORETYPE=Sandybridge, TINYCNN_KERNELS=numpy and TINYCNN_KERNELS=cython-
 2026-12-07 on an AVX-512 Xeon, where the direct convolution (kernels.direct_kernels()) runs the
 edge net's thin layers: the fifth seed +3.25, the rest as above (mean +2.79, mean / se = 4.2),
 by default and under Haswell and Sandybridge; NumPy gave the first line's figures, cython-baseline
-(no AVX-512 kernels) the third seed +6.90 (mean +2.81, 4.1).
+(no AVX-512 kernels) the third seed +6.90 (mean +2.81, 4.1), and TINYCNN_KERNELS=cython-avx2 (what
+a CPU with AVX2 but no AVX-512 runs: the AVX2 direct convolution and Winograd GEMM), with or
+without OPENBLAS_CORETYPE=Haswell, the first line's figures.
 The margin is thin in points (the paper reports +8.76): docs/REPRODUCTION.md (factors) says
 why our from-scratch baseline is stronger than the paper's.
 """
