@@ -3,8 +3,8 @@
 # lanes) and tinycnn._avx2._direct with -mavx2 -mfma (8 lanes); tinycnn.kernels imports the
 # widest one this CPU runs. Reference and the formulas: _direct_numpy.py (same signatures).
 #
-# For 3x3 layers with few output channels (Conv2D's DIRECT_MAX_CHANNELS), whose im2col GEMMs
-# have F <= 8 rows, and which are too thin for Winograd. Each image is first copied into a
+# For 3x3 layers with few output channels (Conv2D's DIRECT_MAX_CHANNELS: 8 with AVX-512, 16 with
+# AVX2), whose im2col GEMMs have so few rows, and which are too thin for Winograd. Each image is first copied into a
 # zero-padded buffer xp (C, H + 2, Wp), so no tap needs a bounds check. An output tile is one
 # vector of pixels of one row times T or T / 2 output channels (T = VEC_TILE_CHANNELS, one
 # accumulator each): per input channel and tap, one load of the shifted pixels and one FMA per

@@ -62,7 +62,7 @@ def cpu_has_avx512():
 
 
 def cpu_has_fma():
-    """True if NumPy found FMA on this CPU (what tinycnn._avx2._direct needs beside AVX2)."""
+    """True if NumPy found FMA on this CPU (what tinycnn._avx2._direct and _gemm need beside AVX2)."""
     return bool(_cpu_features().get("FMA3", False))
 
 

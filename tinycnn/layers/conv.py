@@ -81,7 +81,8 @@ DIRECT_MAX_CHANNELS = {"avx512": 8, "avx2": 16}
 # transforms and GEMMs (us, medians, same run): 32 -> 32 83 vs 106, 32 -> 48 121 vs 153,
 # 48 -> 48 165 vs 206, 48 -> 80 300 vs 328; but 80 -> 80 609 vs 524, 80 -> 128 881 vs 738,
 # 128 -> 128 1219 vs 1080 (AVX-512 Xeon, 2 MiB L2). Where tinycnn._avx2._gemm runs the products
-# (kernels.winograd_gemm()), it computes acc_k.T = V_k @ D_k from a tile-major D.
+# (kernels.winograd_gemm()), it computes dW's as acc_k.T = V_k @ D_k from the tile-major D, and
+# wider layers keep BLAS for them (held to AVX2, 128 -> 128 with it and a tile-major D: 0.96x).
 WINOGRAD_TILE_MAJOR_MAX_CHANNELS = 64
 
 # Images per im2col or Winograd call, on both paths: as many as fill this much of the call's
