@@ -102,7 +102,9 @@ def describe(layer):
     """A short name: the kind, its shape, and for Conv2D the path it takes."""
     kind = type(layer).__name__
     if kind == "Conv2D":
-        (kh, kw), path = layer.kernel_size, "winograd" if layer.winograd_applies() else "im2col"
+        path = ("winograd" if layer.winograd_applies() else
+                "direct" if layer.direct_applies(layer.params["W"].dtype) else "im2col")
+        kh, kw = layer.kernel_size
         return f"Conv2D {layer.in_channels}->{layer.out_channels} {kh}x{kw} {path}"
     if kind == "Dense":
         return f"Dense {layer.in_features}->{layer.out_features}"

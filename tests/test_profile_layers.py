@@ -7,7 +7,7 @@ import os
 import numpy as np
 import pytest
 
-from tinycnn import SGD, softmax_cross_entropy
+from tinycnn import SGD, Conv2D, softmax_cross_entropy
 from cloudedge.system.models import edge_cnn
 
 SCRIPT = os.path.join(os.path.dirname(__file__), os.pardir, "benchmarks", "profile_layers.py")
@@ -61,12 +61,22 @@ def test_an_eval_forward_leaves_backward_untimed(prof):
     assert result["loss"] == result["step"] == 0
 
 
+def test_each_conv_is_named_with_the_path_it_takes(prof):
+    wide, thin, odd = Conv2D(12, 12, 3, padding=1), Conv2D(1, 2, 3, padding=1), Conv2D(1, 2, 5, padding=2)
+    assert prof.describe(wide) == "Conv2D 12->12 3x3 winograd"
+    assert prof.describe(thin) == f"Conv2D 1->2 3x3 {'direct' if thin.direct_applies() else 'im2col'}"
+    assert prof.describe(odd) == "Conv2D 1->2 5x5 im2col"
+    thin.algorithm = "im2col"
+    assert prof.describe(thin) == "Conv2D 1->2 3x3 im2col"
+
+
 def test_the_command_writes_a_table_json_and_png(prof, tmp_path, capsys):
     js, png = tmp_path / "layers.json", tmp_path / "layers.png"
     assert prof.main(["--preset", "tiny", "--batch", "2", "--train", "--threads", "1", "--repeat", "2",
                       "--json", str(js), "--png", str(png)]) == 0
     out = capsys.readouterr().out
-    assert "Conv2D 1->2 3x3 im2col" in out and "Dense 392->32" in out and "whole pass" in out
+    path = "direct" if Conv2D(1, 2, 3, padding=1).direct_applies() else "im2col"
+    assert f"Conv2D 1->2 3x3 {path}" in out and "Dense 392->32" in out and "whole pass" in out
     data = json.loads(js.read_text())
     assert [r["index"] for r in data["layers"]] == list(range(12))
     timed = sum(r["share"] for r in data["layers"]) + (data["loss"] + data["step"]) / data["total"]
