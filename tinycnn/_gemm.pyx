@@ -6,10 +6,10 @@
 # Written over the vectors of _vec.pxi and built with AVX2 and FMA (tinycnn._avx2._gemm, setup.py);
 # tinycnn.kernels hands it to the Winograd kernels on CPUs with AVX2 and FMA but no AVX-512. There
 # OpenBLAS packs both operands before its kernel, which at these shapes costs about what the
-# multiplications do: 16 products at batch 32, one thread, GFLOP/s of this kernel vs OpenBLAS's
-# Haswell kernel (held to AVX2 on an AVX-512 Xeon): 32 x 32 x 196 87 vs 55, 20 x 20 x 392 88 vs 44,
-# 12 x 12 x 588 89 vs 33, 128 x 128 x 196 88 vs 78. With AVX-512 OpenBLAS's SkylakeX kernel
-# was faster at 32 x 32 x 196 (122 vs 107 for a 16-lane build of this kernel), so there it stays.
+# multiplications do. 16 products, one thread, GFLOP/s of this kernel vs OpenBLAS's Haswell kernel
+# (held to AVX2 on an AVX-512 Xeon, medians): 32 x 32 x 196 81-83 vs 55, 20 x 20 x 392 75-80 vs
+# 44, 128 x 128 x 196 83-84 vs 78. With AVX-512, OpenBLAS's SkylakeX kernel was faster at 32 x 32
+# x 196 (122 vs 107 for a 16-lane build of this kernel), so there it stays.
 #
 # A tile of C is 6 rows x 2 vectors (12 accumulators; with B's two vectors and one broadcast of A,
 # 15 of AVX2's 16 registers): per k, two loads of B's row k and 12 FMAs.
@@ -108,14 +108,14 @@ cdef void gemm_nn(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K, const float* A, Py_s
     cdef Py_ssize_t i, j = 0, W2 = 2 * VEC_LANES, full = M - M % ROWS
     cdef vec_mask_t m0, m1
     while j + W2 <= N:
-        for i in range(0, full, 6):
+        for i in range(0, full, 6):                 # 6 = ROWS (a range step must be a literal)
             _tile(A + i * lda, lda, B + j, ldb, C + i * ldc + j, ldc, K, ROWS)
         if full < M:
             _rows(A + full * lda, lda, B + j, ldb, C + full * ldc + j, ldc, K, M - full)
         j += W2
     if j < N:
         m0, m1 = vec_mask(N - j), vec_mask(N - j - VEC_LANES)
-        for i in range(0, full, 6):
+        for i in range(0, full, 6):                 # 6 = ROWS
             _tile_masked(A + i * lda, lda, B + j, ldb, C + i * ldc + j, ldc, K, m0, m1, ROWS)
         if full < M:
             _rows_masked(A + full * lda, lda, B + j, ldb, C + full * ldc + j, ldc, K, m0, m1, M - full)
