@@ -75,7 +75,7 @@ def test_avx512_and_fma_kernels_follow_the_cpu_and_the_build(name, which):
 
 
 def test_the_winograd_gemm_runs_exactly_where_the_avx2_direct_build_does():
-    """tinycnn._avx2._gemm replaces BLAS in the Winograd forward on CPUs with AVX2 and FMA but no
+    """tinycnn._avx2._gemm replaces BLAS in the Winograd kernels on CPUs with AVX2 and FMA but no
     AVX-512 (or TINYCNN_KERNELS=cython-avx2), the same rule as the direct convolution's AVX2 build."""
     expected = {"avx2": "avx2", "avx512": "blas", "numpy": "blas" if kernels.backend() == "cython" else "numpy"}
     if importlib.util.find_spec("tinycnn._avx2._gemm") is None:
