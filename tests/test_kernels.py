@@ -82,9 +82,10 @@ def test_the_winograd_gemm_runs_exactly_where_the_avx2_direct_build_does():
         pytest.skip("tinycnn._avx2._gemm is not built here")
     assert kernels.winograd_gemm() == expected[kernels.direct_kernels()]
     if kernels.instruction_set() == "avx2" and kernels.cpu_has_fma():
-        assert kernels._select_gemm("cython-avx2").__name__ == "tinycnn._avx2._gemm"
+        assert kernels._select_avx2_fma("_gemm", "cython-avx2").__name__ == "tinycnn._avx2._gemm"
+        assert kernels._select_avx2_fma("_direct", "cython-avx2").__name__ == "tinycnn._avx2._direct"
         if kernels.cpu_has_avx512():
-            assert kernels._select_gemm("cython") is None
+            assert kernels._select_avx2_fma("_gemm", "cython") is None
 
 
 def test_backend_is_one_of_the_known_names():

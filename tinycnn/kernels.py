@@ -109,34 +109,22 @@ def _select_avx512(name, reference, choice=_CHOICE):
     return reference
 
 
-def _select_direct(choice=_CHOICE):
-    """The widest compiled build of the direct convolution this CPU runs: tinycnn._direct
-    (AVX-512), else tinycnn._avx2._direct (with the AVX2 build, on a CPU with FMA), else its
-    NumPy reference."""
-    module = _select_avx512("_direct", _direct_numpy, choice)
-    if module is _direct_numpy and _ISA == "avx2" and cpu_has_fma():
-        try:
-            return importlib.import_module("tinycnn._avx2._direct")
-        except ImportError:  # not built (not x86-64 when installed)
-            pass
-    return module
-
-
-def _select_gemm(choice=_CHOICE):
-    """tinycnn._avx2._gemm for the Winograd products' float32 GEMMs where it beats BLAS: with the
-    AVX2 build, on a CPU with FMA whose AVX-512 kernels do not run (with AVX-512, OpenBLAS's
-    SkylakeX kernel was faster: _gemm.pyx); else None, and BLAS runs them."""
+def _select_avx2_fma(name, choice=_CHOICE):
+    """tinycnn._avx2.<name>, built with AVX2 and FMA, where the AVX-512 kernels do not run: with
+    the AVX2 build, on a CPU with FMA and no AVX-512F (or TINYCNN_KERNELS=cython-avx2); else None.
+    The direct convolution's AVX2 build and the Winograd products' GEMM (with AVX-512, OpenBLAS's
+    SkylakeX kernel was the faster GEMM: _gemm.pyx)."""
     if _ISA == "avx2" and cpu_has_fma() and (choice == "cython-avx2" or not cpu_has_avx512()):
         try:
-            return importlib.import_module("tinycnn._avx2._gemm")
+            return importlib.import_module(f"tinycnn._avx2.{name}")
         except ImportError:  # not built (not x86-64 when installed)
             pass
     return None
 
 
 _dense_mod = _select_avx512("_dense", _dense_numpy)
-_direct_mod = _select_direct()
-_gemm_mod = _select_gemm()
+_direct_mod = _select_avx2_fma("_direct") or _select_avx512("_direct", _direct_numpy)
+_gemm_mod = _select_avx2_fma("_gemm")
 if _gemm_mod is not None:
     _winograd_mod.set_sgemm(_gemm_mod.address())
 
