@@ -24,6 +24,13 @@ def _compiled(name, build="tinycnn"):
                     "build it with `pip install -e .` to compare it with the NumPy reference")
 
 
+def _guarded(shape, fill=7, guard=64):
+    """(an array of shape filled with fill, the guard floats after it in the same buffer): a kernel
+    that writes past the array's end changes the guard."""
+    buf = np.full(int(np.prod(shape)) + guard, fill, np.float32)
+    return buf[:-guard].reshape(shape), buf[-guard:]
+
+
 @pytest.fixture(scope="module", params=["baseline", "avx2"])
 def build(request):
     """The package of each compiled build (setup.py): the baseline one, and the AVX2 one where
@@ -997,15 +1004,16 @@ def _gemm_build():
 def test_winograd_gemm_compiled_matches_reference(M, N, K, seed):
     """tinycnn._avx2._gemm's matmul and its NumPy twin equal the float64 product (float32, to
     rounding) across its tiles: 6 rows and the 1 to 5 left, panels of 16 columns and the masked
-    last one."""
+    last one; nothing is written past C."""
     compiled = _gemm_build()
     rng = np.random.default_rng(seed)
     A, B = rng.standard_normal((M, K)).astype(np.float32), rng.standard_normal((K, N)).astype(np.float32)
     ref = A.astype(np.float64) @ B.astype(np.float64)
     for mod in (compiled, _gemm_numpy):
-        C = np.full((M, N), 7, np.float32)
+        C, guard = _guarded((M, N))
         mod.matmul(A, B, C)
         np.testing.assert_allclose(C, ref, rtol=1e-5, atol=1e-6 * K)
+        assert (guard == 7).all()
 
 
 def test_winograd_gemm_handles_empty_operands_and_rejects_mismatches():
@@ -1114,19 +1122,19 @@ def test_direct_reference_is_the_convolution_and_its_gradients(N, C, F, H, W, se
 def test_direct_kernels_compiled_match_reference(build, N, C, F, H, W, span, seed):
     """Each build's forward, weight_grad and input_grad equal their NumPy twins (float32, to
     rounding) on images lo..hi-1, across its blocks (16 and 8 output channels with AVX-512, 8 and 4
-    with AVX2; the few left over as 4-row tiles; vectors of 16 or 8 pixels, the last one masked),
-    and write nothing outside those images."""
+    with AVX2; the few left over as 4-row tiles; vectors of 16 or 8 pixels, the last one partly
+    stored), and write nothing outside those images, nor past the output's end."""
     compiled = _direct_build(build)
     x, Wt, b, dout = _direct_case(N, C, F, H, W, seed)
     lo, hi = sorted(min(v, N) for v in span)
     tol = 1e-5 * np.sqrt(9 * max(C, F))
     for name, args, shape in (("conv_forward", (x, Wt, b), (N, F, H, W)),
                               ("conv_input_grad", (dout, Wt), (N, C, H, W))):
-        got, ref = np.full(shape, 7, np.float32), np.full(shape, 7, np.float32)
+        (got, guard), ref = _guarded(shape), np.full(shape, 7, np.float32)
         getattr(compiled, name)(*args, got, lo, hi)
         getattr(_direct_numpy, name)(*args, ref, lo, hi)
         np.testing.assert_allclose(got, ref, rtol=tol, atol=tol * max(1, np.abs(ref).max()))
-        assert (got[:lo] == 7).all() and (got[hi:] == 7).all()
+        assert (got[:lo] == 7).all() and (got[hi:] == 7).all() and (guard == 7).all()
     got, ref = (np.full(Wt.shape, 7, np.float32), np.full(F, 7, np.float32)), (np.empty_like(Wt), np.empty_like(b))
     compiled.conv_weight_grad(x, dout, *got, lo, hi)
     _direct_numpy.conv_weight_grad(x, dout, *ref, lo, hi)

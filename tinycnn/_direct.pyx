@@ -35,8 +35,8 @@ cdef inline void _pad(const float* x, Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, 
 
 cdef inline void _tile(const float* xp, Py_ssize_t C, Py_ssize_t H, Py_ssize_t Wp, const float* Wt, Py_ssize_t Fp,
                        const float* b, float* out, Py_ssize_t F, Py_ssize_t W, Py_ssize_t y, Py_ssize_t x0,
-                       vec_mask_t m, Py_ssize_t f0, const int G) noexcept nogil:
-    """out[f0 + k, y, x0:x0 + VEC_LANES] for k < G (those below F), masked to m:
+                       Py_ssize_t f0, const int G) noexcept nogil:
+    """out[f0 + k, y, x0:min(x0 + VEC_LANES, W)] for k < G (those below F):
     b[f] + sum over c, taps t of Wt[c, t, f] * xp[c, y + t // 3, x0 + t % 3 + lane]."""
     cdef vec_t acc[VEC_TILE_CHANNELS]
     cdef vec_t v
@@ -52,13 +52,13 @@ cdef inline void _tile(const float* xp, Py_ssize_t C, Py_ssize_t H, Py_ssize_t W
                 acc[k] = vec_fmadd(v, vec_set1(w[t * Fp + k]), acc[k])
     for k in range(G):
         if f0 + k < F:
-            vec_mask_store(out + ((f0 + k) * H + y) * W + x0, m, acc[k])
+            vec_store_first(out + ((f0 + k) * H + y) * W + x0, W - x0, acc[k])
 
 
 cdef inline void _tile_rows(const float* xp, Py_ssize_t C, Py_ssize_t H, Py_ssize_t Wp, const float* Wt, Py_ssize_t Fp,
-                            const float* b, float* out, Py_ssize_t W, Py_ssize_t y, Py_ssize_t x0, vec_mask_t m,
+                            const float* b, float* out, Py_ssize_t W, Py_ssize_t y, Py_ssize_t x0,
                             Py_ssize_t f, const int R) noexcept nogil:
-    """out[f, y + r, x0:x0 + VEC_LANES] for r < R, masked to m: one output channel, R rows at once
+    """out[f, y + r, x0:min(x0 + VEC_LANES, W)] for r < R: one output channel, R rows at once
     (each weight broadcast once for R FMAs)."""
     cdef vec_t acc[4]
     cdef vec_t wv
@@ -73,37 +73,34 @@ cdef inline void _tile_rows(const float* xp, Py_ssize_t C, Py_ssize_t H, Py_ssiz
             for r in range(R):
                 acc[r] = vec_fmadd(vec_load(base + r * Wp), wv, acc[r])
     for r in range(R):
-        vec_mask_store(out + (f * H + y + r) * W + x0, m, acc[r])
+        vec_store_first(out + (f * H + y + r) * W + x0, W - x0, acc[r])
 
 
 cdef void _conv_image(const float* xp, Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, Py_ssize_t Wp,
                       const float* Wt, Py_ssize_t Fp, const float* b, float* out, Py_ssize_t F) noexcept nogil:
     """out (F, H, W) = conv of the padded image xp (C, H + 2, Wp) with Wt (C, 9, Fp) + b (Fp,)."""
     cdef Py_ssize_t y, x0, f0, f, full, blk, T = VEC_TILE_CHANNELS, half = VEC_TILE_CHANNELS // 2
-    cdef vec_mask_t m
     # channels in blocks of T and T / 2; the last block may run past F (Wt is zero there)
     full = F if F % half >= half // 2 or F % half == 0 else F - F % half
     for y in range(H):
         for blk in range((W + VEC_LANES - 1) // VEC_LANES):
             x0 = blk * VEC_LANES
-            m = vec_mask(W - x0)
             f0 = 0
             while f0 + T <= full:
-                _tile(xp, C, H, Wp, Wt, Fp, b, out, F, W, y, x0, m, f0, VEC_TILE_CHANNELS)
+                _tile(xp, C, H, Wp, Wt, Fp, b, out, F, W, y, x0, f0, VEC_TILE_CHANNELS)
                 f0 += T
             while f0 < full:
-                _tile(xp, C, H, Wp, Wt, Fp, b, out, F, W, y, x0, m, f0, VEC_TILE_CHANNELS // 2)
+                _tile(xp, C, H, Wp, Wt, Fp, b, out, F, W, y, x0, f0, VEC_TILE_CHANNELS // 2)
                 f0 += half
     for f in range(full, F):                                  # the few left: 4 rows at a time
         for blk in range((W + VEC_LANES - 1) // VEC_LANES):
             x0 = blk * VEC_LANES
-            m = vec_mask(W - x0)
             y = 0
             while y + 4 <= H:
-                _tile_rows(xp, C, H, Wp, Wt, Fp, b, out, W, y, x0, m, f, 4)
+                _tile_rows(xp, C, H, Wp, Wt, Fp, b, out, W, y, x0, f, 4)
                 y += 4
             while y < H:
-                _tile_rows(xp, C, H, Wp, Wt, Fp, b, out, W, y, x0, m, f, 1)
+                _tile_rows(xp, C, H, Wp, Wt, Fp, b, out, W, y, x0, f, 1)
                 y += 1
 
 

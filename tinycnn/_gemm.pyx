@@ -47,11 +47,13 @@ cdef inline void _tile(const float* A, Py_ssize_t lda, const float* B, Py_ssize_
 
 
 cdef inline void _tile_masked(const float* A, Py_ssize_t lda, const float* B, Py_ssize_t ldb, float* C,
-                              Py_ssize_t ldc, Py_ssize_t K, vec_mask_t m0, vec_mask_t m1, const int R) noexcept nogil:
-    """_tile on the last columns: B read and C written under the masks m0, m1 of its two vectors."""
+                              Py_ssize_t ldc, Py_ssize_t K, Py_ssize_t n, const int R) noexcept nogil:
+    """_tile on the last n < 2L columns: B read under the masks of its two vectors, and only
+    C[r, 0:n] written."""
     cdef vec_t acc[2 * ROWS]
     cdef vec_t b0, b1, a
     cdef Py_ssize_t k, r
+    cdef vec_mask_t m0 = vec_mask(n), m1 = vec_mask(n - VEC_LANES)
     b0 = vec_maskz_load(m0, B)
     b1 = vec_maskz_load(m1, B + VEC_LANES)
     for r in range(R):                          # k = 0 (a product, so no zeroing: K >= 1)
@@ -66,8 +68,8 @@ cdef inline void _tile_masked(const float* A, Py_ssize_t lda, const float* B, Py
             acc[2 * r] = vec_fmadd(a, b0, acc[2 * r])
             acc[2 * r + 1] = vec_fmadd(a, b1, acc[2 * r + 1])
     for r in range(R):
-        vec_mask_store(C + r * ldc, m0, acc[2 * r])
-        vec_mask_store(C + r * ldc + VEC_LANES, m1, acc[2 * r + 1])
+        vec_store_first(C + r * ldc, n, acc[2 * r])
+        vec_store_first(C + r * ldc + VEC_LANES, n - VEC_LANES, acc[2 * r + 1])
 
 
 cdef void _rows(const float* A, Py_ssize_t lda, const float* B, Py_ssize_t ldb, float* C, Py_ssize_t ldc,
@@ -86,18 +88,18 @@ cdef void _rows(const float* A, Py_ssize_t lda, const float* B, Py_ssize_t ldb, 
 
 
 cdef void _rows_masked(const float* A, Py_ssize_t lda, const float* B, Py_ssize_t ldb, float* C, Py_ssize_t ldc,
-                       Py_ssize_t K, vec_mask_t m0, vec_mask_t m1, Py_ssize_t left) noexcept nogil:
+                       Py_ssize_t K, Py_ssize_t n, Py_ssize_t left) noexcept nogil:
     """_rows on the last, masked panel."""
     if left == 1:
-        _tile_masked(A, lda, B, ldb, C, ldc, K, m0, m1, 1)
+        _tile_masked(A, lda, B, ldb, C, ldc, K, n, 1)
     elif left == 2:
-        _tile_masked(A, lda, B, ldb, C, ldc, K, m0, m1, 2)
+        _tile_masked(A, lda, B, ldb, C, ldc, K, n, 2)
     elif left == 3:
-        _tile_masked(A, lda, B, ldb, C, ldc, K, m0, m1, 3)
+        _tile_masked(A, lda, B, ldb, C, ldc, K, n, 3)
     elif left == 4:
-        _tile_masked(A, lda, B, ldb, C, ldc, K, m0, m1, 4)
+        _tile_masked(A, lda, B, ldb, C, ldc, K, n, 4)
     elif left == 5:
-        _tile_masked(A, lda, B, ldb, C, ldc, K, m0, m1, 5)
+        _tile_masked(A, lda, B, ldb, C, ldc, K, n, 5)
 
 
 cdef void gemm_nn(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K, const float* A, Py_ssize_t lda, const float* B,
@@ -106,7 +108,6 @@ cdef void gemm_nn(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K, const float* A, Py_s
     Panels of 2L columns (L = VEC_LANES), the last one masked; in each, tiles of ROWS rows, then
     one tile of the rows left."""
     cdef Py_ssize_t i, j = 0, W2 = 2 * VEC_LANES, full = M - M % ROWS
-    cdef vec_mask_t m0, m1
     while j + W2 <= N:
         for i in range(0, full, 6):                 # 6 = ROWS (a range step must be a literal)
             _tile(A + i * lda, lda, B + j, ldb, C + i * ldc + j, ldc, K, ROWS)
@@ -114,11 +115,10 @@ cdef void gemm_nn(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K, const float* A, Py_s
             _rows(A + full * lda, lda, B + j, ldb, C + full * ldc + j, ldc, K, M - full)
         j += W2
     if j < N:
-        m0, m1 = vec_mask(N - j), vec_mask(N - j - VEC_LANES)
         for i in range(0, full, 6):                 # 6 = ROWS
-            _tile_masked(A + i * lda, lda, B + j, ldb, C + i * ldc + j, ldc, K, m0, m1, ROWS)
+            _tile_masked(A + i * lda, lda, B + j, ldb, C + i * ldc + j, ldc, K, N - j, ROWS)
         if full < M:
-            _rows_masked(A + full * lda, lda, B + j, ldb, C + full * ldc + j, ldc, K, m0, m1, M - full)
+            _rows_masked(A + full * lda, lda, B + j, ldb, C + full * ldc + j, ldc, K, N - j, M - full)
 
 
 def address():

@@ -19,7 +19,9 @@ cdef extern from *:
     static inline vec_t vec_load(const float* p) { return _mm512_loadu_ps(p); }
     static inline vec_t vec_maskz_load(vec_mask_t m, const float* p) { return _mm512_maskz_loadu_ps(m, p); }
     static inline void vec_store(float* p, vec_t v) { _mm512_storeu_ps(p, v); }
-    static inline void vec_mask_store(float* p, vec_mask_t m, vec_t v) { _mm512_mask_storeu_ps(p, m, v); }
+    static inline void vec_store_first(float* p, Py_ssize_t n, vec_t v) {
+        if (n >= 16) _mm512_storeu_ps(p, v); else _mm512_mask_storeu_ps(p, vec_mask(n), v);
+    }
     static inline vec_t vec_fmadd(vec_t a, vec_t b, vec_t c) { return _mm512_fmadd_ps(a, b, c); }
     static inline vec_t vec_add(vec_t a, vec_t b) { return _mm512_add_ps(a, b); }
     static inline vec_t vec_mul(vec_t a, vec_t b) { return _mm512_mul_ps(a, b); }
@@ -38,7 +40,16 @@ cdef extern from *:
     static inline vec_t vec_load(const float* p) { return _mm256_loadu_ps(p); }
     static inline vec_t vec_maskz_load(vec_mask_t m, const float* p) { return _mm256_maskload_ps(p, m); }
     static inline void vec_store(float* p, vec_t v) { _mm256_storeu_ps(p, v); }
-    static inline void vec_mask_store(float* p, vec_mask_t m, vec_t v) { _mm256_maskstore_ps(p, m, v); }
+    /* Plain stores of 8, 4, 2 and 1 lanes, no vmaskmovps: AMD Zen 1 to 3 run the AVX2 masked
+       store as microcode (uops.info: vpmaskmovd m256 42 uops, one per 12 cycles on Zen 2 and 3;
+       3 uops on Skylake), though their masked loads are one uop. */
+    static inline void vec_store_first(float* p, Py_ssize_t n, vec_t v) {
+        __m128 h = _mm256_castps256_ps128(v);
+        if (n >= 8) { _mm256_storeu_ps(p, v); return; }
+        if (n >= 4) { _mm_storeu_ps(p, h); h = _mm256_extractf128_ps(v, 1); p += 4; n -= 4; }
+        if (n >= 2) { _mm_storel_pi((__m64*) p, h); h = _mm_movehl_ps(h, h); p += 2; n -= 2; }
+        if (n >= 1) _mm_store_ss(p, h);
+    }
     static inline vec_t vec_fmadd(vec_t a, vec_t b, vec_t c) { return _mm256_fmadd_ps(a, b, c); }
     static inline vec_t vec_add(vec_t a, vec_t b) { return _mm256_add_ps(a, b); }
     static inline vec_t vec_mul(vec_t a, vec_t b) { return _mm256_mul_ps(a, b); }
@@ -60,7 +71,7 @@ cdef extern from *:
     vec_t vec_load(const float* p) noexcept nogil
     vec_t vec_maskz_load(vec_mask_t m, const float* p) noexcept nogil   # 0 in the lanes off m
     void vec_store(float* p, vec_t v) noexcept nogil
-    void vec_mask_store(float* p, vec_mask_t m, vec_t v) noexcept nogil
+    void vec_store_first(float* p, Py_ssize_t n, vec_t v) noexcept nogil   # lanes 0..min(n, VEC_LANES)-1; none if n <= 0
     vec_t vec_fmadd(vec_t a, vec_t b, vec_t c) noexcept nogil  # a * b + c, rounded once
     vec_t vec_add(vec_t a, vec_t b) noexcept nogil
     vec_t vec_mul(vec_t a, vec_t b) noexcept nogil
