@@ -95,6 +95,24 @@ def paired_seconds(fn_a, fn_b, rounds, block=3, min_seconds=0.0):
     return statistics.median(a), statistics.median(b), statistics.median(x / y for x, y in zip(a, b))
 
 
+def cpu_description(cpuinfo="/proc/cpuinfo"):
+    """This CPU as "<model name> (<vendor_id>, family F, model M, N logical CPUs)", from the first
+    processor of /proc/cpuinfo; platform.processor() where that file is missing (not Linux). The
+    same figures differ between hosts (docs/performance.md), so every run names its own."""
+    try:
+        with open(cpuinfo) as f:
+            fields = {}
+            for line in f:
+                if not line.strip():                   # the first processor's block ends here
+                    break
+                key, _, value = line.partition(":")
+                fields.setdefault(key.strip(), value.strip())
+    except OSError:
+        return f"{platform.processor() or 'unknown'} ({os.cpu_count()} logical CPUs)"
+    return (f"{fields.get('model name', 'unknown')} ({fields.get('vendor_id', 'unknown vendor')}, family "
+            f"{fields.get('cpu family', '?')}, model {fields.get('model', '?')}, {os.cpu_count()} logical CPUs)")
+
+
 def blas_info():
     try:
         from threadpoolctl import threadpool_info
@@ -317,7 +335,7 @@ def main():
 
     threads = int(os.environ.get("OMP_NUM_THREADS", os.cpu_count() or 1))
     tinycnn.set_threads(threads)
-    result = {"python": platform.python_version(), "numpy": np.__version__,
+    result = {"cpu": cpu_description(), "python": platform.python_version(), "numpy": np.__version__,
               "tinycnn_backend": tinycnn.backend(),
               "tinycnn_instruction_set": tinycnn.kernels.instruction_set(),
               "tinycnn_dense_kernels": tinycnn.kernels.dense_kernels(),
@@ -327,6 +345,7 @@ def main():
               "OPENBLAS_L2_SIZE": os.environ.get("OPENBLAS_L2_SIZE", "<unset>"),
               "OPENBLAS_THREAD_TIMEOUT": os.environ["OPENBLAS_THREAD_TIMEOUT"],
               "isa_limits": {k: os.environ[k] for k in ISA_LIMITS if k in os.environ}}
+    print(f"CPU: {result['cpu']}")
     print(f"tinycnn backend: {result['tinycnn_backend']} ({result['tinycnn_instruction_set']} build, fully "
           f"connected GEMMs: {result['tinycnn_dense_kernels']}, direct convolution of thin layers: "
           f"{result['tinycnn_direct_kernels']}, Winograd products: {result['tinycnn_winograd_gemm']}), "
@@ -446,6 +465,7 @@ def markdown_report(result, command):
              f"OPENBLAS_L2_SIZE={result['OPENBLAS_L2_SIZE']}, "
              f"OPENBLAS_THREAD_TIMEOUT={result['OPENBLAS_THREAD_TIMEOUT']}"
              + "".join(f", {k}={v}" for k, v in result.get("isa_limits", {}).items()) + ")", "",
+             f"CPU: {result.get('cpu', 'not reported')}.", "",
              f"Threads: {result['threads']} (tinycnn.set_threads, BLAS single-threaded inside; PyTorch "
              f"set_num_threads; sgemm on {result['threads']} BLAS threads). Load average at start: "
              f"{result['load_average_start'][0]:.2f}.", "",

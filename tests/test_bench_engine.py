@@ -41,7 +41,8 @@ def test_the_markdown_report_gives_each_latency_ratio_its_floor(bench):
            "torch_train_images_per_s": 379.4, "torch_latency_ms": 2.86, "train_ratio": 1.34,
            "latency_ratio": 0.70, "largest_dense": [6272, 1024], "largest_dense_latency_ms": 1.23,
            "latency_floor_ratio": 0.46}
-    result = {"blas": [{"internal_api": "openblas", "version": "0", "architecture": "X", "num_threads": 1}],
+    result = {"cpu": "Some CPU (GenuineIntel, family 6, model 167, 2 logical CPUs)",
+              "blas": [{"internal_api": "openblas", "version": "0", "architecture": "X", "num_threads": 1}],
               "OPENBLAS_CORETYPE": "<unset>", "OPENBLAS_L2_SIZE": "<unset>", "OPENBLAS_THREAD_TIMEOUT": "4",
               "threads": 1, "load_average_start": (0.5, 0.5, 0.5), "tinycnn_backend": "cython",
               "tinycnn_instruction_set": "avx2", "tinycnn_dense_kernels": "avx512", "tinycnn_direct_kernels": "avx512",
@@ -54,5 +55,16 @@ def test_the_markdown_report_gives_each_latency_ratio_its_floor(bench):
     assert ("(avx2 build; fully connected GEMMs at batch >= 16: avx512; direct convolution of thin layers: avx512; "
             "Winograd products: blas)") in report
     assert "OPENBLAS_THREAD_TIMEOUT=4, TINYCNN_KERNELS=cython)" in report
+    assert "CPU: Some CPU (GenuineIntel, family 6, model 167, 2 logical CPUs)." in report
     header = next(line for line in report.splitlines() if line.startswith("| net |"))
     assert header.count("|") == row.count("|")
+
+
+def test_each_run_names_its_cpu(bench, tmp_path):
+    """The first processor's block of /proc/cpuinfo, and a fallback where there is none."""
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nvendor_id\t: AuthenticAMD\ncpu family\t: 23\nmodel\t\t: 49\n"
+                       "model name\t: AMD EPYC 7B12\n\nprocessor\t: 1\nvendor_id\t: other\n")
+    assert bench.cpu_description(str(cpuinfo)) == (f"AMD EPYC 7B12 (AuthenticAMD, family 23, model 49, "
+                                                   f"{os.cpu_count()} logical CPUs)")
+    assert bench.cpu_description(str(tmp_path / "missing")).endswith(f"({os.cpu_count()} logical CPUs)")
