@@ -1122,8 +1122,9 @@ def test_direct_reference_is_the_convolution_and_its_gradients(N, C, F, H, W, se
 def test_direct_kernels_compiled_match_reference(build, N, C, F, H, W, span, seed):
     """Each build's forward, weight_grad and input_grad equal their NumPy twins (float32, to
     rounding) on images lo..hi-1, across its blocks (16 and 8 output channels with AVX-512, 8 and 4
-    with AVX2; the few left over as 4-row tiles; vectors of 16 or 8 pixels, the last one partly
-    stored), and write nothing outside those images, nor past the output's end."""
+    with AVX2; the few left over as 4-row tiles; vectors of 16 or 8 pixels, a row's last one
+    overlapping the one before, rows narrower than a vector through a buffer), and write nothing
+    outside those images, nor past the output's end."""
     compiled = _direct_build(build)
     x, Wt, b, dout = _direct_case(N, C, F, H, W, seed)
     lo, hi = sorted(min(v, N) for v in span)

@@ -58,8 +58,8 @@ cdef inline void _tile(const float* xp, Py_ssize_t C, Py_ssize_t H, Py_ssize_t W
 cdef inline void _tile_rows(const float* xp, Py_ssize_t C, Py_ssize_t H, Py_ssize_t Wp, const float* Wt, Py_ssize_t Fp,
                             const float* b, float* out, Py_ssize_t ldo, Py_ssize_t y, Py_ssize_t x0,
                             Py_ssize_t f, const int R) noexcept nogil:
-    """out[f, y + r, x0:x0 + VEC_LANES] for r < R (rows ldo floats apart): one output channel, R rows at once
-    (each weight broadcast once for R FMAs)."""
+    """out[f, y + r, x0:x0 + VEC_LANES] for r < R, out's rows ldo floats apart: one output
+    channel, R rows at once (each weight broadcast once for R FMAs)."""
     cdef vec_t acc[4]
     cdef vec_t wv
     cdef Py_ssize_t c, t, r
